@@ -1,0 +1,123 @@
+"""Endpointing: one voice-activity detector in front of every recognizer.
+
+Bytes in, events out; no I/O. Decides when the caller starts and stops speaking, when they said
+nothing at all (no-input), and when a pause may be worth a speculative decode. Barge-in comes from
+here too: a SpeechStarted while a prompt plays is the call's cue to stop the prompt.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import webrtcvad
+
+from ivr.events import (SAMPLE_WIDTH, AudioChunk, NoInput, SpeechEnded, SpeechResumed,
+                        SpeechStarted, TrailingSilence)
+
+FRAME_SECONDS = 0.02
+VAD_RATES = (8000, 16000, 32000, 48000)
+
+EndpointEvent = Union[SpeechStarted, TrailingSilence, SpeechResumed, SpeechEnded, NoInput]
+
+
+@dataclass(frozen=True)
+class Timing:
+    trailing_silence_ms: int = 500
+    no_input_ms: int = 5000
+    max_utterance_ms: int = 15000
+    speech_start_ms: int = 120  # voiced audio needed before we believe the caller started
+    pause_ms: int = 100  # silence after which a speculative decode may start
+    preroll_ms: int = 300  # audio kept from before the detected start
+    aggressiveness: int = 2  # webrtcvad 0..3
+
+
+class Endpointer:
+    def __init__(self, rate: int, timing: Timing = Timing()):
+        if rate not in VAD_RATES:
+            raise ValueError(f"endpointing needs audio at one of {VAD_RATES} Hz, got {rate}")
+        self.rate, self.timing = rate, timing
+        self._vad = webrtcvad.Vad(timing.aggressiveness)
+        self._frame_bytes = int(rate * FRAME_SECONDS) * SAMPLE_WIDTH
+        self._pending = b""
+        self._clock: Optional[float] = None  # timestamp of the next unprocessed sample
+        self._preroll: deque[bytes] = deque(maxlen=max(1, timing.preroll_ms // 20))
+        self._voiced_run = 0  # consecutive voiced frames before a start
+        self._speech: Optional[bytearray] = None  # the utterance being captured
+        self._speech_start = 0.0
+        self._silence_run = 0  # consecutive unvoiced frames inside an utterance
+        self._paused = False
+        self._waiting_since: Optional[float] = None  # when the bot began waiting for an answer
+
+    @property
+    def in_speech(self) -> bool:
+        return self._speech is not None
+
+    def utterance_so_far(self) -> AudioChunk:
+        return AudioChunk(bytes(self._speech or b""), self.rate, self._speech_start)
+
+    def expect_answer(self, at: float) -> None:
+        """The bot finished its prompt: the no-input timer runs from `at`."""
+        self._waiting_since = at
+
+    def stop_waiting(self) -> None:
+        self._waiting_since = None
+
+    def feed(self, chunk: AudioChunk) -> list[EndpointEvent]:
+        if chunk.rate != self.rate:
+            raise ValueError(f"endpointer runs at {self.rate} Hz, got a {chunk.rate} Hz chunk")
+        if self._clock is None or not self._pending:
+            self._clock = chunk.timestamp - len(self._pending) / SAMPLE_WIDTH / self.rate
+        self._pending += chunk.pcm
+        events: list[EndpointEvent] = []
+        while len(self._pending) >= self._frame_bytes:
+            frame, self._pending = self._pending[: self._frame_bytes], self._pending[self._frame_bytes:]
+            events.extend(self._frame(frame, self._clock))
+            self._clock += FRAME_SECONDS
+        return events
+
+    def _frame(self, frame: bytes, at: float) -> list[EndpointEvent]:
+        voiced = self._vad.is_speech(frame, self.rate)
+        if self._speech is None:
+            return self._before_speech(frame, at, voiced)
+        return self._during_speech(frame, at, voiced)
+
+    def _before_speech(self, frame: bytes, at: float, voiced: bool) -> list[EndpointEvent]:
+        self._preroll.append(frame)
+        self._voiced_run = self._voiced_run + 1 if voiced else 0
+        if self._voiced_run * 20 >= self.timing.speech_start_ms:
+            self._speech = bytearray(b"".join(self._preroll))
+            self._speech_start = at + FRAME_SECONDS - len(self._speech) / SAMPLE_WIDTH / self.rate
+            self._preroll.clear()
+            self._silence_run, self._paused, self._voiced_run = 0, False, 0
+            self._waiting_since = None
+            return [SpeechStarted(at)]
+        if self._waiting_since is not None and at - self._waiting_since >= self.timing.no_input_ms / 1000:
+            self._waiting_since = None
+            return [NoInput(at)]
+        return []
+
+    def _during_speech(self, frame: bytes, at: float, voiced: bool) -> list[EndpointEvent]:
+        assert self._speech is not None
+        self._speech += frame
+        events: list[EndpointEvent] = []
+        if voiced:
+            if self._paused:
+                events.append(SpeechResumed(at))
+            self._silence_run, self._paused = 0, False
+        else:
+            self._silence_run += 1
+            if not self._paused and self._silence_run * 20 >= self.timing.pause_ms:
+                self._paused = True
+                events.append(TrailingSilence(at))
+        too_long = len(self._speech) / SAMPLE_WIDTH / self.rate * 1000 >= self.timing.max_utterance_ms
+        if self._silence_run * 20 >= self.timing.trailing_silence_ms or too_long:
+            events.append(self._end(at, truncated=too_long and self._silence_run * 20 < self.timing.trailing_silence_ms))
+        return events
+
+    def _end(self, at: float, truncated: bool) -> SpeechEnded:
+        assert self._speech is not None
+        stopped = at + FRAME_SECONDS - self._silence_run * FRAME_SECONDS
+        audio = AudioChunk(bytes(self._speech), self.rate, self._speech_start)
+        self._speech, self._silence_run, self._paused = None, 0, False
+        return SpeechEnded(audio, timestamp=stopped, endpoint_at=at + FRAME_SECONDS, truncated=truncated)

@@ -1,0 +1,67 @@
+"""The loaded product: recognizer, dialog and voice, loaded once per process and shared by calls."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from ivr.asr.models import load_recognizer
+from ivr.audio.endpointer import Timing
+from ivr.audio.recording import Recording
+from ivr.call import Call
+from ivr.config import Settings
+from ivr.dialog.agent import Dialog
+from ivr.dialog.settings import VoiceSettings, load_voice_settings
+from ivr.transports.base import Transport
+from ivr.tts.cache import PromptCache
+from ivr.tts.pyttsx3_voice import Pyttsx3Synthesizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Bot:
+    settings: Settings
+    voice_settings: VoiceSettings
+    recognizer: object
+    dialog: Dialog
+    voice: PromptCache
+    ready_seconds: float
+
+    @classmethod
+    async def load(cls, settings: Settings) -> "Bot":
+        began = time.monotonic()
+        voice_settings = load_voice_settings(settings.dialogs_dir)
+        loop = asyncio.get_running_loop()
+        recognizer = loop.run_in_executor(None, lambda: load_recognizer(
+            settings.vosk_model, settings.whisper_model, settings.models_dir, log))
+        voice = loop.run_in_executor(None, cls._voice, voice_settings)
+        dialog = await Dialog.load(settings.dialogs_dir, settings.models_dir, voice_settings)
+        try:
+            bot = cls(settings, voice_settings, await recognizer, dialog, await voice, 0.0)
+        except BaseException:
+            await dialog.close()
+            raise
+        bot.ready_seconds = time.monotonic() - began
+        log.info("ready in %.1f s", bot.ready_seconds)
+        return bot
+
+    @staticmethod
+    def _voice(voice_settings: VoiceSettings) -> PromptCache:
+        return PromptCache(Pyttsx3Synthesizer(voice_settings.tts_voice, voice_settings.tts_rate))
+
+    @property
+    def timing(self) -> Timing:
+        e = self.voice_settings.endpointing
+        return Timing(trailing_silence_ms=e.trailing_silence_ms, no_input_ms=e.no_input_ms,
+                      max_utterance_ms=e.max_utterance_ms)
+
+    def call(self, transport: Transport, recording: Optional[Recording] = None,
+             scripted: Optional[list[str]] = None) -> Call:
+        return Call(transport, self.recognizer, self.dialog, self.voice, self.timing,
+                    recording=recording, scripted=scripted)
+
+    async def close(self) -> None:
+        await self.dialog.close()

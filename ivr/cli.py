@@ -1,0 +1,251 @@
+"""The `ivr` command: parses arguments, calls into the package, prints."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+
+from ivr.config import Settings  # noqa: E402
+
+log = logging.getLogger("ivr")
+
+
+class UserError(Exception):
+    """Something the person running `ivr` can fix; printed as one line, exit status 2."""
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("rasa", "tensorflow", "absl", "sanic", "asyncio", "faster_whisper", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    settings = Settings.from_env(vosk_model=getattr(args, "vosk_model", None),
+                                 whisper_model=getattr(args, "whisper_model", None))
+    try:
+        return args.run(args, settings) or 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one clear line for what the user can fix
+        if not _is_user_error(exc):
+            raise
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from ivr.asr.base import RecognitionError
+    from ivr.audio.pcm import BadAudio
+    from ivr.dialog.settings import DialogError
+    from ivr.simulate import ScenarioError
+    from ivr.transports.microphone import DeviceError
+    return isinstance(exc, (UserError, RecognitionError, BadAudio, DialogError, ScenarioError, DeviceError,
+                            FileNotFoundError))
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="ivr", description="An offline speech IVR: speak to the bot, simulate callers, "
+                                                          "train and check dialogs.")
+    top.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    call = commands.add_parser("call", help="a live call on the microphone, or caller WAV files with --caller-audio")
+    _engines(call)
+    call.add_argument("--caller-audio", nargs="+", type=Path, metavar="WAV",
+                      help="one WAV per caller utterance, each played when the bot waits for an answer")
+    call.add_argument("--channel", choices=("wideband", "phone"), default="wideband",
+                      help="with --caller-audio: the line the caller is on (phone = 8 kHz mu-law)")
+    call.add_argument("--json", action="store_true", help="print the call as one JSON object")
+    call.add_argument("--record", type=Path, metavar="WAV", help="write a two-channel recording (caller, bot)")
+    call.add_argument("--input-device", help="sounddevice input device (number or name)")
+    call.add_argument("--output-device", help="sounddevice output device (number or name)")
+    call.set_defaults(run=_call)
+
+    chat = commands.add_parser("chat", help="the same dialog by typing")
+    chat.set_defaults(run=_chat)
+
+    simulate = commands.add_parser("simulate", help="run scenario files (or folders of them) through the real pipeline")
+    _engines(simulate)
+    simulate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    simulate.add_argument("--json", action="store_true")
+    simulate.set_defaults(run=_simulate)
+
+    train = commands.add_parser("train", help="train the dialog model into models/ (skipped when nothing changed)")
+    train.add_argument("--force", action="store_true")
+    train.set_defaults(run=_train)
+
+    dialogs = commands.add_parser("dialogs", help="dialog files")
+    dialogs_commands = dialogs.add_subparsers(dest="dialogs_command", required=True, metavar="ACTION")
+    dialogs_commands.add_parser("check", help="validate dialogs/ and print file:line: problem").set_defaults(run=_check)
+
+    models = commands.add_parser("models", help="speech models")
+    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    pull = models_commands.add_parser("pull", help="download the English Vosk model (needs a network)")
+    pull.add_argument("--timeout", type=float, default=60.0)
+    pull.set_defaults(run=_pull)
+    models_commands.add_parser("list", help="what is installed and which engine runs").set_defaults(run=_list)
+
+    bench = commands.add_parser("bench", help="benchmarks that print figures")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    latency = bench_commands.add_parser("latency", help="per-turn latency over the scenario set")
+    _engines(latency)
+    latency.add_argument("paths", nargs="*", type=Path, default=None, metavar="PATH")
+    latency.add_argument("--json", action="store_true")
+    latency.set_defaults(run=_bench_latency)
+    return top
+
+
+def _engines(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--vosk-model", type=Path, help="a Vosk model folder (else IVR_VOSK_MODEL, else models/vosk)")
+    command.add_argument("--whisper-model", type=Path, help="a CTranslate2 Whisper folder (default: bundled tiny.en)")
+
+
+async def _with_bot(settings: Settings, work):
+    from ivr.bot import Bot
+    bot = await Bot.load(settings)
+    try:
+        return await work(bot)
+    finally:
+        await bot.close()
+
+
+def _call(args, settings: Settings) -> int:
+    from ivr.audio.pcm import PHONE_RATE, WIDEBAND_RATE, phone_channel, read_wav
+    from ivr.audio.recording import Recording
+    from ivr.transports.files import CallerFiles
+
+    if args.caller_audio:
+        items = [read_wav(p) for p in args.caller_audio]  # bad files are refused before anything loads
+        if args.channel == "phone":
+            items = [phone_channel(i) for i in items]
+    rate = PHONE_RATE if args.caller_audio and args.channel == "phone" else WIDEBAND_RATE
+
+    async def work(bot):
+        if args.caller_audio:
+            timing = bot.timing
+            transport = CallerFiles(items, rate, timing.trailing_silence_ms / 1000 + 0.3, timing.no_input_ms / 1000 + 1.5)
+        else:
+            from ivr.transports.microphone import Microphone
+            transport = Microphone(_device(args.input_device), _device(args.output_device))
+            print("Listening. Speak to the bot; Ctrl-C hangs up.", file=sys.stderr, flush=True)
+        recording = Recording(rate) if args.record else None
+        call = bot.call(transport, recording=recording,
+                        scripted=[str(p) for p in args.caller_audio] if args.caller_audio else None)
+        if not args.json:
+            call.on_turn = _print_turn
+        result = await call.run()
+        if recording:
+            recording.save(args.record)
+        return result
+
+    result = asyncio.run(_with_bot(settings, work))
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(f"call {result.call_id}: {result.outcome}" + (f" ({result.escalation.reason})" if result.escalation else ""))
+    return 0
+
+
+def _device(value: Optional[str]):
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def _print_turn(turn) -> None:
+    if turn.heard:
+        print(f"caller: {turn.heard}", flush=True)
+    for text in turn.bot:
+        print(f"bot:    {text}", flush=True)
+
+
+def _chat(args, settings: Settings) -> int:
+    from ivr.dialog.agent import Dialog
+    from ivr.dialog.settings import load_voice_settings
+
+    async def chat():
+        dialog = await Dialog.load(settings.dialogs_dir, settings.models_dir, load_voice_settings(settings.dialogs_dir))
+        try:
+            reply = await dialog.start("chat")
+            while True:
+                for prompt in reply.prompts:
+                    print(f"bot: {prompt.text}", flush=True)
+                if reply.escalation or reply.ended:
+                    return
+                line = await asyncio.get_running_loop().run_in_executor(None, _read_line)
+                if line is None:
+                    return
+                reply = await dialog.respond("chat", line.strip() or "/no_input")
+        finally:
+            await dialog.close()
+
+    asyncio.run(chat())
+    return 0
+
+
+def _read_line() -> Optional[str]:
+    try:
+        return input("you: ")
+    except EOFError:
+        return None
+
+
+def _simulate(args, settings: Settings) -> int:
+    from ivr.simulate import find_scenarios, load_scenario, run_scenarios
+
+    for path in find_scenarios(args.paths):  # every file is checked before models load
+        load_scenario(path)
+    report = asyncio.run(_with_bot(settings, lambda bot: run_scenarios(bot, args.paths)))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for scenario in report["scenarios"]:
+            print(f"{'PASS' if scenario['passed'] else 'FAIL'}  {scenario['name']}  ({scenario['outcome']})")
+            for failure in scenario["failures"]:
+                print(f"      {failure}")
+        print(f"{report['passed']} passed, {report['failed']} failed")
+    return 1 if report["failed"] else 0
+
+
+def _train(args, settings: Settings) -> int:
+    from ivr.dialog.training import train
+    path = train(settings.dialogs_dir, settings.models_dir, force=args.force)
+    print(f"model: {path}")
+    return 0
+
+
+def _check(args, settings: Settings) -> int:
+    from ivr.dialog.check import check_dialogs
+    problems = check_dialogs(settings.dialogs_dir)
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s) in {settings.dialogs_dir}" if problems else f"{settings.dialogs_dir}: OK")
+    return 1 if problems else 0
+
+
+def _pull(args, settings: Settings) -> int:
+    from ivr.asr.models import pull_vosk_model
+    print(f"installed: {pull_vosk_model(settings.models_dir, timeout=args.timeout)}")
+    return 0
+
+
+def _list(args, settings: Settings) -> int:
+    from ivr.asr.models import list_models
+    for line in list_models(settings.models_dir):
+        print(line)
+    return 0
+
+
+def _bench_latency(args, settings: Settings) -> int:
+    from ivr.bench import latency
+    return latency(settings, args.paths or [settings.dialogs_dir.parent / "tests" / "scenarios"], args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

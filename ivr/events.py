@@ -1,0 +1,111 @@
+"""The typed messages the stages of a call exchange."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+SAMPLE_WIDTH = 2  # every AudioChunk is signed 16-bit little-endian mono PCM
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    pcm: bytes
+    rate: int
+    timestamp: float = 0.0  # seconds since the call started
+
+    @property
+    def samples(self) -> int:
+        return len(self.pcm) // SAMPLE_WIDTH
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / self.rate
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the bot's last prompt waits for: shapes ASR hints, digit normalisation and DTMF."""
+    kind: str = "free"  # free | digits | yes_no | amount
+    length: Optional[int] = None  # for digits: exact count expected (None = any)
+
+    @property
+    def wants_digits(self) -> bool:
+        return self.kind == "digits"
+
+
+FREE = Expectation()
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class TrailingSilence:
+    """The caller paused: a recognizer may start decoding speculatively."""
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    """The caller went on speaking after a TrailingSilence: drop any speculative result."""
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    """One caller utterance, endpointed."""
+    audio: AudioChunk
+    timestamp: float  # when the caller stopped speaking (before the endpoint silence)
+    endpoint_at: float  # when the endpointer decided
+    truncated: bool = False  # cut at the maximum utterance length
+
+
+@dataclass(frozen=True)
+class NoInput:
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    confidence: float
+    final: bool = True
+    raw: str = ""  # the recognizer's own words before normalisation
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    digits: str
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    name: str = ""  # the Rasa response that produced it, e.g. utter_ask_account_number
+    expects: Expectation = FREE
+    barge_in: bool = True
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """Barge-in: caller speech while a prompt plays; transports stop playback."""
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class Escalation:
+    reason: str
+    summary: str = ""
+
+
+@dataclass
+class Turn:
+    """One exchange, as recorded for the call record and the simulator."""
+    said: str = ""  # scripted text, when known
+    heard: str = ""
+    intent: Optional[str] = None
+    confidence: Optional[float] = None
+    bot: list[str] = field(default_factory=list)
+    latency: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,169 @@
+"""Scenario files -> caller audio -> calls through the real pipeline -> results."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from ivr.audio.pcm import PHONE_RATE, WIDEBAND_RATE, BadAudio, phone_channel, read_wav
+from ivr.caller_voices import parse_voice
+from ivr.call import CallResult
+from ivr.events import AudioChunk, Dtmf
+from ivr.transports.files import CallerFiles
+
+CHANNELS = {"wideband": WIDEBAND_RATE, "phone": PHONE_RATE}
+TURN_KEYS = {"say", "audio", "dtmf", "expect"}
+TURN_EXPECT_KEYS = {"intent", "bot_says"}
+CALL_EXPECT_KEYS = {"outcome", "task"}
+
+
+class ScenarioError(ValueError):
+    """A scenario file we cannot run; the message names the file and the problem."""
+
+
+@dataclass
+class CallerTurn:
+    say: Optional[str] = None
+    audio: Optional[Path] = None
+    dtmf: Optional[str] = None
+    expect: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: Path
+    voice: str
+    rate: Optional[int]
+    channel: str
+    turns: list[CallerTurn]
+    expect: dict[str, str]
+
+
+def find_scenarios(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yml", ".yaml")))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise ScenarioError(f"{path}: no such file or folder")
+    return found
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ScenarioError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("turns"), list) or not data["turns"]:
+        raise ScenarioError(f"{path}: a scenario needs `name` and a non-empty list of `turns`")
+    caller = data.get("caller") or {}
+    channel = caller.get("channel", "wideband")
+    if channel not in CHANNELS:
+        raise ScenarioError(f"{path}: caller channel {channel!r} is not one of {sorted(CHANNELS)}")
+    _only(path, "expect", data.get("expect") or {}, CALL_EXPECT_KEYS)
+    parse_voice(str(caller.get("voice", "espeak:en-us")))  # an unknown voice fails before any call
+    return Scenario(
+        name=str(data.get("name") or path.stem), path=path,
+        voice=str(caller.get("voice", "espeak:en-us")), rate=caller.get("rate"), channel=channel,
+        turns=[_turn(path, i, t) for i, t in enumerate(data["turns"], 1)], expect=data.get("expect") or {})
+
+
+def _turn(path: Path, number: int, raw: Any) -> CallerTurn:
+    where = f"turn {number}"
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{path}: {where} must be a mapping with say, audio or dtmf")
+    _only(path, where, raw, TURN_KEYS)
+    given = [k for k in ("say", "audio", "dtmf") if k in raw]
+    if len(given) != 1:
+        raise ScenarioError(f"{path}: {where} needs exactly one of say, audio, dtmf (has {given or 'none'})")
+    _only(path, f"{where} expect", raw.get("expect") or {}, TURN_EXPECT_KEYS)
+    audio = (path.parent / raw["audio"]) if "audio" in raw else None
+    if "dtmf" in raw and not re.fullmatch(r"[0-9*#A-D]+", str(raw["dtmf"])):
+        raise ScenarioError(f"{path}: {where} dtmf {raw['dtmf']!r} may hold only 0-9, *, # and A-D")
+    return CallerTurn(say=raw.get("say"), audio=audio, dtmf=str(raw["dtmf"]) if "dtmf" in raw else None,
+                      expect={k: str(v) for k, v in (raw.get("expect") or {}).items()})
+
+
+def _only(path: Path, where: str, mapping: Any, allowed: set[str]) -> None:
+    if not isinstance(mapping, dict):
+        raise ScenarioError(f"{path}: {where} must be a mapping")
+    unknown = set(mapping) - allowed
+    if unknown:
+        raise ScenarioError(f"{path}: {where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+
+
+def caller_items(scenario: Scenario) -> list:
+    voice = parse_voice(scenario.voice)
+    items: list = []
+    for turn in scenario.turns:
+        if turn.dtmf is not None:
+            items.append(Dtmf(turn.dtmf))
+            continue
+        audio = voice.speak(turn.say, scenario.rate) if turn.say is not None else _read(scenario, turn.audio)
+        items.append(phone_channel(audio) if scenario.channel == "phone" else audio)
+    return items
+
+
+def _read(scenario: Scenario, path: Path) -> AudioChunk:
+    try:
+        return read_wav(path)
+    except BadAudio as exc:
+        raise ScenarioError(f"{scenario.path}: {exc}") from exc
+
+
+def said(turn: CallerTurn) -> str:
+    if turn.dtmf is not None:
+        return f"dtmf:{turn.dtmf}"
+    return turn.say if turn.say is not None else str(turn.audio)
+
+
+async def run_scenario(bot, scenario: Scenario) -> dict[str, Any]:
+    timing = bot.timing
+    transport = CallerFiles(caller_items(scenario), CHANNELS[scenario.channel],
+                            fast_silence=timing.trailing_silence_ms / 1000 + 0.3,
+                            wait_limit=timing.no_input_ms / 1000 + 1.5)
+    scripted = [said(t) for t in scenario.turns if t.dtmf is None]
+    result = await bot.call(transport, scripted=scripted).run()
+    return judge(scenario, result)
+
+
+def judge(scenario: Scenario, result: CallResult) -> dict[str, Any]:
+    failures = []
+    for number, turn in enumerate(scenario.turns, 1):
+        got = result.turns[number - 1] if number <= len(result.turns) else None
+        if got is None:
+            if turn.expect:
+                failures.append(f"turn {number}: the call ended before this turn ({result.outcome})")
+            continue
+        want_intent = turn.expect.get("intent")
+        if want_intent and got.intent != want_intent:
+            failures.append(f"turn {number}: intent {got.intent!r}, expected {want_intent!r} (heard {got.heard!r})")
+        pattern = turn.expect.get("bot_says")
+        if pattern and not re.search(pattern, " ".join(got.bot), re.IGNORECASE):
+            failures.append(f"turn {number}: bot said {' '.join(got.bot)!r}, expected /{pattern}/ (heard {got.heard!r})")
+    for key in ("outcome", "task"):
+        want = scenario.expect.get(key)
+        if want is not None and str(getattr(result, key)) != str(want):
+            failures.append(f"call: {key} {getattr(result, key)!r}, expected {want!r}")
+    return {
+        "name": scenario.name, "file": str(scenario.path), "passed": not failures,
+        "outcome": result.outcome, "task": result.task, "failures": failures,
+        "turns": [{"said": t.said, "heard": t.heard, "intent": t.intent, "confidence": t.confidence,
+                   "bot": " ".join(t.bot), "latency": {k: round(v, 4) for k, v in t.latency.items()}}
+                  for t in result.turns],
+    }
+
+
+async def run_scenarios(bot, paths: list[Path]) -> dict[str, Any]:
+    scenarios = [load_scenario(p) for p in find_scenarios(paths)]
+    results = [await run_scenario(bot, s) for s in scenarios]
+    passed = sum(r["passed"] for r in results)
+    return {"scenarios": results, "passed": passed, "failed": len(results) - passed}

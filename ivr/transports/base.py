@@ -1,0 +1,38 @@
+"""What every transport (microphone, SIP, WebSocket, caller files) offers a call."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import AsyncIterator, Protocol, Union
+
+from ivr.events import AudioChunk, Dtmf
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """The caller's side is gone."""
+    timestamp: float
+
+
+Incoming = Union[AudioChunk, Dtmf, Hangup]
+
+
+class Transport(Protocol):
+    rate: int  # the rate of audio it delivers and wants back (8 kHz or 16 kHz)
+
+    def now(self) -> float:
+        """The call's clock, in seconds since it started."""
+
+    def incoming(self) -> AsyncIterator[Incoming]:
+        """Caller audio in ~20 ms chunks, keypad tones, and finally Hangup or the end of the iterator."""
+
+    async def play(self, chunk: AudioChunk) -> None:
+        """Queue bot audio at `rate`; returns once queued, not once played."""
+
+    async def flush(self) -> None:
+        """Wait until everything queued has been heard (or cleared)."""
+
+    def clear(self) -> None:
+        """Barge-in: drop what is playing and queued, now."""
+
+    async def close(self) -> None:
+        ...

@@ -1,0 +1,133 @@
+"""The local microphone and speaker, through sounddevice.
+
+The device callbacks never block: input is handed to the event loop with one thread-safe call,
+output is taken from a buffer the call fills (and barge-in empties).
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import AsyncIterator, Optional, Union
+
+import numpy as np
+
+from ivr.audio.pcm import WIDEBAND_RATE, resample
+from ivr.events import AudioChunk
+from ivr.transports.base import Incoming
+
+BLOCK_SECONDS = 0.02
+
+
+class DeviceError(RuntimeError):
+    """No usable audio device; the message says which and what to try."""
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except OSError as exc:  # PortAudio library missing
+        raise DeviceError(f"sounddevice cannot load PortAudio ({exc}); install it: apt-get install libportaudio2") from exc
+    return sounddevice
+
+
+class Speaker:
+    """Bot audio out: a buffer drained by the device callback."""
+
+    def __init__(self, buffer_lock: threading.Lock):
+        self._lock = buffer_lock
+        self._pending = bytearray()
+        self.idle = threading.Event()
+        self.idle.set()
+
+    def push(self, pcm: bytes) -> None:
+        with self._lock:
+            self._pending += pcm
+            self.idle.clear()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()
+            self.idle.set()
+
+    def take(self, size: int) -> bytes:
+        with self._lock:
+            out = bytes(self._pending[:size])
+            del self._pending[:size]
+            if not self._pending:
+                self.idle.set()
+        return out + bytes(size - len(out))
+
+
+class Microphone:
+    """The live call: `ivr call` on the default (or named) input and output devices."""
+
+    def __init__(self, input_device: Union[int, str, None] = None, output_device: Union[int, str, None] = None,
+                 rate: int = WIDEBAND_RATE):
+        self.rate = rate
+        self._sd = _sounddevice()
+        self._input, self._output = input_device, output_device
+        self._queue: asyncio.Queue[Optional[AudioChunk]] = asyncio.Queue()
+        self._speaker = Speaker(threading.Lock())
+        self._started = time.monotonic()
+        self._streams: list = []
+        self.overflows = 0
+
+    def now(self) -> float:
+        return time.monotonic() - self._started
+
+    def _device_rate(self, device, kind: str) -> int:
+        try:
+            return int(self._sd.query_devices(device, kind)["default_samplerate"])
+        except (ValueError, self._sd.PortAudioError) as exc:
+            names = ", ".join(d["name"] for d in self._sd.query_devices()) or "none"
+            raise DeviceError(f"no usable {kind} device {device if device is not None else '(default)'}: "
+                              f"{exc}. Devices: {names}") from exc
+
+    def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        in_rate, out_rate = self._device_rate(self._input, "input"), self._device_rate(self._output, "output")
+
+        def heard(indata, frames, when, status):  # device thread: hand over and return
+            if status.input_overflow:
+                self.overflows += 1
+            loop.call_soon_threadsafe(self._queue.put_nowait, AudioChunk(bytes(indata), in_rate, self.now()))
+
+        speaker, out_bytes = self._speaker, 2
+
+        def speak(outdata, frames, when, status):  # device thread: copy out what is buffered
+            outdata[:] = np.frombuffer(speaker.take(frames * out_bytes), dtype="<i2").reshape(-1, 1)
+
+        self._out_rate = out_rate
+        self._streams = [
+            self._sd.RawInputStream(samplerate=in_rate, channels=1, dtype="int16", device=self._input,
+                                    blocksize=int(in_rate * BLOCK_SECONDS), callback=heard),
+            self._sd.OutputStream(samplerate=out_rate, channels=1, dtype="int16", device=self._output,
+                                  blocksize=int(out_rate * BLOCK_SECONDS), callback=speak),
+        ]
+        for stream in self._streams:
+            stream.start()
+
+    async def incoming(self) -> AsyncIterator[Incoming]:
+        if not self._streams:
+            self.open()
+        while (chunk := await self._queue.get()) is not None:
+            yield resample(chunk, self.rate)
+
+    async def play(self, chunk: AudioChunk) -> None:
+        self._speaker.push(resample(chunk, self._out_rate).pcm)
+
+    async def flush(self) -> None:
+        while not self._speaker.idle.is_set():
+            await asyncio.sleep(BLOCK_SECONDS)
+        await asyncio.sleep(0.1)  # the device's own buffer
+
+    def clear(self) -> None:
+        self._speaker.clear()
+
+    async def close(self) -> None:
+        for stream in self._streams:
+            stream.stop()
+            stream.close()
+        self._streams = []
+        self._queue.put_nowait(None)

@@ -1,0 +1,59 @@
+"""Caller audio at the boundary: any WAV is accepted and converted; what is not a WAV is refused clearly."""
+import wave
+
+import numpy as np
+import pytest
+
+from ivr.audio.pcm import BadAudio, phone_channel, read_wav, rms_dbfs, ulaw_decode, ulaw_encode
+
+
+def write(path, samples: np.ndarray, rate: int, channels: int = 1, width: int = 2):
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(width)
+        wav.setframerate(rate)
+        wav.writeframes(samples.tobytes())
+
+
+def tone(rate: int, seconds: float = 1.0, hz: float = 440.0) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (np.sin(2 * np.pi * hz * t) * 12000).astype("<i2")
+
+
+def test_stereo_44k_is_mixed_down_and_resampled_not_refused(tmp_path):
+    left = tone(44100)
+    write(tmp_path / "stereo.wav", np.stack([left, left], axis=1), 44100, channels=2)
+    chunk = read_wav(tmp_path / "stereo.wav", 16000)
+    assert chunk.rate == 16000 and abs(chunk.seconds - 1.0) < 0.01
+    assert -17 < rms_dbfs(chunk.pcm) < -10  # the tone survives at its level
+
+
+def test_eight_bit_wav_is_converted(tmp_path):
+    samples = ((tone(8000).astype(np.int32) >> 8) + 128).astype(np.uint8)
+    write(tmp_path / "8bit.wav", samples, 8000, width=1)
+    chunk = read_wav(tmp_path / "8bit.wav")
+    assert chunk.rate == 8000 and rms_dbfs(chunk.pcm) > -17
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not audio at all", b"RIFF\x10\x00\x00\x00WAVEfmt garbage"])
+def test_corrupt_or_non_wav_input_is_refused_with_the_file_name(tmp_path, content):
+    path = tmp_path / "caller.wav"
+    path.write_bytes(content)
+    with pytest.raises(BadAudio) as refused:
+        read_wav(path)
+    assert "caller.wav" in str(refused.value) and "WAV" in str(refused.value)
+
+
+def test_a_missing_file_is_refused_with_its_name(tmp_path):
+    with pytest.raises(BadAudio, match="nowhere.wav"):
+        read_wav(tmp_path / "nowhere.wav")
+
+
+def test_phone_channel_is_8k_band_limited_mu_law(speak):
+    wideband = speak("four eight one five one six two three")
+    phone = phone_channel(wideband)
+    assert phone.rate == 8000 and abs(phone.seconds - wideband.seconds) < 0.01
+    assert ulaw_decode(ulaw_encode(phone.pcm)) == phone.pcm  # already on the mu-law grid
+    low = np.abs(np.fft.rfft(np.frombuffer(phone.pcm, "<i2")))
+    freqs = np.fft.rfftfreq(len(phone.pcm) // 2, 1 / 8000)
+    assert low[freqs < 150].sum() < 0.05 * low.sum()  # the band's low edge is gone
