@@ -69,7 +69,10 @@ def load_scenario(path: Path) -> Scenario:
     if channel not in CHANNELS:
         raise ScenarioError(f"{path}: caller channel {channel!r} is not one of {sorted(CHANNELS)}")
     _only(path, "expect", data.get("expect") or {}, CALL_EXPECT_KEYS)
-    parse_voice(str(caller.get("voice", "espeak:en-us")))  # an unknown voice fails before any call
+    try:
+        parse_voice(str(caller.get("voice", "espeak:en-us")))  # an unknown voice fails before any call
+    except ValueError as exc:
+        raise ScenarioError(f"{path}: {exc}") from exc
     return Scenario(
         name=str(data.get("name") or path.stem), path=path,
         voice=str(caller.get("voice", "espeak:en-us")), rate=caller.get("rate"), channel=channel,
