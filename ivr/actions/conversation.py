@@ -1,0 +1,82 @@
+"""Reprompts, transfers to a person and the end of the call."""
+from __future__ import annotations
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from ivr.actions.failures import NO_INPUT, OFFER_AFTER, failures_in_a_row, was_silent
+
+
+def last_prompt(tracker: Tracker) -> str | None:
+    """The response name of the bot's last question, if Rasa recorded it."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "bot":
+            return (event.get("metadata") or {}).get("utter_action")
+    return None
+
+
+def reprompt(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+    """No-input or no-match: the last question again, rephrased; the third time, an agent is offered."""
+    if failures_in_a_row(tracker) >= OFFER_AFTER:
+        dispatcher.utter_message(response="utter_offer_agent")
+        return [SlotSet("agent_offered", True)]
+    if not was_silent(tracker):
+        dispatcher.utter_message(response="utter_not_understood")
+    prompt = (last_prompt(tracker) or "utter_greet").removesuffix("_rephrase")
+    if prompt in ("utter_not_understood", "utter_offer_declined", "utter_offer_agent"):
+        prompt = "utter_greet"
+    rephrased = f"{prompt}_rephrase"
+    dispatcher.utter_message(response=rephrased if rephrased in domain.get("responses", {}) else prompt)
+    return []
+
+
+class Reprompt(Action):
+    def name(self) -> str:
+        return "action_reprompt"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
+        return reprompt(dispatcher, tracker, domain)
+
+
+class Yes(Action):
+    """A yes only means something here as the answer to the offer of an agent."""
+
+    def name(self) -> str:
+        return "action_yes"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
+        if not tracker.get_slot("agent_offered"):
+            return reprompt(dispatcher, tracker, domain)
+        dispatcher.utter_message(response="utter_transfer")
+        silent = any(e.get("event") == "user" and e.get("text") == NO_INPUT for e in tracker.events[-12:])
+        return [SlotSet("escalation_reason", "no_input" if silent else "no_match")]
+
+
+class No(Action):
+    def name(self) -> str:
+        return "action_no"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
+        if not tracker.get_slot("agent_offered"):
+            return reprompt(dispatcher, tracker, domain)
+        dispatcher.utter_message(response="utter_offer_declined")
+        return [SlotSet("agent_offered", False)]
+
+
+class TransferOnRequest(Action):
+    """Hands the caller to a person; the call loop sees `escalation_reason` and transfers."""
+
+    def name(self) -> str:
+        return "action_transfer_caller_request"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
+        return [SlotSet("escalation_reason", "caller_request")]
+
+
+class EndCall(Action):
+    def name(self) -> str:
+        return "action_end_call"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
+        return [SlotSet("call_ended", True)]

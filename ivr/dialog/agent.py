@@ -1,0 +1,178 @@
+"""The dialog stage: Rasa in-process, loaded once and shared by every call of this process.
+
+Rasa (and TensorFlow under it) runs on its own thread with its own event loop, so a call's loop
+never waits on it; the rasa_sdk actions run in an action server `ivr` starts on a free port.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ivr.dialog.settings import DialogError, VoiceSettings, load_yaml
+from ivr.dialog.training import model_path
+from ivr.events import Escalation, Prompt
+
+log = logging.getLogger(__name__)
+GREETING = "/greet"
+
+
+@dataclass
+class DialogReply:
+    prompts: list[Prompt]
+    intent: Optional[str] = None
+    confidence: Optional[float] = None
+    escalation: Optional[Escalation] = None
+    ended: bool = False
+    task: Optional[str] = None
+    task_completed: bool = False
+    slots: dict[str, Any] = field(default_factory=dict)
+
+
+class ActionServer:
+    """The rasa_sdk action server for ivr.actions, on a free localhost port, for as long as we run."""
+
+    def __init__(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "rasa_sdk", "--actions", "ivr.actions", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        self.url = f"http://127.0.0.1:{self.port}/webhook"
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise DialogError(f"the action server for ivr.actions exited: {self._process.stderr.read().decode()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise DialogError(f"the action server did not answer on port {self.port} within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+
+def configured_action_url(dialogs_dir: Path) -> Optional[str]:
+    endpoints = dialogs_dir / "endpoints.yml"
+    data = load_yaml(endpoints) if endpoints.exists() else None
+    action = (data or {}).get("action_endpoint") if isinstance(data, dict) else None
+    return str(action["url"]) if isinstance(action, dict) and action.get("url") else None
+
+
+class Dialog:
+    def __init__(self, agent, loop: asyncio.AbstractEventLoop, thread: threading.Thread,
+                 settings: VoiceSettings, prompt_names: dict[str, str], server: Optional[ActionServer]):
+        self._agent, self._loop, self._thread = agent, loop, thread
+        self._settings, self._prompt_names, self._server = settings, prompt_names, server
+
+    @classmethod
+    async def load(cls, dialogs_dir: Path, models_dir: Path, settings: VoiceSettings) -> "Dialog":
+        model = model_path(models_dir)
+        if not model.exists():
+            raise DialogError(f"{model}:0: no trained dialog model; run `ivr train` (or `make setup`)")
+        url = configured_action_url(dialogs_dir)
+        server = None if url else ActionServer()  # starts while the model loads
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="rasa", daemon=True)
+        thread.start()
+        try:
+            agent = await _on(loop, _load_agent(model, url or server.url))
+            if server:
+                await asyncio.get_running_loop().run_in_executor(None, server.wait_ready)
+        except BaseException:
+            if server:
+                server.stop()
+            loop.call_soon_threadsafe(loop.stop)
+            raise
+        return cls(agent, loop, thread, settings, _prompt_texts(agent), server)
+
+    async def start(self, call_id: str) -> DialogReply:
+        return await self.respond(call_id, GREETING)
+
+    async def respond(self, call_id: str, text: str) -> DialogReply:
+        messages, tracker = await _on(self._loop, self._handle(call_id, text))
+        return self._reply(messages, tracker)
+
+    async def _handle(self, call_id: str, text: str):
+        messages = await self._agent.handle_text(text, sender_id=call_id)
+        tracker = await self._agent.processor.get_tracker(call_id)
+        return messages or [], tracker
+
+    def _reply(self, messages: list[dict], tracker) -> DialogReply:
+        slots = tracker.current_slot_values()
+        intent = _latest_intent(tracker)
+        reason = slots.get("escalation_reason")
+        prompts = [self._prompt(m, slots) for m in messages if m.get("text")]
+        return DialogReply(
+            prompts=prompts, intent=intent.get("name"), confidence=intent.get("confidence"),
+            escalation=Escalation(reason) if reason else None, ended=bool(slots.get("call_ended")),
+            task=slots.get("task"), task_completed=bool(slots.get("task_completed")), slots=slots)
+
+    def _prompt(self, message: dict, slots: dict) -> Prompt:
+        name = (message.get("utter_action") or (message.get("metadata") or {}).get("utter_action")
+                or self._prompt_names.get(message["text"], ""))
+        if not name and slots.get("requested_slot"):
+            name = f"utter_ask_{slots['requested_slot']}"  # e.g. "I heard 7 digits…" then the same question
+        setting = self._settings.prompt(name)
+        return Prompt(message["text"], name, setting.expects, setting.barge_in)
+
+    async def close(self) -> None:
+        if self._server:
+            self._server.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def _latest_intent(tracker) -> dict:
+    """The intent of the caller's newest turn (the tracker's latest_message lags inside forms)."""
+    from rasa.shared.core.events import UserUttered
+
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered):
+            return event.intent or {}
+    return {}
+
+
+async def _on(loop: asyncio.AbstractEventLoop, coroutine):
+    """Run a coroutine on Rasa's loop and wait for it from ours."""
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop))
+
+
+async def _load_agent(model: Path, action_url: str):
+    import structlog  # Rasa as a library leaves structlog printing debug events to stdout
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    from rasa.core.agent import load_agent
+    from rasa.core.utils import AvailableEndpoints
+    from rasa.utils.endpoints import EndpointConfig
+
+    return await load_agent(model_path=str(model), endpoints=AvailableEndpoints(action=EndpointConfig(url=action_url)))
+
+
+def _prompt_texts(agent) -> dict[str, str]:
+    """Fixed response texts -> response name, for messages that arrive without their name."""
+    names = {}
+    for name, variants in agent.domain.responses.items():
+        for variant in variants:
+            if variant.get("text"):
+                names.setdefault(variant["text"], name)
+    return names

@@ -1,0 +1,121 @@
+"""dialogs/voice.yml: what each prompt expects, endpointing timings and the bot's voice."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+
+from ivr.events import Expectation
+
+KINDS = ("free", "digits", "yes_no", "amount")
+PROMPT_KEYS = {"expects", "length", "barge_in"}
+ENDPOINT_KEYS = {"trailing_silence_ms", "no_input_ms", "max_utterance_ms"}
+TTS_KEYS = {"voice", "rate"}
+TOP_KEYS = {"prompts", "endpointing", "tts"}
+
+
+class DialogError(ValueError):
+    """A dialog file we cannot use; the message is `file:line: problem`."""
+
+
+@dataclass(frozen=True)
+class PromptSetting:
+    name: str
+    expects: Expectation = Expectation()
+    barge_in: bool = True
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    trailing_silence_ms: int = 500
+    no_input_ms: int = 5000
+    max_utterance_ms: int = 15000
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    prompts: dict[str, PromptSetting] = field(default_factory=dict)
+    endpointing: EndpointSettings = EndpointSettings()
+    tts_voice: str = "en-us"
+    tts_rate: int = 165
+
+    def prompt(self, name: str) -> PromptSetting:
+        return self.prompts.get(name) or PromptSetting(name)
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file with line numbers kept (ruamel round-trip); syntax errors as DialogError with file:line."""
+    try:
+        return YAML(typ="rt").load(path.read_text())
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        raise DialogError(f"{path}:{line}: YAML syntax: {exc.problem or exc.context}") from exc
+    except OSError as exc:
+        raise DialogError(f"{path}:0: cannot read ({exc.strerror})") from exc
+
+
+def line_of(mapping: Any, key: Any = None) -> int:
+    try:
+        return (mapping.lc.key(key)[0] if key is not None else mapping.lc.line) + 1
+    except (AttributeError, KeyError, TypeError):
+        return 0
+
+
+def problems_in(path: Path, data: Any) -> list[tuple[int, str]]:
+    """Every problem of a parsed voice.yml, as (line, message)."""
+    found: list[tuple[int, str]] = []
+    if data is None:
+        return found
+    if not isinstance(data, dict):
+        return [(1, "voice settings must be a mapping with prompts, endpointing, tts")]
+    for key in data:
+        if key not in TOP_KEYS:
+            found.append((line_of(data, key), f"unknown key {key!r}; expected one of {sorted(TOP_KEYS)}"))
+    for name, setting in (data.get("prompts") or {}).items():
+        found.extend(_prompt_problems(data["prompts"], name, setting))
+    for section, keys in (("endpointing", ENDPOINT_KEYS), ("tts", TTS_KEYS)):
+        values = data.get(section) or {}
+        for key, value in values.items():
+            if key not in keys:
+                found.append((line_of(values, key), f"{section}: unknown key {key!r}; expected one of {sorted(keys)}"))
+            elif key != "voice" and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                found.append((line_of(values, key), f"{section}.{key} must be a positive whole number, not {value!r}"))
+    return found
+
+
+def _prompt_problems(prompts: Any, name: str, setting: Any) -> list[tuple[int, str]]:
+    line = line_of(prompts, name)
+    if not isinstance(setting, dict):
+        return [(line, f"prompt {name}: expected a mapping like {{expects: digits, length: 8}}")]
+    found = [(line, f"prompt {name}: unknown key {k!r}; expected one of {sorted(PROMPT_KEYS)}")
+             for k in setting if k not in PROMPT_KEYS]
+    kind = setting.get("expects", "free")
+    if kind not in KINDS:
+        found.append((line, f"prompt {name}: expects {kind!r} is not one of {', '.join(KINDS)}"))
+    length = setting.get("length")
+    if length is not None and (kind != "digits" or not isinstance(length, int) or isinstance(length, bool) or length <= 0):
+        found.append((line, f"prompt {name}: length must be a positive whole number, and only with expects: digits"))
+    if not isinstance(setting.get("barge_in", True), bool):
+        found.append((line, f"prompt {name}: barge_in must be true or false"))
+    return found
+
+
+def load_voice_settings(dialogs_dir: Path) -> VoiceSettings:
+    path = dialogs_dir / "voice.yml"
+    if not path.exists():
+        return VoiceSettings()
+    data = load_yaml(path) or {}
+    problems = problems_in(path, data)
+    if problems:
+        raise DialogError("\n".join(f"{path}:{line}: {message}" for line, message in problems))
+    prompts = {
+        name: PromptSetting(name, Expectation(s.get("expects", "free"), s.get("length")), s.get("barge_in", True))
+        for name, s in (data.get("prompts") or {}).items()
+    }
+    tts = data.get("tts") or {}
+    return VoiceSettings(prompts, EndpointSettings(**dict(data.get("endpointing") or {})),
+                         str(tts.get("voice", "en-us")), int(tts.get("rate", 165)))

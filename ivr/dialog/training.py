@@ -1,0 +1,47 @@
+"""`ivr train`: the dialog model in models/dialog.tar.gz, retrained only when dialogs/ changed."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from ivr.dialog.check import check_dialogs, yaml_files
+from ivr.dialog.settings import DialogError
+
+log = logging.getLogger(__name__)
+MODEL_NAME = "dialog"
+
+
+def model_path(models_dir: Path) -> Path:
+    return models_dir / f"{MODEL_NAME}.tar.gz"
+
+
+def fingerprint(dialogs_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in yaml_files(dialogs_dir):
+        if path.name in ("voice.yml", "endpoints.yml") or "tests" in path.relative_to(dialogs_dir).parts:
+            continue  # not part of what Rasa learns
+        digest.update(str(path.relative_to(dialogs_dir)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def train(dialogs_dir: Path, models_dir: Path, force: bool = False) -> Path:
+    target, stamp = model_path(models_dir), models_dir / f"{MODEL_NAME}.fingerprint"
+    print_ = log.warning
+    current = fingerprint(dialogs_dir)
+    if not force and target.exists() and stamp.exists() and stamp.read_text() == current:
+        print_("dialogs unchanged since the last training: keeping %s", target)
+        return target
+    problems = [p for p in check_dialogs(dialogs_dir) if not p.warning]
+    if problems:
+        raise DialogError("\n".join(map(str, problems)) + "\nnot training: fix the problems above first")
+    from rasa.model_training import train as rasa_train
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    result = rasa_train(domain=str(dialogs_dir / "domain.yml"), config=str(dialogs_dir / "config.yml"),
+                        training_files=[str(dialogs_dir / "data")], output=str(models_dir),
+                        fixed_model_name=MODEL_NAME, force_training=True)
+    if result.code != 0 or not target.exists():
+        raise DialogError(f"{dialogs_dir}:0: Rasa training failed (code {result.code})")
+    stamp.write_text(current)
+    return target
