@@ -92,18 +92,18 @@ class Call:
         started = time.monotonic()
         worker = asyncio.create_task(self._take_turns())
         listener = asyncio.create_task(self._listen())
+        ended = asyncio.create_task(self._done.wait())
         try:
             reply = await self.dialog.start(self.call_id)
             self._state.greeting = [p.text for p in reply.prompts]
             await self._answer(reply, Turn())
-            await asyncio.wait({worker, listener, asyncio.create_task(self._done.wait())},
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({worker, listener, ended}, return_when=asyncio.FIRST_COMPLETED)
             if listener.done() and not self._done.is_set():
                 await self._queue.join()  # the caller hung up: finish what they already said
         finally:
-            for task in (worker, listener):
+            for task in (worker, listener, ended):
                 task.cancel()
-            await asyncio.gather(worker, listener, return_exceptions=True)
+            await asyncio.gather(worker, listener, ended, return_exceptions=True)
             self._asr.shutdown(wait=False, cancel_futures=True)
             await self.transport.close()
         for task in (worker, listener):

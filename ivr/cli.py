@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +26,8 @@ class UserError(Exception):
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parser().parse_args(argv)
+    if not args.verbose:
+        warnings.simplefilter("ignore")  # Rasa, TensorFlow and friends warn about their own internals
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("rasa", "tensorflow", "absl", "sanic", "asyncio", "faster_whisper", "apscheduler"):

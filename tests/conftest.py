@@ -23,3 +23,42 @@ def speak(tmp_path_factory):
         return read_wav(path, rate)
 
     return render
+
+
+@pytest.fixture(scope="session")
+def trained_model():
+    """The dialog model `make setup` trains; trained here (skipped when unchanged) if a test runs first."""
+    from ivr.config import Settings
+    from ivr.dialog.training import train
+
+    settings = Settings.from_env()
+    return train(settings.dialogs_dir, settings.models_dir)
+
+
+@pytest.fixture(scope="session")
+def event_loop_for_bot():
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="session")
+def bot(trained_model, event_loop_for_bot):
+    """The whole bot, loaded once: real Rasa, real recognizer, real pyttsx3."""
+    from ivr.bot import Bot
+    from ivr.config import Settings
+
+    loaded = event_loop_for_bot.run_until_complete(Bot.load(Settings.from_env()))
+    yield loaded
+    event_loop_for_bot.run_until_complete(loaded.close())
+
+
+def ivr_command(*args, env=None, timeout=300, **kwargs):
+    """Run the installed `ivr` command as a user would."""
+    import sys
+
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([str(Path(sys.executable).parent / "ivr"), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=full_env, cwd=ROOT, **kwargs)

@@ -35,7 +35,8 @@ def test_eight_bit_wav_is_converted(tmp_path):
     assert chunk.rate == 8000 and rms_dbfs(chunk.pcm) > -17
 
 
-@pytest.mark.parametrize("content", [b"", b"this is not audio at all", b"RIFF\x10\x00\x00\x00WAVEfmt garbage"])
+@pytest.mark.parametrize("content", [b"", b"this is not audio at all", b"RIFF\x10\x00\x00\x00WAVEfmt garbage",
+                                     b"RIFF....WAVEnot really"])
 def test_corrupt_or_non_wav_input_is_refused_with_the_file_name(tmp_path, content):
     path = tmp_path / "caller.wav"
     path.write_bytes(content)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import audioop
 import io
+import struct
 import wave
 from pathlib import Path
 from typing import Union
@@ -42,7 +43,7 @@ def read_wav(source: Union[str, Path, bytes], rate: int | None = None) -> AudioC
         with handle, wave.open(handle, "rb") as wav:
             channels, width, wav_rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
             frames = wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError) as exc:
+    except (wave.Error, EOFError, RuntimeError, struct.error, ValueError) as exc:  # wave's errors for bad chunks
         raise BadAudio(f"{name}: not a PCM WAV file ({exc}); convert it with e.g. "
                        f"`sox INPUT -b 16 -c 1 out.wav`") from exc
     if wav_rate <= 0 or channels <= 0:

@@ -1,0 +1,97 @@
+"""The live path: PulseAudio as the sound card, `ivr call` on its default microphone and speaker.
+
+Caller speech is played into a null sink whose monitor is the default source (the "microphone");
+the bot's speech goes to another null sink, recorded from its monitor.
+"""
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import webrtcvad
+
+from conftest import ROOT
+
+
+def pactl(*args: str) -> str:
+    return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def sound_card():
+    """A private PulseAudio server with a virtual microphone (sink `caller`) and speaker (sink `bot`)."""
+    if not shutil.which("pulseaudio"):
+        pytest.fail("pulseaudio is not installed: run `make setup`")
+    if subprocess.run(["pulseaudio", "--check"]).returncode != 0:
+        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], check=True, capture_output=True)
+        for _ in range(50):
+            if subprocess.run(["pulseaudio", "--check"]).returncode == 0:
+                break
+            time.sleep(0.1)
+    modules = [pactl("load-module", "module-null-sink", f"sink_name={name}") for name in ("caller", "bot")]
+    pactl("set-default-source", "caller.monitor")
+    pactl("set-default-sink", "bot")
+    yield
+    for module in modules:
+        subprocess.run(["pactl", "unload-module", module])
+
+
+def lines_of(process: subprocess.Popen) -> "queue.Queue[str]":
+    out: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [out.put(line) for line in process.stdout], daemon=True).start()
+    return out
+
+
+def wait_for(out: "queue.Queue[str]", text: str, seconds: float, seen: list) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            line = out.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if text in line.lower():
+            return True
+    return False
+
+
+def test_ivr_call_hears_the_microphone_and_answers_on_the_speaker(sound_card, tmp_path, trained_model):
+    caller_wav = tmp_path / "caller.wav"
+    subprocess.run(["flite", "-voice", "slt", "-t", "I want to speak to an agent please", "-o", str(caller_wav)], check=True)
+    bot_wav = tmp_path / "bot.wav"
+    speaker = subprocess.Popen(["parec", "-d", "bot.monitor", "--file-format=wav", "--channels=1",
+                                "--rate=16000", "--format=s16le", str(bot_wav)])
+    call = subprocess.Popen([str(Path(sys.executable).parent / "ivr"), "call"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    seen: list[str] = []
+    try:
+        out = lines_of(call)
+        assert wait_for(out, "bot:", 240, seen), f"no greeting; stderr: {call.stderr.read() if call.poll() is not None else ''}"
+        time.sleep(8)  # let the greeting play out, as a caller would
+        subprocess.run(["paplay", "-d", "caller", str(caller_wav)], check=True)
+        assert wait_for(out, "caller:", 30, seen), seen
+        assert wait_for(out, "agent", 30, seen), seen
+        assert wait_for(out, "escalated", 60, seen), seen  # the call ends by itself once transferred
+        call.wait(timeout=30)
+    finally:
+        if call.poll() is None:
+            call.terminate()
+        speaker.terminate()
+        speaker.wait()
+    heard = next(line for line in seen if line.startswith("caller:"))
+    assert "agent" in heard.lower()
+    assert call.returncode == 0
+
+    with wave.open(str(bot_wav)) as wav:
+        rate, pcm = wav.getframerate(), wav.readframes(wav.getnframes())
+    vad, frame = webrtcvad.Vad(2), int(rate * 0.02) * 2
+    voiced = sum(vad.is_speech(pcm[i:i + frame], rate) for i in range(0, len(pcm) - frame, frame)) * 0.02
+    level = np.abs(np.frombuffer(pcm, "<i2")).max()
+    assert voiced > 3.0 and level > 1000  # the greeting and the transfer prompt reached the speaker as speech
