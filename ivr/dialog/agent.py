@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from ivr.dialog.quiet import quiet_rasa
 from ivr.dialog.settings import DialogError, VoiceSettings, load_yaml
 from ivr.dialog.training import model_path
 from ivr.events import Escalation, Prompt
@@ -158,9 +159,10 @@ async def _on(loop: asyncio.AbstractEventLoop, coroutine):
 
 
 async def _load_agent(model: Path, action_url: str):
-    import structlog  # Rasa as a library leaves structlog printing debug events to stdout
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    quiet_rasa()
+    # skops (which loads the intent classifier) scans every loaded module when first imported:
+    # after TensorFlow that takes ~11 s, before it ~1 s.
+    import skops.io  # noqa: F401
     from rasa.core.agent import load_agent
     from rasa.core.utils import AvailableEndpoints
     from rasa.utils.endpoints import EndpointConfig

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from ivr.dialog.check import check_dialogs, yaml_files
+from ivr.dialog.quiet import quiet_rasa
 from ivr.dialog.settings import DialogError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def train(dialogs_dir: Path, models_dir: Path, force: bool = False) -> Path:
     problems = [p for p in check_dialogs(dialogs_dir) if not p.warning]
     if problems:
         raise DialogError("\n".join(map(str, problems)) + "\nnot training: fix the problems above first")
+    quiet_rasa()
     from rasa.model_training import train as rasa_train
 
     models_dir.mkdir(parents=True, exist_ok=True)
