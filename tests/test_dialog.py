@@ -1,0 +1,93 @@
+"""The dialog stage through real Rasa and the real action server: what the caller would hear next."""
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from ivr.dialog.check import check_dialogs
+from ivr.dialog.settings import DialogError, load_voice_settings
+
+
+@pytest.fixture
+def talk(bot, event_loop_for_bot):
+    def conversation(*texts):
+        call_id = f"dialog-test-{uuid.uuid4().hex}"
+        replies = [event_loop_for_bot.run_until_complete(bot.dialog.start(call_id))]
+        for text in texts:
+            replies.append(event_loop_for_bot.run_until_complete(bot.dialog.respond(call_id, text)))
+        return replies
+
+    return conversation
+
+
+def said(reply) -> str:
+    return " ".join(p.text for p in reply.prompts)
+
+
+def test_a_task_asks_for_the_account_number_expecting_eight_digits(talk):
+    greeting, asked = talk("i want to pay my bill")
+    assert "pay a bill" in said(greeting)
+    assert asked.intent == "pay_bill" and asked.task == "bill_pay"
+    question = asked.prompts[-1]
+    assert "account number" in question.text and question.expects.kind == "digits" and question.expects.length == 8
+
+
+def test_a_wrong_length_is_explained_and_the_right_number_read_back(talk):
+    _, _, wrong, right = talk("check my balance", "4815162", "48151623")
+    assert "7 digits" in said(wrong) and wrong.prompts[-1].expects.length == 8 and not wrong.escalation
+    assert "4 8 1 5 1 6 2 3" in said(right)
+    assert right.escalation and right.escalation.reason == "task_unavailable"
+
+
+def test_silence_is_reprompted_twice_then_an_agent_is_offered(talk):
+    _, first, second, third, yes = talk("/no_input", "/no_input", "/no_input", "yes")
+    assert said(first) and said(second) and not first.escalation and not second.escalation
+    assert "agent" in said(third) and third.prompts[-1].expects.kind == "yes_no"
+    assert yes.escalation and yes.escalation.reason == "no_input"
+
+
+def test_declining_the_agent_goes_back_to_the_menu(talk):
+    *_, offer, no = talk("/no_input", "/no_input", "/no_input", "no")
+    assert "agent" in said(offer) and not no.escalation and "pay a bill" in said(no)
+
+
+def test_asking_for_a_person_inside_the_account_question_transfers(talk):
+    _, _, transfer = talk("pay my bill", "can i talk to a person")
+    assert transfer.escalation and transfer.escalation.reason == "caller_request" and "agent" in said(transfer)
+
+
+def test_goodbye_ends_the_call(talk):
+    _, bye = talk("no thanks goodbye")
+    assert bye.ended and "goodbye" in said(bye).lower()
+
+
+def test_the_shipped_dialogs_pass_their_own_check():
+    assert [p for p in check_dialogs(ROOT / "dialogs") if not p.warning] == []
+
+
+@pytest.fixture
+def dialogs_copy(tmp_path) -> Path:
+    copy = tmp_path / "dialogs"
+    shutil.copytree(ROOT / "dialogs", copy)
+    return copy
+
+
+def test_an_unknown_expectation_in_voice_settings_is_reported_on_its_line(dialogs_copy):
+    voice = dialogs_copy / "voice.yml"
+    lines = voice.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if line.startswith("  utter_offer_agent"))
+    lines[number - 1] = "  utter_offer_agent: {expects: maybe}"
+    voice.write_text("\n".join(lines) + "\n")
+    problems = [str(p) for p in check_dialogs(dialogs_copy)]
+    assert any(f"voice.yml:{number}:" in p and "maybe" in p for p in problems), problems
+    with pytest.raises(DialogError, match=f"voice.yml:{number}:"):
+        load_voice_settings(dialogs_copy)
+
+
+def test_a_prompt_that_is_not_a_response_is_reported(dialogs_copy):
+    voice = dialogs_copy / "voice.yml"
+    voice.write_text(voice.read_text().replace("utter_goodbye:", "utter_good_bye:"))
+    problems = [str(p) for p in check_dialogs(dialogs_copy)]
+    assert any("utter_good_bye" in p and "not a response" in p and "voice.yml:" in p for p in problems), problems
