@@ -12,11 +12,11 @@ from ivr.audio.pcm import PHONE_RATE, WIDEBAND_RATE, BadAudio, phone_channel, re
 from ivr.caller_voices import parse_voice
 from ivr.call import CallResult
 from ivr.events import AudioChunk, Dtmf
-from ivr.transports.files import CallerFiles
+from ivr.transports.files import BargeIn, CallerFiles, CallerItem
 
 CHANNELS = {"wideband": WIDEBAND_RATE, "phone": PHONE_RATE}
-TURN_KEYS = {"say", "audio", "dtmf", "expect"}
-TURN_EXPECT_KEYS = {"intent", "bot_says"}
+TURN_KEYS = {"say", "audio", "dtmf", "expect", "barge_in_at"}
+TURN_EXPECT_KEYS = {"intent", "bot_says", "stops_within_ms"}
 CALL_EXPECT_KEYS = {"outcome", "task"}
 
 
@@ -30,6 +30,7 @@ class CallerTurn:
     audio: Optional[Path] = None
     dtmf: Optional[str] = None
     expect: dict[str, str] = field(default_factory=dict)
+    barge_in_at: Optional[float] = None  # talk over the bot's prompt this many seconds into it
 
 
 @dataclass
@@ -91,8 +92,15 @@ def _turn(path: Path, number: int, raw: Any) -> CallerTurn:
     audio = (path.parent / raw["audio"]) if "audio" in raw else None
     if "dtmf" in raw and not re.fullmatch(r"[0-9*#A-D]+", str(raw["dtmf"])):
         raise ScenarioError(f"{path}: {where} dtmf {raw['dtmf']!r} may hold only 0-9, *, # and A-D")
+    barge_in_at = raw.get("barge_in_at")
+    if barge_in_at is not None and (isinstance(barge_in_at, bool) or not isinstance(barge_in_at, (int, float))
+                                    or barge_in_at < 0):
+        raise ScenarioError(f"{path}: {where} barge_in_at must be a number of seconds into the bot's prompt")
+    if "stops_within_ms" in (raw.get("expect") or {}) and barge_in_at is None:
+        raise ScenarioError(f"{path}: {where} expect.stops_within_ms needs barge_in_at")
     return CallerTurn(say=raw.get("say"), audio=audio, dtmf=str(raw["dtmf"]) if "dtmf" in raw else None,
-                      expect={k: str(v) for k, v in (raw.get("expect") or {}).items()})
+                      expect={k: str(v) for k, v in (raw.get("expect") or {}).items()},
+                      barge_in_at=float(barge_in_at) if barge_in_at is not None else None)
 
 
 def _only(path: Path, where: str, mapping: Any, allowed: set[str]) -> None:
@@ -103,15 +111,15 @@ def _only(path: Path, where: str, mapping: Any, allowed: set[str]) -> None:
         raise ScenarioError(f"{path}: {where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
 
 
-def caller_items(scenario: Scenario) -> list:
+def caller_items(scenario: Scenario) -> list[CallerItem]:
     voice = parse_voice(scenario.voice)
-    items: list = []
+    items: list[CallerItem] = []
     for turn in scenario.turns:
         if turn.dtmf is not None:
-            items.append(Dtmf(turn.dtmf))
+            items.append(CallerItem(Dtmf(turn.dtmf), turn.barge_in_at))
             continue
         audio = voice.speak(turn.say, scenario.rate) if turn.say is not None else _read(scenario, turn.audio)
-        items.append(phone_channel(audio) if scenario.channel == "phone" else audio)
+        items.append(CallerItem(phone_channel(audio) if scenario.channel == "phone" else audio, turn.barge_in_at))
     return items
 
 
@@ -135,11 +143,12 @@ async def run_scenario(bot, scenario: Scenario) -> dict[str, Any]:
                             wait_limit=timing.no_input_ms / 1000 + 1.5)
     scripted = [said(t) for t in scenario.turns if t.dtmf is None]
     result = await bot.call(transport, scripted=scripted).run()
-    return judge(scenario, result)
+    return judge(scenario, result, {b.item: b for b in transport.barge_ins})
 
 
-def judge(scenario: Scenario, result: CallResult) -> dict[str, Any]:
-    failures = []
+def judge(scenario: Scenario, result: CallResult, barge_ins: dict[int, BargeIn]) -> dict[str, Any]:
+    failures = [_barge_in_failure(n, t, barge_ins.get(n - 1)) for n, t in enumerate(scenario.turns, 1)]
+    failures = [f for f in failures if f]
     for number, turn in enumerate(scenario.turns, 1):
         got = result.turns[number - 1] if number <= len(result.turns) else None
         if got is None:
@@ -159,10 +168,23 @@ def judge(scenario: Scenario, result: CallResult) -> dict[str, Any]:
     return {
         "name": scenario.name, "file": str(scenario.path), "passed": not failures,
         "outcome": result.outcome, "task": result.task, "failures": failures,
+        "barge_ins": [{"turn": b.item + 1, "stopped_after_ms": None if b.stopped_after is None
+                       else round(b.stopped_after * 1000)} for b in barge_ins.values()],
         "turns": [{"said": t.said, "heard": t.heard, "intent": t.intent, "confidence": t.confidence,
                    "bot": " ".join(t.bot), "latency": {k: round(v, 4) for k, v in t.latency.items()}}
                   for t in result.turns],
     }
+
+
+def _barge_in_failure(number: int, turn: CallerTurn, barge_in: Optional[BargeIn]) -> Optional[str]:
+    limit = turn.expect.get("stops_within_ms")
+    if limit is None:
+        return None
+    if barge_in is None or barge_in.stopped_after is None:
+        return f"turn {number}: the caller talked over the prompt and it was not stopped"
+    if barge_in.stopped_after * 1000 > float(limit):
+        return f"turn {number}: the prompt went on {barge_in.stopped_after * 1000:.0f} ms after the caller began (limit {limit} ms)"
+    return None
 
 
 async def run_scenarios(bot, paths: list[Path]) -> dict[str, Any]:

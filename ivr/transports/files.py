@@ -1,67 +1,119 @@
 """A scripted caller: one item (WAV audio or keypad digits) per answer, on the call's own clock.
 
-The caller waits for the bot to finish speaking, then speaks the next item and stays silent until the
-bot answers. Speech and the endpoint silence after it arrive as fast as the call takes them; the
-silence while the bot thinks passes in real time, so the call's clock (and its recording) shows
-how long the caller really waited.
+The caller normally waits for the bot to finish speaking, then speaks the next item and stays
+silent until the bot answers. An item may instead barge in: the caller starts talking a set time
+into the bot's prompt, and the bot's audio is then heard frame by frame alongside the caller's,
+so the moment the call stops the prompt (clear) is measured on the same clock.
+Speech and the endpoint silence after it arrive as fast as the call takes them; the silence while
+the bot thinks passes in real time, so the call's clock shows how long the caller really waited.
 """
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncIterator, Sequence, Union
+from dataclasses import dataclass
+from typing import AsyncIterator, Optional, Sequence, Union
 
-from ivr.audio.pcm import resample, split
-from ivr.events import AudioChunk, Dtmf
+from ivr.audio.pcm import resample, rms_dbfs, split
+from ivr.events import SAMPLE_WIDTH, AudioChunk, Dtmf
 from ivr.transports.base import Hangup, Incoming
 
 FRAME = 0.02
 LEAD_SILENCE = 0.3
+ONSET_DBFS = -40.0
 
-CallerItem = Union[AudioChunk, Dtmf]
+
+@dataclass(frozen=True)
+class CallerItem:
+    say: Union[AudioChunk, Dtmf]
+    barge_in_at: Optional[float] = None  # seconds into the bot's prompt; None waits for the bot to finish
+
+
+@dataclass(frozen=True)
+class BargeIn:
+    item: int  # which caller item interrupted
+    spoke_at: float  # when the caller started talking over the prompt
+    stopped_at: Optional[float]  # when the bot's audio stopped (None: the prompt was not stopped)
+
+    @property
+    def stopped_after(self) -> Optional[float]:
+        return None if self.stopped_at is None else self.stopped_at - self.spoke_at
+
+
+def _onset(say: Union[AudioChunk, Dtmf]) -> float:
+    """Where the caller's voice begins in an item (synthesizers lead with some silence)."""
+    if isinstance(say, Dtmf):
+        return 0.0
+    for frame in split(say, FRAME):
+        if rms_dbfs(frame.pcm) > ONSET_DBFS:
+            return frame.timestamp
+    return 0.0
 
 
 class CallerFiles:
-    def __init__(self, items: Sequence[CallerItem], rate: int, fast_silence: float, wait_limit: float):
+    def __init__(self, items: Sequence[Union[CallerItem, AudioChunk, Dtmf]], rate: int, fast_silence: float,
+                 wait_limit: float):
         self.rate = rate
-        self._items = list(items)
+        self._items = [i if isinstance(i, CallerItem) else CallerItem(i) for i in items]
         self._fast_silence = fast_silence  # enough silence for the endpointer to decide
         self._wait_limit = wait_limit  # longest the caller stays silent before hanging up
         self._clock = 0.0
+        self._next = 0  # the caller item to say next
+        self._speaking = False  # the caller is saying an item: what the bot plays now is no answer
+        self._playing = bytearray()  # bot audio queued but not yet heard (only while a barge-in is due)
         self._bot_done = asyncio.Event()  # the bot finished a prompt and waits
         self._bot_spoke = asyncio.Event()  # the bot started answering since the caller last spoke
+        self._drained = asyncio.Event()
         self.heard: list[AudioChunk] = []  # the bot's audio, as the caller heard it
+        self.barge_ins: list[BargeIn] = []
 
     def now(self) -> float:
         return self._clock
 
     async def incoming(self) -> AsyncIterator[Incoming]:
-        for item in self._items:
-            await self._bot_done.wait()
+        for index, item in enumerate(self._items):
+            self._next = index
+            if item.barge_in_at is None:
+                await self._bot_done.wait()
+            else:
+                await self._bot_spoke.wait()
+                async for chunk in self._listening(item.barge_in_at):
+                    yield chunk
+                self.barge_ins.append(BargeIn(index, self._clock + _onset(item.say), None))
             self._bot_done.clear()
             self._bot_spoke.clear()
-            if isinstance(item, Dtmf):
-                yield item
+            self._speaking = True
+            if isinstance(item.say, Dtmf):
+                yield item.say
             else:
-                for chunk in self._speech(item):
-                    yield chunk
+                for chunk in self._speech(item.say, lead=item.barge_in_at is None):
+                    yield self._hear_bot(self._stamp(chunk))  # stamped as it is heard, not ahead of time
                     await asyncio.sleep(0)
+            self._speaking = False
+            self._next = index + 1  # what the bot plays from now on answers this item
             async for chunk in self._silence_until_answered():
                 yield chunk
+        self._next = len(self._items)
         await self._bot_done.wait()
         yield Hangup(self._clock)
 
-    def _speech(self, item: AudioChunk) -> list[AudioChunk]:
+    async def _listening(self, seconds: float) -> AsyncIterator[AudioChunk]:
+        """The caller hears `seconds` of the prompt before talking over it."""
+        for chunk in split(AudioChunk(bytes(int(self.rate * seconds) * SAMPLE_WIDTH), self.rate), FRAME):
+            yield self._hear_bot(self._stamp(chunk))
+            await asyncio.sleep(0)
+
+    def _speech(self, item: AudioChunk, lead: bool) -> list[AudioChunk]:
         audio = resample(item, self.rate)
-        lead = bytes(int(self.rate * LEAD_SILENCE) * 2)
-        fast = bytes(int(self.rate * self._fast_silence) * 2)
-        return [self._stamp(c) for c in split(AudioChunk(lead + audio.pcm + fast, self.rate), FRAME)]
+        before = bytes(int(self.rate * LEAD_SILENCE) * SAMPLE_WIDTH) if lead else b""
+        after = bytes(int(self.rate * self._fast_silence) * SAMPLE_WIDTH)
+        return split(AudioChunk(before + audio.pcm + after, self.rate), FRAME)
 
     async def _silence_until_answered(self) -> AsyncIterator[AudioChunk]:
-        frame = bytes(int(self.rate * FRAME) * 2)
+        frame = bytes(int(self.rate * FRAME) * SAMPLE_WIDTH)
         started, waited = time.monotonic(), 0.0
         while not self._bot_spoke.is_set() and waited < self._wait_limit:
-            yield self._stamp(AudioChunk(frame, self.rate))
+            yield self._hear_bot(self._stamp(AudioChunk(frame, self.rate)))
             waited += FRAME
             ahead = started + waited - time.monotonic()
             if ahead > 0:
@@ -75,16 +127,41 @@ class CallerFiles:
         self._clock += chunk.seconds
         return stamped
 
+    def _hear_bot(self, caller_frame: AudioChunk) -> AudioChunk:
+        """While a barge-in is due, the bot's queued audio plays in step with the caller's frames."""
+        if self._playing:
+            size = len(caller_frame.pcm)
+            self.heard.append(AudioChunk(bytes(self._playing[:size]), self.rate, caller_frame.timestamp))
+            del self._playing[:size]
+            if not self._playing:
+                self._drained.set()
+        return caller_frame
+
+    def _barge_in_due(self) -> bool:
+        return self._next < len(self._items) and self._items[self._next].barge_in_at is not None
+
     async def play(self, chunk: AudioChunk) -> None:
-        self._bot_spoke.set()
-        self.heard.append(AudioChunk(chunk.pcm, chunk.rate, self._clock))
-        self._clock += chunk.seconds
+        if not self._speaking:
+            self._bot_spoke.set()
+        if self._barge_in_due():
+            self._drained.clear()
+            self._playing += resample(chunk, self.rate).pcm
+        else:
+            self.heard.append(AudioChunk(chunk.pcm, chunk.rate, self._clock))
+            self._clock += chunk.seconds
 
     async def flush(self) -> None:
+        if self._playing:
+            await self._drained.wait()
         self._bot_done.set()
 
     def clear(self) -> None:
-        pass  # the scripted caller never talks over the bot
+        if self._playing and self.barge_ins and self.barge_ins[-1].stopped_at is None:
+            last = self.barge_ins[-1]
+            self.barge_ins[-1] = BargeIn(last.item, last.spoke_at, self._clock)
+        self._playing.clear()
+        self._drained.set()
 
     async def close(self) -> None:
+        self._drained.set()
         self._bot_done.set()
