@@ -14,6 +14,7 @@ from typing import Optional
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("LOG_LEVEL", "WARNING")  # also silences Rasa's progress bars
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")  # Rasa 3.6 uses the SQLAlchemy 1.4 API on purpose
 
 from ivr.config import Settings  # noqa: E402
 
@@ -135,7 +136,7 @@ def _call(args, settings: Settings) -> int:
     async def work(bot):
         if args.caller_audio:
             timing = bot.timing
-            transport = CallerFiles(items, rate, timing.trailing_silence_ms / 1000 + 0.3, timing.no_input_ms / 1000 + 1.5)
+            transport = CallerFiles(items, rate, wait_limit=timing.no_input_ms / 1000 + 1.5)
         else:
             from ivr.transports.microphone import Microphone
             transport = Microphone(_device(args.input_device), _device(args.output_device))

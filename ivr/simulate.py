@@ -139,7 +139,6 @@ def said(turn: CallerTurn) -> str:
 async def run_scenario(bot, scenario: Scenario) -> dict[str, Any]:
     timing = bot.timing
     transport = CallerFiles(caller_items(scenario), CHANNELS[scenario.channel],
-                            fast_silence=timing.trailing_silence_ms / 1000 + 0.3,
                             wait_limit=timing.no_input_ms / 1000 + 1.5)
     scripted = [said(t) for t in scenario.turns if t.dtmf is None]
     result = await bot.call(transport, scripted=scripted).run()

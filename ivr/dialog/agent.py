@@ -164,6 +164,8 @@ async def _load_agent(model: Path, action_url: str):
     # after TensorFlow that takes ~11 s, before it ~1 s.
     import skops.io  # noqa: F401
     from rasa.core.agent import load_agent
+
+    quiet_rasa()  # again: importing Rasa installs warning filters of its own
     from rasa.core.utils import AvailableEndpoints
     from rasa.utils.endpoints import EndpointConfig
 

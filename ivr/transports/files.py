@@ -4,8 +4,9 @@ The caller normally waits for the bot to finish speaking, then speaks the next i
 silent until the bot answers. An item may instead barge in: the caller starts talking a set time
 into the bot's prompt, and the bot's audio is then heard frame by frame alongside the caller's,
 so the moment the call stops the prompt (clear) is measured on the same clock.
-Speech and the endpoint silence after it arrive as fast as the call takes them; the silence while
-the bot thinks passes in real time, so the call's clock shows how long the caller really waited.
+Speech arrives as fast as the call takes it; the silence after it passes in real time, as it would
+on a line: the endpoint silence, a speculative decode's head start and the bot's thinking time are
+all real, so the call's clock shows how long the caller really waited.
 """
 from __future__ import annotations
 
@@ -51,11 +52,9 @@ def _onset(say: Union[AudioChunk, Dtmf]) -> float:
 
 
 class CallerFiles:
-    def __init__(self, items: Sequence[Union[CallerItem, AudioChunk, Dtmf]], rate: int, fast_silence: float,
-                 wait_limit: float):
+    def __init__(self, items: Sequence[Union[CallerItem, AudioChunk, Dtmf]], rate: int, wait_limit: float):
         self.rate = rate
         self._items = [i if isinstance(i, CallerItem) else CallerItem(i) for i in items]
-        self._fast_silence = fast_silence  # enough silence for the endpointer to decide
         self._wait_limit = wait_limit  # longest the caller stays silent before hanging up
         self._clock = 0.0
         self._next = 0  # the caller item to say next
@@ -106,8 +105,7 @@ class CallerFiles:
     def _speech(self, item: AudioChunk, lead: bool) -> list[AudioChunk]:
         audio = resample(item, self.rate)
         before = bytes(int(self.rate * LEAD_SILENCE) * SAMPLE_WIDTH) if lead else b""
-        after = bytes(int(self.rate * self._fast_silence) * SAMPLE_WIDTH)
-        return split(AudioChunk(before + audio.pcm + after, self.rate), FRAME)
+        return split(AudioChunk(before + audio.pcm, self.rate), FRAME)
 
     async def _silence_until_answered(self) -> AsyncIterator[AudioChunk]:
         frame = bytes(int(self.rate * FRAME) * SAMPLE_WIDTH)
