@@ -27,6 +27,7 @@ class Expectation:
     """What the bot's last prompt waits for: shapes ASR hints, digit normalisation and DTMF."""
     kind: str = "free"  # free | digits | yes_no | amount
     length: Optional[int] = None  # for digits: exact count expected (None = any)
+    phrases: tuple[str, ...] = ()  # what callers say here, from the dialog files: recognizer hints
 
     @property
     def wants_digits(self) -> bool:

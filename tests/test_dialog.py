@@ -91,3 +91,13 @@ def test_a_prompt_that_is_not_a_response_is_reported(dialogs_copy):
     voice.write_text(voice.read_text().replace("utter_goodbye:", "utter_good_bye:"))
     problems = [str(p) for p in check_dialogs(dialogs_copy)]
     assert any("utter_good_bye" in p and "not a response" in p and "voice.yml:" in p for p in problems), problems
+
+
+def test_open_questions_are_hinted_with_the_callers_own_words_from_nlu(dialogs_copy):
+    settings = load_voice_settings(dialogs_copy)
+    greet = settings.prompt("utter_greet").expects
+    assert "i want to pay my bill" in greet.phrases and "agent" in greet.phrases
+    assert settings.prompt("utter_ask_account_number").expects.phrases == ()  # digits have their own hints
+    voice = dialogs_copy / "voice.yml"
+    voice.write_text(voice.read_text().replace("request_agent, goodbye]", "request_agent, say_goodbye]"))
+    assert any("say_goodbye" in str(p) and "voice.yml:" in str(p) for p in check_dialogs(dialogs_copy))

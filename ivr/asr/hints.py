@@ -7,7 +7,8 @@ from ivr.events import Expectation
 
 DIGIT_WORDS = ["zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 YES_NO_WORDS = ["yes", "yeah", "yep", "no", "nope", "correct", "right", "wrong", "that's", "not"]
-# Whisper continues the style of its prompt: the caller's requests in the dialog's own words.
+# Whisper continues the style of its prompt. The dialog files supply the callers' own words
+# (Expectation.phrases); this stands in only where a prompt came with none.
 DOMAIN = ("I want to pay my bill. Check my balance. Change my address. "
           "Can I speak to an agent? Yes, that's right. No, goodbye.")
 UNKNOWN = "[unk]"  # lets Vosk say "something else" instead of forcing a grammar word onto it
@@ -23,6 +24,8 @@ def whisper_prompt(expects: Expectation) -> str:
         return "Yes. No. Yes, that's right. No, that's wrong."
     if expects.kind == "amount":
         return "I'll pay $50.25. The full balance. $120.75."
+    if expects.phrases:
+        return " ".join(f"{p[:1].upper()}{p[1:]}." for p in expects.phrases)
     return DOMAIN
 
 

@@ -81,6 +81,11 @@ def _voice_problems(dialogs_dir: Path, parsed: dict) -> list[Problem]:
     for name in prompts:
         if name not in responses:
             found.append(Problem(path, line_of(prompts, name), f"prompt {name} is not a response in domain.yml"))
+    intents = set((parsed.get(dialogs_dir / "domain.yml") or {}).get("intents") or [])
+    hints = data.get("hints") or {} if isinstance(data, dict) else {}
+    for name in hints.get("intents") or [] if isinstance(hints.get("intents"), list) else []:
+        if name not in intents:
+            found.append(Problem(path, line_of(hints, "intents"), f"hints: intent {name} is not in domain.yml"))
     return found
 
 

@@ -1,7 +1,7 @@
 """dialogs/voice.yml: what each prompt expects, endpointing timings and the bot's voice."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,9 @@ KINDS = ("free", "digits", "yes_no", "amount")
 PROMPT_KEYS = {"expects", "length", "barge_in"}
 ENDPOINT_KEYS = {"trailing_silence_ms", "no_input_ms", "max_utterance_ms"}
 TTS_KEYS = {"voice", "rate"}
-TOP_KEYS = {"prompts", "endpointing", "tts"}
+HINT_KEYS = {"intents", "examples_per_intent"}
+TOP_KEYS = {"prompts", "endpointing", "tts", "hints"}
+DEFAULT_HINT_INTENTS = ("pay_bill", "check_balance", "change_address", "request_agent", "goodbye")
 
 
 class DialogError(ValueError):
@@ -41,9 +43,13 @@ class VoiceSettings:
     endpointing: EndpointSettings = EndpointSettings()
     tts_voice: str = "en-us"
     tts_rate: int = 165
+    phrases: tuple[str, ...] = ()  # what callers say to an open question, from data/nlu.yml
 
     def prompt(self, name: str) -> PromptSetting:
-        return self.prompts.get(name) or PromptSetting(name)
+        setting = self.prompts.get(name) or PromptSetting(name)
+        if setting.expects.kind != "free" or not self.phrases:
+            return setting
+        return replace(setting, expects=replace(setting.expects, phrases=self.phrases))
 
 
 def load_yaml(path: Path) -> Any:
@@ -77,11 +83,14 @@ def problems_in(path: Path, data: Any) -> list[tuple[int, str]]:
             found.append((line_of(data, key), f"unknown key {key!r}; expected one of {sorted(TOP_KEYS)}"))
     for name, setting in (data.get("prompts") or {}).items():
         found.extend(_prompt_problems(data["prompts"], name, setting))
-    for section, keys in (("endpointing", ENDPOINT_KEYS), ("tts", TTS_KEYS)):
+    for section, keys in (("endpointing", ENDPOINT_KEYS), ("tts", TTS_KEYS), ("hints", HINT_KEYS)):
         values = data.get(section) or {}
         for key, value in values.items():
             if key not in keys:
                 found.append((line_of(values, key), f"{section}: unknown key {key!r}; expected one of {sorted(keys)}"))
+            elif key == "intents":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    found.append((line_of(values, key), "hints.intents must be a list of intent names"))
             elif key != "voice" and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 found.append((line_of(values, key), f"{section}.{key} must be a positive whole number, not {value!r}"))
     return found
@@ -116,6 +125,19 @@ def load_voice_settings(dialogs_dir: Path) -> VoiceSettings:
         name: PromptSetting(name, Expectation(s.get("expects", "free"), s.get("length")), s.get("barge_in", True))
         for name, s in (data.get("prompts") or {}).items()
     }
-    tts = data.get("tts") or {}
+    tts, hints = data.get("tts") or {}, data.get("hints") or {}
+    phrases = caller_phrases(dialogs_dir / "data", tuple(hints.get("intents", DEFAULT_HINT_INTENTS)),
+                             int(hints.get("examples_per_intent", 2)))
     return VoiceSettings(prompts, EndpointSettings(**dict(data.get("endpointing") or {})),
-                         str(tts.get("voice", "en-us")), int(tts.get("rate", 165)))
+                         str(tts.get("voice", "en-us")), int(tts.get("rate", 165)), phrases)
+
+
+def caller_phrases(data_dir: Path, intents: tuple[str, ...], per_intent: int) -> tuple[str, ...]:
+    """The first NLU examples of the given intents: how callers word an answer to an open question."""
+    examples: dict[str, list[str]] = {}
+    for path in sorted(data_dir.rglob("*.yml")):
+        for block in (load_yaml(path) or {}).get("nlu") or []:
+            if isinstance(block, dict) and block.get("intent") in intents:
+                lines = str(block.get("examples", "")).splitlines()
+                examples.setdefault(block["intent"], []).extend(l.strip()[2:] for l in lines if l.strip().startswith("- "))
+    return tuple(e for intent in intents for e in examples.get(intent, [])[:per_intent])
