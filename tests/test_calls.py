@@ -30,3 +30,36 @@ def test_the_bot_answers_every_caller_turn_with_speech(bot, event_loop_for_bot):
     for turn in result["turns"]:
         assert turn["bot"].strip()
         assert turn["latency"]["first_audio"] > turn["latency"]["endpoint"]
+
+
+def test_a_prompt_marked_barge_in_false_plays_on_and_the_words_over_it_are_ignored(bot, event_loop_for_bot, tmp_path):
+    import shutil
+
+    from conftest import ROOT
+    from ivr.bot import Bot
+    from ivr.dialog.agent import Dialog
+    from ivr.dialog.settings import load_voice_settings
+
+    dialogs = tmp_path / "dialogs"
+    shutil.copytree(ROOT / "dialogs", dialogs)
+    voice = dialogs / "voice.yml"
+    voice.write_text(voice.read_text().replace("utter_greet: {expects: free}", "utter_greet: {expects: free, barge_in: false}"))
+    settings = load_voice_settings(dialogs)
+    dialog = event_loop_for_bot.run_until_complete(Dialog.load(dialogs, bot.settings.models_dir, settings))
+    strict = Bot(bot.settings, settings, bot.recognizer, dialog, bot.voice, 0.0)
+    scenario = tmp_path / "strict.yml"
+    scenario.write_text(
+        'name: caller talks over a greeting that may not be interrupted\n'
+        'caller: {voice: "flite:slt", channel: wideband}\n'
+        'turns:\n'
+        '  - say: "I want to pay my bill."\n'
+        '    barge_in_at: 1.0\n'
+        '  - say: "I want to pay my bill."\n')
+    try:
+        result = event_loop_for_bot.run_until_complete(run_scenario(strict, load_scenario(scenario)))
+    finally:
+        event_loop_for_bot.run_until_complete(dialog.close())
+    assert result["barge_ins"] == [{"turn": 1, "stopped_after_ms": None}]  # the greeting was heard to the end
+    # what the caller said over it was not taken as a turn; their repeat after it was the first one
+    assert len(result["turns"]) == 1
+    assert result["turns"][0]["intent"] == "pay_bill" and "account number" in result["turns"][0]["bot"]

@@ -105,3 +105,26 @@ def test_an_unknown_caller_voice_is_named_with_the_installed_ones(tmp_path):
     scenario.write_text('name: x\ncaller: {voice: "flite:nobody"}\nturns:\n  - say: "hi"\n')
     done = ivr_command("simulate", scenario, timeout=60)
     assert done.returncode == 2 and "nobody" in done.stderr and "slt" in done.stderr
+
+
+def test_chat_runs_the_same_dialog_by_typing(trained_model):
+    done = ivr_command("chat", input="i want to pay my bill\n48151623\n", timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "account number" in done.stdout and "4 8 1 5 1 6 2 3" in done.stdout
+
+
+def test_models_list_says_which_recognizer_runs(tmp_path):
+    done = ivr_command("models", "list", env={"IVR_MODELS": str(tmp_path)}, timeout=60)
+    assert done.returncode == 0
+    assert "in use: whisper tiny.en" in done.stdout and "ivr models pull" in done.stdout
+
+
+def test_models_pull_without_a_network_fails_fast_with_one_line(tmp_path):
+    """The English Vosk model lives outside the package registries: offline, pull says so and installs nothing."""
+    done = ivr_command("models", "pull", "--timeout", "5", env={"IVR_MODELS": str(tmp_path)}, timeout=60)
+    if done.returncode == 0:  # a machine with a network really installs it
+        assert (tmp_path / "vosk" / "am").is_dir()
+        return
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "cannot download" in done.stderr and "Whisper" in done.stderr
+    assert not (tmp_path / "vosk").exists()

@@ -113,3 +113,20 @@ def test_without_vosk_the_bundled_whisper_runs_and_says_why(whisper, tmp_path, c
     assert recognizer.name == "whisper tiny.en"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("no English Vosk model" in m and "ivr models pull" in m and "Whisper tiny.en" in m for m in warnings)
+
+
+def test_a_sentence_whisper_says_twice_is_kept_once_but_repeated_digits_are_not_touched():
+    from ivr.asr.whisper_engine import without_repeats
+
+    assert without_repeats("I want to pay my bill. I want to pay my bill. I want to") == "I want to pay my bill."
+    assert without_repeats("4. 4. 8. 1.") == "4. 4. 8. 1."
+    assert without_repeats("Four, four, eight, one.") == "Four, four, eight, one."
+    assert without_repeats("No. No.") == "No. No."
+
+
+def test_open_questions_prime_whisper_with_words_not_whole_sentences():
+    from ivr.asr.hints import whisper_prompt
+    from ivr.events import Expectation
+
+    prompt = whisper_prompt(Expectation(phrases=("i want to pay my bill", "check my balance", "agent")))
+    assert prompt == "Vocabulary: pay, bill, check, balance, agent."

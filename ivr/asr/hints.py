@@ -25,8 +25,19 @@ def whisper_prompt(expects: Expectation) -> str:
     if expects.kind == "amount":
         return "I'll pay $50.25. The full balance. $120.75."
     if expects.phrases:
-        return " ".join(f"{p[:1].upper()}{p[1:]}." for p in expects.phrases)
+        return vocabulary(expects.phrases)
     return DOMAIN
+
+
+# Whole caller sentences in the prompt make Whisper repeat them ("I want to pay my bill. I want to
+# pay my bill."); a list of the words they use primes the vocabulary without that.
+FILLER = {"i", "i'm", "i'd", "me", "my", "a", "an", "the", "to", "is", "it", "what", "what's", "can", "want",
+          "would", "like", "need", "please", "do", "you", "of", "on", "for", "and", "or", "with", "some"}
+
+
+def vocabulary(phrases: tuple[str, ...]) -> str:
+    words = dict.fromkeys(w for p in phrases for w in p.lower().split() if w not in FILLER)
+    return f"Vocabulary: {', '.join(words)}."
 
 
 def vosk_grammar(expects: Expectation) -> Optional[list[str]]:

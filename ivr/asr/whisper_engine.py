@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -78,6 +79,18 @@ def window(seconds: float) -> dict:
     return {**shorter, "max_new_tokens": int(seconds * TOKENS_PER_SECOND) + 16}
 
 
+def without_repeats(text: str) -> str:
+    """Whisper sometimes says a sentence twice or more in a row; a caller's turn does not.
+
+    Only sentences of three words or more: "4. 4. 8." and "No. No." are what the caller said."""
+    kept: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        plain, previous = sentence.strip(" .,!?").lower(), kept[-1].strip(" .,!?").lower() if kept else ""
+        if len(previous.split()) < 3 or len(plain.split()) < 3 or not previous.startswith(plain):
+            kept.append(sentence)  # not a repeat of the sentence before, nor its cut-off start
+    return " ".join(kept)
+
+
 class WhisperRecognizer:
     def __init__(self, model_dir: Optional[Path] = None):
         bundled = model_dir is None
@@ -107,7 +120,7 @@ class WhisperRecognizer:
             condition_on_previous_text=False, vad_filter=False, initial_prompt=whisper_prompt(expects),
             **window(audio.seconds))
         segments = [s for s in segments if not (s.no_speech_prob > NO_SPEECH and s.avg_logprob < POOR_LOGPROB)]
-        text = " ".join(s.text.strip() for s in segments).strip()
+        text = without_repeats(" ".join(s.text.strip() for s in segments).strip())
         if not text:
             return Transcript("", 0.0)
         logprob = sum(s.avg_logprob for s in segments) / len(segments)
