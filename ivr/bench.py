@@ -57,7 +57,7 @@ def _vosk_cost(paths: list[Path]) -> dict[str, Any]:
     """Vosk's finalisation cost on the same caller audio, with the Korean model (no English one can be had here)."""
     from ivr.asr.models import korean_test_model
     from ivr.asr.vosk_engine import VoskRecognizer
-    from ivr.audio.pcm import split
+    from ivr.audio.pcm import resample, split
     from ivr.events import FREE, AudioChunk
     from ivr.simulate import CHANNELS, caller_items, find_scenarios, load_scenario
 
@@ -67,10 +67,10 @@ def _vosk_cost(paths: list[Path]) -> dict[str, Any]:
     recognizer, costs = VoskRecognizer(model), []
     for scenario in (load_scenario(p) for p in find_scenarios(paths)):
         for item in caller_items(scenario):
-            if not isinstance(item, AudioChunk):
+            if not isinstance(item.say, AudioChunk):
                 continue
             utterance = recognizer.utterance(CHANNELS[scenario.channel], FREE)
-            for chunk in split(item, 0.02):
+            for chunk in split(resample(item.say, CHANNELS[scenario.channel]), 0.02):
                 utterance.feed(chunk)
             began = time.monotonic()
             utterance.finish()
