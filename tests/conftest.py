@@ -62,3 +62,11 @@ def ivr_command(*args, env=None, timeout=300, **kwargs):
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([str(Path(sys.executable).parent / "ivr"), *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, env=full_env, cwd=ROOT, **kwargs)
+
+
+def voiced_seconds(pcm: bytes, rate: int) -> float:
+    """How much of a 16-bit mono track a voice-activity detector calls speech: 'is this speech?'."""
+    import webrtcvad
+
+    vad, frame = webrtcvad.Vad(2), int(rate * 0.02) * 2
+    return sum(vad.is_speech(pcm[i:i + frame], rate) for i in range(0, len(pcm) - frame, frame)) * 0.02

@@ -5,16 +5,8 @@ import wave
 from pathlib import Path
 
 import numpy as np
-import webrtcvad
 
-from conftest import ROOT, ivr_command
-
-
-def speech_seconds(pcm: bytes, rate: int) -> float:
-    """How much of a track a voice-activity detector calls speech."""
-    vad = webrtcvad.Vad(2)
-    frame = int(rate * 0.02) * 2
-    return sum(vad.is_speech(pcm[i:i + frame], rate) for i in range(0, len(pcm) - frame, frame)) * 0.02
+from conftest import ROOT, ivr_command, voiced_seconds
 
 
 def test_call_with_caller_files_answers_and_records_both_sides(tmp_path, trained_model):
@@ -38,8 +30,8 @@ def test_call_with_caller_files_answers_and_records_both_sides(tmp_path, trained
         rate = wav.getframerate()
         frames = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").reshape(-1, 2)
     caller, bot = frames[:, 0].tobytes(), frames[:, 1].tobytes()
-    assert speech_seconds(caller, rate) > 1.0  # the caller's request
-    assert speech_seconds(bot, rate) > 3.0  # the greeting and the transfer prompt
+    assert voiced_seconds(caller, rate) > 1.0  # the caller's request
+    assert voiced_seconds(bot, rate) > 3.0  # the greeting and the transfer prompt
     first_bot = np.argmax(np.abs(frames[:, 1]) > 500) / rate
     first_caller = np.argmax(np.abs(frames[:, 0]) > 500) / rate
     assert first_bot < first_caller  # the bot greets before the caller speaks

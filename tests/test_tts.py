@@ -1,23 +1,21 @@
 """The bot's voice: pyttsx3 with espeak-ng, one owner thread, cached prompts, sentence by sentence."""
 from concurrent.futures import ThreadPoolExecutor
 
-import webrtcvad
+from conftest import voiced_seconds
 
 from ivr.audio.pcm import resample, rms_dbfs
 from ivr.tts.cache import PromptCache
 from ivr.tts.pyttsx3_voice import Pyttsx3Synthesizer
 
 
-def voiced_seconds(chunk) -> float:
-    audio = resample(chunk, 16000)
-    vad, frame = webrtcvad.Vad(2), 640
-    return sum(vad.is_speech(audio.pcm[i:i + frame], 16000) for i in range(0, len(audio.pcm) - frame, frame)) * 0.02
+def voiced(chunk) -> float:
+    return voiced_seconds(resample(chunk, 16000).pcm, 16000)
 
 
 def test_a_prompt_is_rendered_as_speech_of_plausible_length():
     prompt = Pyttsx3Synthesizer().render("Please say or key in your 8 digit account number.")
     assert 2.0 < prompt.seconds < 6.0  # eleven words at 165 words a minute
-    assert rms_dbfs(prompt.pcm) > -35 and voiced_seconds(prompt) > 1.5
+    assert rms_dbfs(prompt.pcm) > -35 and voiced(prompt) > 1.5
 
 
 def test_the_rate_setting_changes_how_fast_the_bot_speaks():
@@ -38,7 +36,7 @@ def test_two_calls_can_render_at_once():
     texts = ["Sure, I'll connect you with an agent now.", "Sorry, I didn't catch that."] * 3
     with ThreadPoolExecutor(4) as pool:
         rendered = list(pool.map(synth.render, texts))
-    assert all(voiced_seconds(r) > 0.8 for r in rendered)
+    assert all(voiced(r) > 0.8 for r in rendered)
     # no mix-ups: each text got its own audio (espeak-ng is not bit-exact between renders; lengths are)
     assert abs(rendered[0].seconds - rendered[2].seconds) < 0.05 and rendered[0].seconds > rendered[1].seconds + 0.3
 
