@@ -90,12 +90,6 @@ class Prompt:
 
 
 @dataclass(frozen=True)
-class Interrupt:
-    """Barge-in: caller speech while a prompt plays; transports stop playback."""
-    timestamp: float
-
-
-@dataclass(frozen=True)
 class Escalation:
     reason: str
     summary: str = ""

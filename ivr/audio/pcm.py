@@ -32,6 +32,21 @@ def resample(chunk: AudioChunk, rate: int) -> AudioChunk:
     return AudioChunk(np.asarray(out, dtype="<i2").tobytes(), rate, chunk.timestamp)
 
 
+class StreamResampler:
+    """Resampling for a live stream of small chunks: keeps the filter's state from one to the next,
+    where resample() on each 20 ms block would leave an edge every 20 ms."""
+
+    def __init__(self, rate_in: int, rate_out: int):
+        self.rate_in, self.rate_out = rate_in, rate_out
+        self._stream = soxr.ResampleStream(rate_in, rate_out, 1, dtype="int16", quality="HQ") if rate_in != rate_out else None
+
+    def __call__(self, chunk: AudioChunk) -> AudioChunk:
+        if self._stream is None:
+            return chunk
+        out = self._stream.resample_chunk(np.frombuffer(chunk.pcm, dtype="<i2"))
+        return AudioChunk(np.asarray(out, dtype="<i2").tobytes(), self.rate_out, chunk.timestamp)
+
+
 def read_wav(source: Union[str, Path, bytes], rate: int | None = None) -> AudioChunk:
     """Any PCM WAV (8-32 bit, mono or multichannel, any rate) as mono 16-bit, resampled to `rate` if given."""
     name = "audio data" if isinstance(source, bytes) else str(source)

@@ -12,7 +12,7 @@ from typing import AsyncIterator, Optional, Union
 
 import numpy as np
 
-from ivr.audio.pcm import WIDEBAND_RATE, resample
+from ivr.audio.pcm import WIDEBAND_RATE, StreamResampler, resample
 from ivr.events import AudioChunk
 from ivr.transports.base import Incoming
 
@@ -98,7 +98,7 @@ class Microphone:
         def speak(outdata, frames, when, status):  # device thread: copy out what is buffered
             outdata[:] = np.frombuffer(speaker.take(frames * out_bytes), dtype="<i2").reshape(-1, 1)
 
-        self._out_rate = out_rate
+        self._in_rate, self._out_rate = in_rate, out_rate
         self._streams = [
             self._sd.RawInputStream(samplerate=in_rate, channels=1, dtype="int16", device=self._input,
                                     blocksize=int(in_rate * BLOCK_SECONDS), callback=heard),
@@ -111,8 +111,9 @@ class Microphone:
     async def incoming(self) -> AsyncIterator[Incoming]:
         if not self._streams:
             self.open()
+        to_call_rate = StreamResampler(self._in_rate, self.rate)
         while (chunk := await self._queue.get()) is not None:
-            yield resample(chunk, self.rate)
+            yield to_call_rate(chunk)
 
     async def play(self, chunk: AudioChunk) -> None:
         self._speaker.push(resample(chunk, self._out_rate).pcm)
