@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from ivr.asr.numbers import normalise
+from ivr.dialog.agent import DialogReply
 from ivr.audio.endpointer import Endpointer, Timing
 from ivr.audio.pcm import resample
 from ivr.audio.recording import Recording
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 NO_INPUT = "/no_input"
 NO_MATCH = "/nlu_fallback"
+# Said by the call itself when the dialog cannot answer (Rasa or its actions failed): a broken
+# dialog cannot say it, and the caller must never be left in silence.
+APOLOGY = "I'm sorry, something went wrong on our side. Let me connect you with an agent."
 
 
 @dataclass
@@ -202,10 +206,23 @@ class Call:
         else:
             text = NO_INPUT
         rasa_began = time.monotonic()
-        reply = await self.dialog.respond(self.call_id, text)
+        reply = await self._respond(text)
         turn.latency["dialog"] = time.monotonic() - rasa_began
         turn.intent, turn.confidence = reply.intent, reply.confidence
         await self._answer(reply, turn, began)
+
+    async def _respond(self, text: str):
+        try:
+            reply = await self.dialog.respond(self.call_id, text)
+        except Exception:  # noqa: BLE001 - whatever broke, the caller hears an apology, not silence
+            log.exception("call %s: the dialog failed on a caller turn", self.call_id)
+            reply = None
+        if reply is not None and (reply.prompts or reply.ended):
+            return reply
+        log.error("call %s: the dialog gave no prompt; apologising and transferring", self.call_id)
+        return DialogReply(prompts=[Prompt(APOLOGY, "apology", barge_in=False)],
+                           intent=reply.intent if reply else None, escalation=Escalation("dialog_failure"),
+                           task=reply.task if reply else None)
 
     def _understood(self, transcript: Transcript, turn: Turn) -> str:
         text = normalise(transcript.text, self._state.expects).strip()

@@ -63,3 +63,30 @@ def test_a_prompt_marked_barge_in_false_plays_on_and_the_words_over_it_are_ignor
     # what the caller said over it was not taken as a turn; their repeat after it was the first one
     assert len(result["turns"]) == 1
     assert result["turns"][0]["intent"] == "pay_bill" and "account number" in result["turns"][0]["bot"]
+
+
+def test_when_the_dialog_breaks_the_caller_hears_an_apology_and_is_transferred(bot, event_loop_for_bot, tmp_path):
+    """Rasa's actions gone mid-call: no dead air, one apology, a transfer with the reason."""
+    import shutil
+
+    from conftest import ROOT
+    from ivr.bot import Bot
+    from ivr.dialog.agent import Dialog
+    from ivr.dialog.settings import load_voice_settings
+
+    dialogs = tmp_path / "dialogs"
+    shutil.copytree(ROOT / "dialogs", dialogs)
+    dialog = event_loop_for_bot.run_until_complete(
+        Dialog.load(dialogs, bot.settings.models_dir, load_voice_settings(dialogs)))
+    fragile = Bot(bot.settings, bot.voice_settings, bot.recognizer, dialog, bot.voice, 0.0)
+    scenario = tmp_path / "broken.yml"
+    scenario.write_text('name: the action server dies\ncaller: {voice: "flite:slt"}\nturns:\n'
+                        '  - say: "I want to pay my bill."\n  - say: "four eight one five one six two three"\n')
+    dialog._server.stop()  # the actions die after the bot has started
+    try:
+        result = event_loop_for_bot.run_until_complete(run_scenario(fragile, load_scenario(scenario)))
+    finally:
+        event_loop_for_bot.run_until_complete(dialog.close())
+    assert result["outcome"] == "escalated"
+    assert "something went wrong" in result["turns"][-1]["bot"]
+    assert all(turn["bot"] for turn in result["turns"])  # every caller turn was answered

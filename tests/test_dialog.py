@@ -101,3 +101,54 @@ def test_open_questions_are_hinted_with_the_callers_own_words_from_nlu(dialogs_c
     voice = dialogs_copy / "voice.yml"
     voice.write_text(voice.read_text().replace("request_agent, goodbye]", "request_agent, say_goodbye]"))
     assert any("say_goodbye" in str(p) and "voice.yml:" in str(p) for p in check_dialogs(dialogs_copy))
+
+
+def test_training_is_skipped_when_nothing_changed_and_redone_when_the_data_changes(tmp_path, trained_model):
+    from conftest import ivr_command
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(trained_model, models / trained_model.name)
+    shutil.copy(trained_model.with_suffix("").with_suffix(".fingerprint"), models)
+    before = (models / trained_model.name).stat().st_mtime
+    same = ivr_command("train", env={"IVR_MODELS": str(models)}, timeout=120)
+    assert same.returncode == 0 and "unchanged" in same.stderr
+    assert (models / trained_model.name).stat().st_mtime == before
+
+
+def test_an_action_server_named_in_endpoints_yml_is_used_instead_of_our_own(dialogs_copy, bot, event_loop_for_bot):
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from ivr.dialog.agent import Dialog
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    theirs = subprocess.Popen([sys.executable, "-m", "rasa_sdk", "--actions", "ivr.actions", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        (dialogs_copy / "endpoints.yml").write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{port}/webhook"\n')
+        dialog = event_loop_for_bot.run_until_complete(
+            Dialog.load(dialogs_copy, bot.settings.models_dir, load_voice_settings(dialogs_copy)))
+        run = event_loop_for_bot.run_until_complete
+        try:
+            run(dialog.start("external"))
+            run(dialog.respond("external", "pay my bill"))
+            assert "7 digits" in said(run(dialog.respond("external", "4815162")))  # a validation action answered
+            theirs.terminate()
+            theirs.wait(10)
+            assert "7 digits" not in said(run(dialog.respond("external", "4815162")))  # it was theirs, not ours
+        finally:
+            run(dialog.close())
+    finally:
+        theirs.kill()
