@@ -125,6 +125,7 @@ async def _with_bot(settings: Settings, work):
 def _call(args, settings: Settings) -> int:
     from ivr.audio.pcm import PHONE_RATE, WIDEBAND_RATE, phone_channel, read_wav
     from ivr.audio.recording import Recording
+    from ivr.dialog.settings import load_voice_settings
     from ivr.transports.files import CallerFiles
 
     if args.caller_audio:
@@ -132,26 +133,35 @@ def _call(args, settings: Settings) -> int:
         if args.channel == "phone":
             items = [phone_channel(i) for i in items]
     rate = PHONE_RATE if args.caller_audio and args.channel == "phone" else WIDEBAND_RATE
+    no_input = load_voice_settings(settings.dialogs_dir).endpointing.no_input_ms / 1000
 
-    async def work(bot):
+    async def call():
         if args.caller_audio:
-            timing = bot.timing
-            transport = CallerFiles(items, rate, wait_limit=timing.no_input_ms / 1000 + 1.5)
+            transport = CallerFiles(items, rate, wait_limit=no_input + 1.5)
         else:
             from ivr.transports.microphone import Microphone
             transport = Microphone(_device(args.input_device), _device(args.output_device))
-            print("Listening. Speak to the bot; Ctrl-C hangs up.", file=sys.stderr, flush=True)
+            transport.open()  # a missing device is said before the models load
         recording = Recording(rate) if args.record else None
-        call = bot.call(transport, recording=recording,
-                        scripted=[str(p) for p in args.caller_audio] if args.caller_audio else None)
-        if not args.json:
-            call.on_turn = _print_turn
-        result = await call.run()
+
+        async def work(bot):
+            call = bot.call(transport, recording=recording,
+                            scripted=[str(p) for p in args.caller_audio] if args.caller_audio else None)
+            if not args.json:
+                call.on_turn = _print_turn
+            if not args.caller_audio:
+                print("Listening. Speak to the bot; Ctrl-C hangs up.", file=sys.stderr, flush=True)
+            return await call.run()
+
+        try:
+            result = await _with_bot(settings, work)
+        finally:
+            await transport.close()
         if recording:
             recording.save(args.record)
         return result
 
-    result = asyncio.run(_with_bot(settings, work))
+    result = asyncio.run(call())
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -160,14 +161,15 @@ async def _on(loop: asyncio.AbstractEventLoop, coroutine):
 
 async def _load_agent(model: Path, action_url: str):
     quiet_rasa()
-    # skops (which loads the intent classifier) scans every loaded module when first imported:
-    # after TensorFlow that takes ~11 s, before it ~1 s.
-    import skops.io  # noqa: F401
-    from rasa.core.agent import load_agent
-
+    with warnings.catch_warnings():  # TensorFlow and friends warn about their own internals on import
+        warnings.simplefilter("ignore")
+        # skops (which loads the intent classifier) scans every loaded module when first imported:
+        # after TensorFlow that takes ~11 s, before it ~1 s.
+        import skops.io  # noqa: F401
+        from rasa.core.agent import load_agent
+        from rasa.core.utils import AvailableEndpoints
+        from rasa.utils.endpoints import EndpointConfig
     quiet_rasa()  # again: importing Rasa installs warning filters of its own
-    from rasa.core.utils import AvailableEndpoints
-    from rasa.utils.endpoints import EndpointConfig
 
     return await load_agent(model_path=str(model), endpoints=AvailableEndpoints(action=EndpointConfig(url=action_url)))
 

@@ -80,11 +80,12 @@ class Microphone:
         try:
             return int(self._sd.query_devices(device, kind)["default_samplerate"])
         except (ValueError, self._sd.PortAudioError) as exc:
-            names = ", ".join(d["name"] for d in self._sd.query_devices()) or "none"
+            names = ", ".join(str(d["name"]) for d in self._sd.query_devices()) or "none"
             raise DeviceError(f"no usable {kind} device {device if device is not None else '(default)'}: "
                               f"{exc}. Devices: {names}") from exc
 
     def open(self) -> None:
+        """Start capture and playback; call from the event loop before the call starts."""
         loop = asyncio.get_running_loop()
         in_rate, out_rate = self._device_rate(self._input, "input"), self._device_rate(self._output, "output")
 
@@ -99,18 +100,21 @@ class Microphone:
             outdata[:] = np.frombuffer(speaker.take(frames * out_bytes), dtype="<i2").reshape(-1, 1)
 
         self._in_rate, self._out_rate = in_rate, out_rate
-        self._streams = [
-            self._sd.RawInputStream(samplerate=in_rate, channels=1, dtype="int16", device=self._input,
-                                    blocksize=int(in_rate * BLOCK_SECONDS), callback=heard),
-            self._sd.OutputStream(samplerate=out_rate, channels=1, dtype="int16", device=self._output,
-                                  blocksize=int(out_rate * BLOCK_SECONDS), callback=speak),
-        ]
-        for stream in self._streams:
-            stream.start()
+        try:
+            self._streams = [
+                self._sd.RawInputStream(samplerate=in_rate, channels=1, dtype="int16", device=self._input,
+                                        blocksize=int(in_rate * BLOCK_SECONDS), callback=heard),
+                self._sd.OutputStream(samplerate=out_rate, channels=1, dtype="int16", device=self._output,
+                                      blocksize=int(out_rate * BLOCK_SECONDS), callback=speak),
+            ]
+            for stream in self._streams:
+                stream.start()
+        except self._sd.PortAudioError as exc:
+            raise DeviceError(f"cannot open the sound devices (input {self._input or 'default'}, output "
+                              f"{self._output or 'default'}): {exc}. Pick others with --input-device/"
+                              f"--output-device; `python -m sounddevice` lists them") from exc
 
     async def incoming(self) -> AsyncIterator[Incoming]:
-        if not self._streams:
-            self.open()
         to_call_rate = StreamResampler(self._in_rate, self.rate)
         while (chunk := await self._queue.get()) is not None:
             yield to_call_rate(chunk)
