@@ -123,10 +123,7 @@ def test_models_pull_without_a_network_fails_fast_with_one_line(tmp_path):
 
 
 def test_no_sound_device_is_said_at_once_not_after_loading(tmp_path):
-    import time
-
-    began = time.monotonic()
     done = ivr_command("call", env={"PULSE_SERVER": f"unix:{tmp_path}/no-such-server"}, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "no usable input device" in done.stderr and "Devices:" in done.stderr
-    assert time.monotonic() - began < 5  # before the models load, not after
+    assert "ASR:" not in done.stderr  # said before the models load (loading announces the recognizer)
