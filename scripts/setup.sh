@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*"; }
 
-# Runtime: espeak-ng (pyttsx3's voice), PortAudio (sounddevice). Tests: PulseAudio (a virtual
-# microphone), the caller voices flite and festival, sox.
-APT_PACKAGES="espeak-ng libportaudio2 pulseaudio flite festival festvox-us-slt-hts sox libsox-fmt-all"
+# Runtime: espeak-ng (pyttsx3's voice), PortAudio (sounddevice). Tests: PulseAudio and ALSA's
+# plugin that routes to it (a virtual microphone sounddevice records from), the caller voices
+# flite and festival, sox.
+APT_PACKAGES="espeak-ng libportaudio2 pulseaudio libasound2-plugins flite festival festvox-us-slt-hts sox libsox-fmt-all"
 
 find_python() {
   for candidate in python3.10 "$HOME/.pyenv/versions/3.10.13/bin/python3.10"; do
