@@ -105,6 +105,13 @@ def parser() -> argparse.ArgumentParser:
     latency.add_argument("paths", nargs="*", type=Path, default=None, metavar="PATH")
     latency.add_argument("--json", action="store_true")
     latency.set_defaults(run=_bench_latency)
+    accuracy = bench_commands.add_parser("accuracy", help="audio -> words, intents and slot values, in three line conditions")
+    _engines(accuracy)
+    accuracy.add_argument("--data", type=Path, default=None, help="labelled utterances (default tests/data/accuracy.yml)")
+    accuracy.add_argument("--json", action="store_true")
+    accuracy.add_argument("--plot", type=Path, metavar="PNG", help="write the intent confusion plot here")
+    accuracy.add_argument("--limit", type=int, help="only the first N utterances")
+    accuracy.set_defaults(run=_bench_accuracy)
     return top
 
 
@@ -261,6 +268,12 @@ def _list(args, settings: Settings) -> int:
 def _bench_latency(args, settings: Settings) -> int:
     from ivr.bench import latency
     return latency(settings, args.paths or [settings.dialogs_dir.parent / "tests" / "scenarios"], args.json)
+
+
+def _bench_accuracy(args, settings: Settings) -> int:
+    from ivr.accuracy import accuracy
+    data = args.data or settings.dialogs_dir.parent / "tests" / "data" / "accuracy.yml"
+    return accuracy(settings, data, args.json, args.plot, args.limit)
 
 
 if __name__ == "__main__":

@@ -25,15 +25,15 @@ NO = {"no", "nope", "nah", "wrong", "incorrect", "negative"}
 def normalise(text: str, expects: Expectation) -> str:
     """Digits as a digit string, yes/no as "yes"/"no", amounts as "50.25"; otherwise the text as heard."""
     if expects.kind == "digits":
-        return _digits(_words(text)) or text.strip()
+        return _digits(words(text)) or text.strip()
     if expects.kind == "yes_no":
-        return _yes_no(_words(text)) or text.strip()
+        return _yes_no(words(text)) or text.strip()
     if expects.kind == "amount":
         return _amount(text) or text.strip()
     return text.strip()
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
     """Lower-case words; punctuation between digits ("4.6", "26-0", "613-1860") splits them."""
     text = re.sub(r"(?<=\d)[-.,/](?=\d)", " ", text.lower())
     return re.findall(r"[a-z0-9']+", text)

@@ -115,6 +115,12 @@ class Dialog:
         messages, tracker = await _on(self._loop, self._handle(call_id, text))
         return self._reply(messages, tracker)
 
+    async def parse(self, text: str) -> tuple[Optional[str], Optional[float]]:
+        """The intent of one caller text on its own, outside any conversation."""
+        parsed = await _on(self._loop, self._agent.parse_message(text))
+        intent = parsed.get("intent") or {}
+        return intent.get("name"), intent.get("confidence")
+
     async def _handle(self, call_id: str, text: str):
         messages = await self._agent.handle_text(text, sender_id=call_id)
         tracker = await self._agent.processor.get_tracker(call_id)
