@@ -130,3 +130,13 @@ def test_open_questions_prime_whisper_with_words_not_whole_sentences():
 
     prompt = whisper_prompt(Expectation(phrases=("i want to pay my bill", "check my balance", "agent")))
     assert prompt == "Vocabulary: pay, bill, check, balance, agent."
+
+
+def test_digit_strings_keep_the_full_window_even_after_a_short_one():
+    """faster-whisper remembers the last window; a digit turn after a sentence must still get 30 s."""
+    from ivr.asr.whisper_engine import window
+    from ivr.events import Expectation
+
+    assert window(2.0, Expectation("digits", 8))["chunk_length"] == 30
+    assert window(2.0, Expectation())["chunk_length"] == 10
+    assert window(9.5, Expectation())["chunk_length"] == 30
