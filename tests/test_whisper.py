@@ -137,6 +137,7 @@ def test_digit_strings_keep_the_full_window_even_after_a_short_one():
     from ivr.asr.whisper_engine import window
     from ivr.events import Expectation
 
-    assert window(2.0, Expectation("digits", 8))["chunk_length"] == 30
+    assert window(2.0, Expectation("digits", 8))["chunk_length"] == 15
     assert window(2.0, Expectation())["chunk_length"] == 10
-    assert window(9.5, Expectation())["chunk_length"] == 30
+    assert window(9.5, Expectation())["chunk_length"] == 15
+    assert window(14.0, Expectation())["chunk_length"] == 30

