@@ -161,7 +161,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
                 axis.text(column, row, int(count), ha="center", va="center", fontsize=7)
     axes[0].set_ylabel("caller meant")
     figure.suptitle(f"Intent confusion, audio to intent ({report['recognizer']}, {report['utterances']} utterances)")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.94))  # room for the title above the panels
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
