@@ -63,7 +63,6 @@ def test_phone_channel_is_8k_band_limited_mu_law(speak):
 def test_a_live_stream_resampled_in_20ms_blocks_matches_resampling_it_whole(speak):
     """The microphone's 44.1 kHz blocks reach the call at 16 kHz without an edge every 20 ms."""
     from ivr.audio.pcm import StreamResampler, resample, split
-    from ivr.events import AudioChunk
 
     words = resample(speak("four eight one five"), 44100)
     stream = StreamResampler(44100, 16000)

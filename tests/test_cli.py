@@ -2,7 +2,6 @@
 import json
 import shutil
 import wave
-from pathlib import Path
 
 import numpy as np
 
