@@ -107,7 +107,11 @@ class Store:
         self._engine = _open_engine(url)
         self._sqlite = self._engine.dialect.name == "sqlite"
         self._where = self._engine.url.render_as_string(hide_password=True)
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._engine.dispose()
+            raise
 
     def close(self) -> None:
         self._engine.dispose()
