@@ -93,3 +93,50 @@ def test_ivr_call_hears_the_microphone_and_answers_on_the_speaker(sound_card, tm
     voiced = voiced_seconds(pcm, rate)
     level = np.abs(np.frombuffer(pcm, "<i2")).max()
     assert voiced > 3.0 and level > 1000  # the greeting and the transfer prompt reached the speaker as speech
+
+
+@pytest.fixture
+def loudspeaker(sound_card):
+    """The bot's speaker leaks into the caller's microphone, 60 ms late, as on a laptop."""
+    module = pactl("load-module", "module-loopback", "source=bot.monitor", "sink=caller", "latency_msec=60")
+    yield
+    subprocess.run(["pactl", "unload-module", module])
+
+
+def live_call(*flags: str) -> subprocess.Popen:
+    return subprocess.Popen([str(Path(sys.executable).parent / "ivr"), "call", *flags], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+
+
+def test_the_bot_never_hears_its_own_voice_from_the_loudspeaker(loudspeaker, tmp_path, trained_model):
+    caller_wav = tmp_path / "caller.wav"
+    subprocess.run(["flite", "-voice", "slt", "-t", "I want to speak to an agent please", "-o", str(caller_wav)], check=True)
+    call, seen = live_call(), []
+    try:
+        out = lines_of(call)
+        assert wait_for(out, "bot:", 240, seen), seen
+        heard_itself = wait_for(out, "caller:", 10, seen)  # the greeting plays and echoes back meanwhile
+        assert not heard_itself, f"the bot took its own echo for the caller: {seen}"
+        subprocess.run(["paplay", "-d", "caller", str(caller_wav)], check=True)
+        assert wait_for(out, "caller:", 30, seen), seen
+        assert wait_for(out, "escalated", 60, seen), seen
+        call.wait(timeout=30)
+    finally:
+        if call.poll() is None:
+            call.terminate()
+    heard = [line for line in seen if line.startswith("caller:")]
+    assert len(heard) == 1 and "agent" in heard[0].lower(), heard
+
+
+def test_without_echo_cancelling_the_loudspeaker_really_leaks(loudspeaker, trained_model):
+    """The check on the test above: this room does echo, so its quiet is the canceller's work."""
+    call, seen = live_call("--no-echo-cancel"), []
+    try:
+        out = lines_of(call)
+        assert wait_for(out, "bot:", 240, seen), seen
+        assert wait_for(out, "caller:", 15, seen), f"no echo reached the microphone: {seen}"
+    finally:
+        call.terminate()
+        call.wait(timeout=30)
+    heard = next(line for line in seen if line.startswith("caller:")).lower()
+    assert any(word in heard for word in ("hello", "calling", "bill", "balance", "address", "help")), heard

@@ -12,6 +12,7 @@ from typing import Optional, Union
 
 import webrtcvad
 
+from ivr.audio.pcm import rms_dbfs
 from ivr.events import (SAMPLE_WIDTH, AudioChunk, NoInput, SpeechEnded, SpeechResumed,
                         SpeechStarted, TrailingSilence)
 
@@ -30,6 +31,9 @@ class Timing:
     pause_ms: int = 100  # silence after which a speculative decode may start
     preroll_ms: int = 300  # audio kept from before the detected start
     aggressiveness: int = 2  # webrtcvad 0..3
+    # webrtcvad judges shape, not loudness: it calls faint hiss (or an echo canceller's residue)
+    # speech. Nobody talking to a phone is this quiet.
+    speech_floor_dbfs: float = -55.0
 
 
 class Endpointer:
@@ -77,7 +81,7 @@ class Endpointer:
         return events
 
     def _frame(self, frame: bytes, at: float) -> list[EndpointEvent]:
-        voiced = self._vad.is_speech(frame, self.rate)
+        voiced = rms_dbfs(frame) > self.timing.speech_floor_dbfs and self._vad.is_speech(frame, self.rate)
         if self._speech is None:
             return self._before_speech(frame, at, voiced)
         return self._during_speech(frame, at, voiced)

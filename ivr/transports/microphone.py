@@ -12,6 +12,7 @@ from typing import AsyncIterator, Optional, Union
 
 import numpy as np
 
+from ivr.audio.echo import EchoCanceller
 from ivr.audio.pcm import WIDEBAND_RATE, StreamResampler, resample
 from ivr.events import AudioChunk
 from ivr.transports.base import Incoming
@@ -63,8 +64,9 @@ class Microphone:
     """The live call: `ivr call` on the default (or named) input and output devices."""
 
     def __init__(self, input_device: Union[int, str, None] = None, output_device: Union[int, str, None] = None,
-                 rate: int = WIDEBAND_RATE):
+                 rate: int = WIDEBAND_RATE, echo_cancel: bool = True):
         self.rate = rate
+        self._echo = EchoCanceller(rate) if echo_cancel else None
         self._sd = _sounddevice()
         self._input, self._output = input_device, output_device
         self._queue: asyncio.Queue[Optional[AudioChunk]] = asyncio.Queue()
@@ -92,14 +94,20 @@ class Microphone:
         def heard(indata, frames, when, status):  # device thread: hand over and return
             if status.input_overflow:
                 self.overflows += 1
-            loop.call_soon_threadsafe(self._queue.put_nowait, AudioChunk(bytes(indata), in_rate, self.now()))
+            at = when.inputBufferAdcTime or when.currentTime or time.monotonic()
+            loop.call_soon_threadsafe(arrived, AudioChunk(bytes(indata), in_rate, self.now()), at)
 
+        arrived = self._arrival(in_rate)
         speaker, out_bytes = self._speaker, 2
+        played = self._played_by(out_rate)
 
         def speak(outdata, frames, when, status):  # device thread: copy out what is buffered
-            outdata[:] = np.frombuffer(speaker.take(frames * out_bytes), dtype="<i2").reshape(-1, 1)
+            pcm = speaker.take(frames * out_bytes)
+            outdata[:] = np.frombuffer(pcm, dtype="<i2").reshape(-1, 1)
+            if played:
+                loop.call_soon_threadsafe(played, pcm, when.outputBufferDacTime or when.currentTime or time.monotonic())
 
-        self._in_rate, self._out_rate = in_rate, out_rate
+        self._out_rate = out_rate
         try:
             self._streams = [
                 self._sd.RawInputStream(samplerate=in_rate, channels=1, dtype="int16", device=self._input,
@@ -114,10 +122,30 @@ class Microphone:
                               f"{self._output or 'default'}): {exc}. Pick others with --input-device/"
                               f"--output-device; `python -m sounddevice` lists them") from exc
 
+    def _played_by(self, out_rate: int):
+        """What the speaker played, as the echo canceller's reference (on the event loop)."""
+        if self._echo is None:
+            return None
+        echo, to_call_rate = self._echo, StreamResampler(out_rate, self.rate)
+        return lambda pcm, at: echo.played(to_call_rate(AudioChunk(pcm, out_rate)).pcm, at)
+
+    def _arrival(self, in_rate: int):
+        """Microphone audio as it arrives (on the event loop): at the call's rate, echo removed.
+
+        `at` is the device's capture time, on the same clock as the speaker's playing times.
+        """
+        to_call_rate = StreamResampler(in_rate, self.rate)
+
+        def arrived(chunk: AudioChunk, at: float) -> None:
+            chunk = to_call_rate(chunk)
+            if self._echo is not None:
+                chunk = AudioChunk(self._echo.heard(chunk.pcm, at), chunk.rate, chunk.timestamp)
+            self._queue.put_nowait(chunk)
+        return arrived
+
     async def incoming(self) -> AsyncIterator[Incoming]:
-        to_call_rate = StreamResampler(self._in_rate, self.rate)
         while (chunk := await self._queue.get()) is not None:
-            yield to_call_rate(chunk)
+            yield chunk
 
     async def play(self, chunk: AudioChunk) -> None:
         self._speaker.push(resample(chunk, self._out_rate).pcm)
