@@ -52,8 +52,9 @@ def _is_user_error(exc: Exception) -> bool:
     from ivr.dialog.settings import DialogError
     from ivr.simulate import ScenarioError
     from ivr.transports.microphone import DeviceError
+    from ivr.accounts import AccountsError
     return isinstance(exc, (UserError, RecognitionError, BadAudio, DialogError, ScenarioError, DeviceError,
-                            FileNotFoundError))
+                            AccountsError, FileNotFoundError))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -72,6 +73,8 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument("--record", type=Path, metavar="WAV", help="write a two-channel recording (caller, bot)")
     call.add_argument("--input-device", help="sounddevice input device (number or name)")
     call.add_argument("--output-device", help="sounddevice output device (number or name)")
+    call.add_argument("--no-echo-cancel", action="store_true",
+                      help="on a headset: skip cancelling the bot's voice leaking from speaker to microphone")
     call.set_defaults(run=_call)
 
     chat = commands.add_parser("chat", help="the same dialog by typing")
@@ -97,6 +100,10 @@ def parser() -> argparse.ArgumentParser:
     pull.add_argument("--timeout", type=float, default=60.0)
     pull.set_defaults(run=_pull)
     models_commands.add_parser("list", help="what is installed and which engine runs").set_defaults(run=_list)
+
+    db = commands.add_parser("db", help="the accounts database (SQLite under var/, or IVR_DATABASE_URL)")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_commands.add_parser("seed", help="reset the demo accounts 48151623, 27182818 and 31415926").set_defaults(run=_db_seed)
 
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
@@ -147,7 +154,8 @@ def _call(args, settings: Settings) -> int:
             transport = CallerFiles(items, rate, wait_limit=no_input + 1.5)
         else:
             from ivr.transports.microphone import Microphone
-            transport = Microphone(_device(args.input_device), _device(args.output_device))
+            transport = Microphone(_device(args.input_device), _device(args.output_device),
+                                   echo_cancel=not args.no_echo_cancel)
             transport.open()  # a missing device is said before the models load
         recording = Recording(rate) if args.record else None
 
@@ -262,6 +270,14 @@ def _list(args, settings: Settings) -> int:
     from ivr.asr.models import list_models
     for line in list_models(settings.models_dir):
         print(line)
+    return 0
+
+
+def _db_seed(args, settings: Settings) -> int:
+    from ivr.accounts import seed_demo
+
+    accounts = seed_demo(settings)
+    print(f"ivr db seed: {len(accounts)} demo accounts reset ({', '.join(a.number for a in accounts)})")
     return 0
 
 
