@@ -48,6 +48,13 @@ def test_silence_is_reprompted_twice_then_an_agent_is_offered(talk):
     assert yes.escalation and yes.escalation.reason == "no_input"
 
 
+def test_answers_that_fit_no_question_count_as_not_understood(talk):
+    """Nonsense the classifier takes for a confident "yes" is still a failure: the third offers an agent."""
+    *_, second, third = talk("blah blah", "xyzzy plugh", "foo bar baz")
+    assert "didn't catch" in said(second) and "agent" not in said(second).split("ask for an agent")[0]
+    assert "speak with an agent" in said(third) and third.prompts[-1].expects.kind == "yes_no"
+
+
 def test_declining_the_agent_goes_back_to_the_menu(talk):
     *_, offer, no = talk("/no_input", "/no_input", "/no_input", "no")
     assert "agent" in said(offer) and not no.escalation and "pay a bill" in said(no)

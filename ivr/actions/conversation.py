@@ -16,9 +16,12 @@ def last_prompt(tracker: Tracker) -> str | None:
     return None
 
 
-def reprompt(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
-    """No-input or no-match: the last question again, rephrased; the third time, an agent is offered."""
-    if failures_in_a_row(tracker) >= OFFER_AFTER:
+def reprompt(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict, misfit: bool = False) -> list:
+    """No-input or no-match: the last question again, rephrased; the third time, an agent is offered.
+
+    `misfit`: the caller was understood, but the answer fits no question asked (a bare yes).
+    """
+    if failures_in_a_row(tracker, rejecting_now=misfit) >= OFFER_AFTER:
         dispatcher.utter_message(response="utter_offer_agent")
         return [SlotSet("agent_offered", True)]
     if not was_silent(tracker):
@@ -47,7 +50,7 @@ class Yes(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
         if not tracker.get_slot("agent_offered"):
-            return reprompt(dispatcher, tracker, domain)
+            return reprompt(dispatcher, tracker, domain, misfit=True)
         dispatcher.utter_message(response="utter_transfer")
         silent = any(e.get("event") == "user" and e.get("text") == NO_INPUT for e in tracker.events[-12:])
         return [SlotSet("escalation_reason", "no_input" if silent else "no_match")]
@@ -59,7 +62,7 @@ class No(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
         if not tracker.get_slot("agent_offered"):
-            return reprompt(dispatcher, tracker, domain)
+            return reprompt(dispatcher, tracker, domain, misfit=True)
         dispatcher.utter_message(response="utter_offer_declined")
         return [SlotSet("agent_offered", False)]
 

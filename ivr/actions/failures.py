@@ -6,36 +6,48 @@ from rasa_sdk import Tracker
 NO_INPUT = "/no_input"
 FAILED_INTENTS = {"no_input", "nlu_fallback", "out_of_scope"}
 OFFER_AFTER = 3  # the third failure in a row offers an agent (after two reprompts)
+REPROMPTS = ("utter_not_understood", "utter_offer_agent")
 
 
 def failures_in_a_row(tracker: Tracker, rejecting_now: bool = False) -> int:
-    """Consecutive failed user turns, newest first; a validation rejection counts as one.
+    """Consecutive failed caller turns, the newest included.
 
-    `rejecting_now`: a validation about to reject the newest turn, which the tracker cannot show yet.
+    The newest fails by its intent or silence, a validation rejecting it (`rejecting_now`, or a
+    slot already reset), or an answer that fits no question (a yes when nothing was asked). An
+    older turn failed if the bot answered it with a reprompt, whatever its intent was.
     """
-    count = 0
-    newest = True
-    for event in reversed(tracker.events):
-        if event.get("event") == "user":
-            intent = (event.get("parse_data") or {}).get("intent", {}).get("name")
-            failed = intent in FAILED_INTENTS or event.get("text") == NO_INPUT or _rejected_after(tracker, event)
-            if failed or (newest and rejecting_now):
-                count += 1
-                newest = False
-                continue
+    turns = _caller_turns(tracker)
+    if not turns:
+        return 0
+    newest, replies = turns[-1]
+    intent = (newest.get("parse_data") or {}).get("intent", {}).get("name")
+    if not (rejecting_now or intent in FAILED_INTENTS or newest.get("text") == NO_INPUT
+            or any(e.get("event") == "slot" and e.get("value") is None and e.get("name") == "account_number"
+                   for e in replies)):
+        return 0
+    count = 1
+    for _, replies in reversed(turns[:-1]):
+        if not _reprompted(replies):
             break
+        count += 1
     return count
 
 
-def _rejected_after(tracker: Tracker, user_event: dict) -> bool:
-    """Whether the account form's validation rejected what the caller said in this turn."""
-    seen = False
+def _caller_turns(tracker: Tracker) -> list[tuple[dict, list[dict]]]:
+    """Each caller event with the events that followed it, up to the next one."""
+    turns: list[tuple[dict, list[dict]]] = []
     for event in tracker.events:
-        if event is user_event:
-            seen = True
-        elif seen and event.get("event") == "user":
-            return False
-        elif seen and event.get("event") == "slot" and event.get("name") == "account_number" and event.get("value") is None:
+        if event.get("event") == "user":
+            turns.append((event, []))
+        elif turns:
+            turns[-1][1].append(event)
+    return turns
+
+
+def _reprompted(replies: list[dict]) -> bool:
+    for event in replies:
+        name = (event.get("metadata") or {}).get("utter_action") or "" if event.get("event") == "bot" else ""
+        if name in REPROMPTS or name.endswith("_rephrase"):
             return True
     return False
 
