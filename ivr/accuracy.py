@@ -95,7 +95,8 @@ async def measure(settings: Settings, data: Path, limit: Optional[int] = None) -
     loop = asyncio.get_running_loop()
     recognizer = await loop.run_in_executor(None, lambda: load_recognizer(
         settings.vosk_model, settings.whisper_model, settings.models_dir, logging.getLogger("ivr")))
-    dialog = await Dialog.load(settings.dialogs_dir, settings.models_dir, load_voice_settings(settings.dialogs_dir))
+    dialog = await Dialog.load(settings.dialogs_dir, settings.models_dir, load_voice_settings(settings.dialogs_dir),
+                                   settings.var_dir)
     results: dict[str, list[dict]] = defaultdict(list)
     try:
         for index, item in enumerate(items):

@@ -17,7 +17,7 @@ def test_the_scenario_set_covers_both_channels_and_all_caller_engines():
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-def test_scenario(bot, event_loop_for_bot, path):
+def test_scenario(bot, event_loop_for_bot, accounts, path):
     result = event_loop_for_bot.run_until_complete(run_scenario(bot, load_scenario(path)))
     turns = "\n".join(f"  said {t['said']!r} heard {t['heard']!r} -> {t['intent']} / bot: {t['bot']!r}"
                       for t in result["turns"])
@@ -45,7 +45,7 @@ def test_a_prompt_marked_barge_in_false_plays_on_and_the_words_over_it_are_ignor
     voice = dialogs / "voice.yml"
     voice.write_text(voice.read_text().replace("utter_greet: {expects: free}", "utter_greet: {expects: free, barge_in: false}"))
     settings = load_voice_settings(dialogs)
-    dialog = event_loop_for_bot.run_until_complete(Dialog.load(dialogs, bot.settings.models_dir, settings))
+    dialog = event_loop_for_bot.run_until_complete(Dialog.load(dialogs, bot.settings.models_dir, settings, bot.settings.var_dir))
     strict = Bot(bot.settings, settings, bot.recognizer, dialog, bot.voice, 0.0)
     scenario = tmp_path / "strict.yml"
     scenario.write_text(
@@ -77,7 +77,7 @@ def test_when_the_dialog_breaks_the_caller_hears_an_apology_and_is_transferred(b
     dialogs = tmp_path / "dialogs"
     shutil.copytree(ROOT / "dialogs", dialogs)
     dialog = event_loop_for_bot.run_until_complete(
-        Dialog.load(dialogs, bot.settings.models_dir, load_voice_settings(dialogs)))
+        Dialog.load(dialogs, bot.settings.models_dir, load_voice_settings(dialogs), bot.settings.var_dir))
     fragile = Bot(bot.settings, bot.voice_settings, bot.recognizer, dialog, bot.voice, 0.0)
     scenario = tmp_path / "broken.yml"
     scenario.write_text('name: the action server dies\ncaller: {voice: "flite:slt"}\nturns:\n'

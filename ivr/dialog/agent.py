@@ -41,23 +41,30 @@ class DialogReply:
 
 
 class ActionServer:
-    """The rasa_sdk action server for ivr.actions, on a free localhost port, for as long as we run."""
+    """The rasa_sdk action server for ivr.actions, on a free localhost port, for as long as we run.
 
-    def __init__(self):
+    Its output goes to a log file (appended): a pipe nobody drains would stall it once full.
+    """
+
+    def __init__(self, log_path: Path):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "rasa_sdk", "--actions", "ivr.actions", "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        with open(log_path, "ab") as log_file:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "rasa_sdk", "--actions", "ivr.actions", "--port", str(self.port)],
+                stdout=log_file, stderr=subprocess.STDOUT, env=env)
         self.url = f"http://127.0.0.1:{self.port}/webhook"
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise DialogError(f"the action server for ivr.actions exited: {self._process.stderr.read().decode()[-2000:]}")
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise DialogError(f"the action server for ivr.actions exited ({self.log_path}): {tail}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
                     return
@@ -88,12 +95,12 @@ class Dialog:
         self._settings, self._prompt_names, self._server = settings, prompt_names, server
 
     @classmethod
-    async def load(cls, dialogs_dir: Path, models_dir: Path, settings: VoiceSettings) -> "Dialog":
+    async def load(cls, dialogs_dir: Path, models_dir: Path, settings: VoiceSettings, var_dir: Path) -> "Dialog":
         model = model_path(models_dir)
         if not model.exists():
             raise DialogError(f"{model}:0: no trained dialog model; run `ivr train` (or `make setup`)")
         url = configured_action_url(dialogs_dir)
-        server = None if url else ActionServer()  # starts while the model loads
+        server = None if url else ActionServer(var_dir / "logs" / "actions.log")  # starts while the model loads
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="rasa", daemon=True)
         thread.start()
@@ -114,6 +121,11 @@ class Dialog:
     async def respond(self, call_id: str, text: str) -> DialogReply:
         messages, tracker = await _on(self._loop, self._handle(call_id, text))
         return self._reply(messages, tracker)
+
+    async def history(self, call_id: str) -> list[dict]:
+        """Everything the dialog's tracker store holds for a call, as its events."""
+        tracker = await _on(self._loop, self._agent.processor.get_tracker(call_id))
+        return [event.as_dict() for event in tracker.events]
 
     async def parse(self, text: str) -> tuple[Optional[str], Optional[float]]:
         """The intent of one caller text on its own, outside any conversation."""
