@@ -8,6 +8,7 @@ from typing import Iterable, Iterator
 
 from ivr.events import AudioChunk
 from ivr.tts.base import Synthesizer
+from ivr.tts.reading import read_aloud
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -26,7 +27,7 @@ class PromptCache:
             if key in self._rendered:
                 self._rendered.move_to_end(key)
                 return self._rendered[key]
-        audio = self.synth.render(text)
+        audio = self.synth.render(read_aloud(text))
         with self._lock:
             self.renders += 1
             self._rendered[key] = audio
