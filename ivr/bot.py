@@ -14,6 +14,7 @@ from ivr.call import Call
 from ivr.config import Settings
 from ivr.dialog.agent import Dialog
 from ivr.dialog.settings import VoiceSettings, load_voice_settings
+from ivr.masking import Seal
 from ivr.transports.base import Transport
 from ivr.tts.cache import PromptCache
 from ivr.tts.pyttsx3_voice import Pyttsx3Synthesizer
@@ -38,7 +39,7 @@ class Bot:
         recognizer = loop.run_in_executor(None, lambda: load_recognizer(
             settings.vosk_model, settings.whisper_model, settings.models_dir, log))
         voice = loop.run_in_executor(None, cls._voice, voice_settings)
-        dialog = await Dialog.load(settings.dialogs_dir, settings.models_dir, voice_settings)
+        dialog = await Dialog.load(settings.dialogs_dir, settings.models_dir, voice_settings, settings.var_dir)
         try:
             bot = cls(settings, voice_settings, await recognizer, dialog, await voice, 0.0)
         except BaseException:
@@ -60,7 +61,7 @@ class Bot:
 
     def call(self, transport: Transport, recording: Optional[Recording] = None,
              scripted: Optional[list[str]] = None) -> Call:
-        return Call(transport, self.recognizer, self.dialog, self.voice, self.timing,
+        return Call(transport, self.recognizer, self.dialog, self.voice, self.timing, Seal(self.settings.var_dir),
                     recording=recording, scripted=scripted)
 
     async def close(self) -> None:

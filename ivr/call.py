@@ -21,6 +21,7 @@ from ivr.audio.pcm import resample
 from ivr.audio.recording import Recording
 from ivr.events import (FREE, AudioChunk, Dtmf, Escalation, Expectation, NoInput, Prompt,
                         SpeechEnded, SpeechStarted, Transcript, TrailingSilence, Turn)
+from ivr.masking import HIDDEN, Seal
 from ivr.transports.base import Hangup, Transport
 
 log = logging.getLogger(__name__)
@@ -77,11 +78,12 @@ class _State:
 
 
 class Call:
-    def __init__(self, transport: Transport, recognizer, dialog, voice, timing: Timing,
+    def __init__(self, transport: Transport, recognizer, dialog, voice, timing: Timing, seal: Seal,
                  recording: Optional[Recording] = None, call_id: Optional[str] = None,
                  scripted: Optional[list[str]] = None):
         self.call_id = call_id or uuid.uuid4().hex[:12]
         self.transport, self.recognizer, self.dialog, self.voice = transport, recognizer, dialog, voice
+        self.seal = seal
         self.endpointer = Endpointer(transport.rate, timing)
         self.recording = recording
         self._scripted = list(scripted or [])  # what a simulated caller says, for the record
@@ -129,8 +131,9 @@ class Call:
                 self._on_audio(item)
 
     def _on_audio(self, chunk: AudioChunk) -> None:
-        if self.recording:
-            self.recording.caller(chunk)
+        if self.recording:  # a PIN or card number said aloud is not kept
+            self.recording.caller(chunk if not self._state.expects.secret else AudioChunk(
+                bytes(len(chunk.pcm)), chunk.rate, chunk.timestamp))
         was_speaking = self.endpointer.in_speech
         for event in self.endpointer.feed(chunk):
             if isinstance(event, SpeechStarted):
@@ -169,6 +172,8 @@ class Call:
         for key in digits:
             if key == "*":
                 state.digits = ""
+            elif key == "#" and not state.digits:
+                continue  # the pound key after an entry already complete at its length
             elif key == "#" or (state.expects.length and len(state.digits + key) >= state.expects.length):
                 typed = state.digits + (key if key != "#" else "")
                 state.digits = ""
@@ -205,6 +210,7 @@ class Call:
             text = turn.heard = caller_turn.digits
         else:
             text = NO_INPUT
+        text = self._kept_secret(text, turn, spoken=caller_turn.kind == "speech")
         rasa_began = time.monotonic()
         reply = await self._respond(text)
         turn.latency["dialog"] = time.monotonic() - rasa_began
@@ -223,6 +229,12 @@ class Call:
         return DialogReply(prompts=[Prompt(APOLOGY, "apology", barge_in=False)],
                            intent=reply.intent if reply else None, escalation=Escalation("dialog_failure"),
                            task=reply.task if reply else None)
+
+    def _kept_secret(self, text: str, turn: Turn, spoken: bool) -> str:
+        text, hidden = self.seal.answer(text, self._state.expects, spoken)
+        if hidden:
+            turn.heard = turn.said = HIDDEN
+        return text
 
     def _understood(self, transcript: Transcript, turn: Turn) -> str:
         text = normalise(transcript.text, self._state.expects).strip()

@@ -198,9 +198,13 @@ def _print_turn(turn) -> None:
 def _chat(args, settings: Settings) -> int:
     from ivr.dialog.agent import Dialog
     from ivr.dialog.settings import load_voice_settings
+    from ivr.events import FREE
+    from ivr.masking import Seal
 
     async def chat():
-        dialog = await Dialog.load(settings.dialogs_dir, settings.models_dir, load_voice_settings(settings.dialogs_dir))
+        dialog = await Dialog.load(settings.dialogs_dir, settings.models_dir, load_voice_settings(settings.dialogs_dir),
+                                   settings.var_dir)
+        seal = Seal(settings.var_dir)
         try:
             reply = await dialog.start("chat")
             while True:
@@ -211,7 +215,9 @@ def _chat(args, settings: Settings) -> int:
                 line = await asyncio.get_running_loop().run_in_executor(None, _read_line)
                 if line is None:
                     return
-                reply = await dialog.respond("chat", line.strip() or "/no_input")
+                expects = reply.prompts[-1].expects if reply.prompts else FREE
+                text, _ = seal.answer(line.strip() or "/no_input", expects, spoken=False)
+                reply = await dialog.respond("chat", text)
         finally:
             await dialog.close()
 

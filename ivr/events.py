@@ -28,6 +28,8 @@ class Expectation:
     kind: str = "free"  # free | digits | yes_no | amount
     length: Optional[int] = None  # for digits: exact count expected (None = any)
     phrases: tuple[str, ...] = ()  # what callers say here, from the dialog files: recognizer hints
+    secret: bool = False  # a PIN or card number: sealed at capture, hidden from records and recordings
+    keypad_only: bool = False  # spoken answers are not taken (a card number is keyed, never said)
 
     @property
     def wants_digits(self) -> bool:

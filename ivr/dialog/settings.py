@@ -11,7 +11,8 @@ from ruamel.yaml.error import MarkedYAMLError
 from ivr.events import Expectation
 
 KINDS = ("free", "digits", "yes_no", "amount")
-PROMPT_KEYS = {"expects", "length", "barge_in"}
+PROMPT_KEYS = {"expects", "length", "barge_in", "secret", "keypad_only", "hints"}
+HINT_LISTS = ("us_streets",)  # built-in recognizer hints a prompt may name
 ENDPOINT_KEYS = {"trailing_silence_ms", "no_input_ms", "max_utterance_ms"}
 TTS_KEYS = {"voice", "rate"}
 HINT_KEYS = {"intents", "examples_per_intent"}
@@ -47,7 +48,7 @@ class VoiceSettings:
 
     def prompt(self, name: str) -> PromptSetting:
         setting = self.prompts.get(name) or PromptSetting(name)
-        if setting.expects.kind != "free" or not self.phrases:
+        if setting.expects.kind != "free" or setting.expects.phrases or not self.phrases:
             return setting
         return replace(setting, expects=replace(setting.expects, phrases=self.phrases))
 
@@ -108,8 +109,11 @@ def _prompt_problems(prompts: Any, name: str, setting: Any) -> list[tuple[int, s
     length = setting.get("length")
     if length is not None and (kind != "digits" or not isinstance(length, int) or isinstance(length, bool) or length <= 0):
         found.append((line, f"prompt {name}: length must be a positive whole number, and only with expects: digits"))
-    if not isinstance(setting.get("barge_in", True), bool):
-        found.append((line, f"prompt {name}: barge_in must be true or false"))
+    for flag in ("barge_in", "secret", "keypad_only"):
+        if not isinstance(setting.get(flag, flag == "barge_in"), bool):
+            found.append((line, f"prompt {name}: {flag} must be true or false"))
+    if setting.get("hints", HINT_LISTS[0]) not in HINT_LISTS:
+        found.append((line, f"prompt {name}: hints {setting.get('hints')!r} is not one of {', '.join(HINT_LISTS)}"))
     return found
 
 
@@ -121,15 +125,22 @@ def load_voice_settings(dialogs_dir: Path) -> VoiceSettings:
     problems = problems_in(path, data)
     if problems:
         raise DialogError("\n".join(f"{path}:{line}: {message}" for line, message in problems))
-    prompts = {
-        name: PromptSetting(name, Expectation(s.get("expects", "free"), s.get("length")), s.get("barge_in", True))
-        for name, s in (data.get("prompts") or {}).items()
-    }
+    prompts = {name: _prompt_setting(name, s) for name, s in (data.get("prompts") or {}).items()}
     tts, hints = data.get("tts") or {}, data.get("hints") or {}
     phrases = caller_phrases(dialogs_dir / "data", tuple(hints.get("intents", DEFAULT_HINT_INTENTS)),
                              int(hints.get("examples_per_intent", 2)))
     return VoiceSettings(prompts, EndpointSettings(**dict(data.get("endpointing") or {})),
                          str(tts.get("voice", "en-us")), int(tts.get("rate", 165)), phrases)
+
+
+def _prompt_setting(name: str, setting: dict) -> PromptSetting:
+    phrases: tuple[str, ...] = ()
+    if setting.get("hints") == "us_streets":
+        from ivr.actions.streets import street_hints
+        phrases = tuple(street_hints())
+    expects = Expectation(setting.get("expects", "free"), setting.get("length"), phrases,
+                          bool(setting.get("secret", False)), bool(setting.get("keypad_only", False)))
+    return PromptSetting(name, expects, setting.get("barge_in", True))
 
 
 def caller_phrases(data_dir: Path, intents: tuple[str, ...], per_intent: int) -> tuple[str, ...]:
