@@ -17,7 +17,7 @@ from ivr.transports.files import BargeIn, CallerFiles, CallerItem
 CHANNELS = {"wideband": WIDEBAND_RATE, "phone": PHONE_RATE}
 TURN_KEYS = {"say", "audio", "dtmf", "expect", "barge_in_at"}
 TURN_EXPECT_KEYS = {"intent", "bot_says", "stops_within_ms"}
-CALL_EXPECT_KEYS = {"outcome", "task"}
+CALL_EXPECT_KEYS = {"outcome", "task", "reason"}  # reason: why the call was escalated
 
 
 class ScenarioError(ValueError):
@@ -160,13 +160,15 @@ def judge(scenario: Scenario, result: CallResult, barge_ins: dict[int, BargeIn])
         pattern = turn.expect.get("bot_says")
         if pattern and not re.search(pattern, " ".join(got.bot), re.IGNORECASE):
             failures.append(f"turn {number}: bot said {' '.join(got.bot)!r}, expected /{pattern}/ (heard {got.heard!r})")
-    for key in ("outcome", "task"):
+    got_call = {"outcome": result.outcome, "task": result.task,
+                "reason": result.escalation.reason if result.escalation else None}
+    for key, got in got_call.items():
         want = scenario.expect.get(key)
-        if want is not None and str(getattr(result, key)) != str(want):
-            failures.append(f"call: {key} {getattr(result, key)!r}, expected {want!r}")
+        if want is not None and str(got) != str(want):
+            failures.append(f"call: {key} {got!r}, expected {want!r}")
     return {
-        "name": scenario.name, "file": str(scenario.path), "passed": not failures,
-        "outcome": result.outcome, "task": result.task, "failures": failures,
+        "name": scenario.name, "file": str(scenario.path), "call_id": result.call_id, "passed": not failures,
+        "outcome": result.outcome, "task": result.task, "reason": got_call["reason"], "failures": failures,
         "barge_ins": [{"turn": b.item + 1, "stopped_after_ms": None if b.stopped_after is None
                        else round(b.stopped_after * 1000)} for b in barge_ins.values()],
         "turns": [{"said": t.said, "heard": t.heard, "intent": t.intent, "confidence": t.confidence,

@@ -36,6 +36,32 @@ def trained_model():
 
 
 @pytest.fixture(scope="session")
+def var_dir(tmp_path_factory):
+    """The product's var/ for this test session: its own accounts database, secrets, logs.
+
+    Set before the bot loads so the action server (a child process) inherits it too.
+    """
+    from ivr.accounts import seed_demo
+    from ivr.config import Settings
+
+    folder = tmp_path_factory.mktemp("var")
+    os.environ["IVR_VAR"] = str(folder)
+    seed_demo(Settings.from_env())
+    return folder
+
+
+@pytest.fixture
+def accounts(var_dir):
+    """The demo accounts as `make setup` leaves them, reset for this test; the open store."""
+    from ivr.accounts import open_store, seed_demo
+    from ivr.config import Settings
+
+    seed_demo(Settings.from_env())
+    with open_store(Settings.from_env()) as store:
+        yield store
+
+
+@pytest.fixture(scope="session")
 def event_loop_for_bot():
     import asyncio
 
@@ -45,7 +71,7 @@ def event_loop_for_bot():
 
 
 @pytest.fixture(scope="session")
-def bot(trained_model, event_loop_for_bot):
+def bot(trained_model, event_loop_for_bot, var_dir):
     """The whole bot, loaded once: real Rasa, real recognizer, real pyttsx3."""
     from ivr.bot import Bot
     from ivr.config import Settings

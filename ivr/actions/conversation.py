@@ -49,6 +49,9 @@ class Yes(Action):
         return "action_yes"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
+        if last_prompt(tracker) == "utter_anything_else":
+            dispatcher.utter_message(response="utter_what_else")
+            return []
         if not tracker.get_slot("agent_offered"):
             return reprompt(dispatcher, tracker, domain, misfit=True)
         dispatcher.utter_message(response="utter_transfer")
@@ -61,6 +64,9 @@ class No(Action):
         return "action_no"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
+        if last_prompt(tracker) == "utter_anything_else":  # all done: a content goodbye
+            dispatcher.utter_message(response="utter_goodbye")
+            return [SlotSet("call_ended", True)]
         if not tracker.get_slot("agent_offered"):
             return reprompt(dispatcher, tracker, domain, misfit=True)
         dispatcher.utter_message(response="utter_offer_declined")

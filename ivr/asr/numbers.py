@@ -17,6 +17,7 @@ from ivr.events import Expectation
 HOMOPHONES = {"oh": "zero", "o": "zero", "nought": "zero", "to": "two", "too": "two", "for": "four",
               "fore": "four", "won": "one", "ate": "eight"}
 REPEATS = {"double": 2, "triple": 3}
+SCALES = {"thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
 FILLERS = {"and", "a"}  # "one hundred and five", "a hundred"
 YES = {"yes", "yeah", "yep", "yup", "correct", "right", "sure", "absolutely", "affirmative", "ok", "okay"}
 NO = {"no", "nope", "nah", "wrong", "incorrect", "negative"}
@@ -48,8 +49,17 @@ def _number_word(token: str) -> bool:
     return True
 
 
+def numeric(token: str) -> bool:
+    return _numeric(token)
+
+
 def _numeric(token: str) -> bool:
     return token.isdigit() or token in HOMOPHONES or token in REPEATS or _number_word(token)
+
+
+def spoken_digits(tokens: list[str]) -> str:
+    """Number words and digits as one digit string ("three fourteen" → "314"), or "" for mostly words."""
+    return _digits(tokens)
 
 
 def _digits(tokens: list[str]) -> str:
@@ -78,6 +88,11 @@ def _as_digits(token: str) -> str:
         return ""
 
 
+def yes_or_no(text: str) -> str:
+    """"yes", "no", or "" when the answer is neither."""
+    return _yes_no(words(text))
+
+
 def _yes_no(tokens: list[str]) -> str:
     for i, token in enumerate(tokens):
         if token in NO:
@@ -92,6 +107,8 @@ def _yes_no(tokens: list[str]) -> str:
 def _amount(text: str) -> str:
     text = text.lower().replace("$", " ")
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # 1,200.50
+    text = re.sub(r"(\d+(?:\.\d+)?)\s*(thousand|million|billion)\b",  # Whisper's "$1 billion"
+                  lambda m: f"{float(m.group(1)) * SCALES[m.group(2)]:.2f}", text)
     text = alpha2digit(re.sub(r"[^a-z0-9.' ]", " ", text), "en")
     match = re.search(r"(\d+)(?:\.(\d{1,2})\b)?(?:\s*(?:dollars?|bucks?))?(?:\s*and)?"
                       r"(?:\s+(\d{1,2})(?:\s*cents?)?\b)?", text)

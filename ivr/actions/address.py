@@ -1,0 +1,128 @@
+"""Address change: ZIP first, the city and state it gives confirmed, then the street; the whole
+address read back, and only the wrong part asked again."""
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from ivr.accounts import Address, BadAddress, StoreUnavailable, place_for_zip
+from ivr.actions.answers import digits_in, one_by_one, yes_or_no
+from ivr.actions.authentication import not_digits, offer_agent_instead, stop_asking
+from ivr.actions.failures import OFFER_AFTER, failures_in_a_row
+from ivr.actions.stores import backing
+from ivr.actions.streets import parse_street
+from ivr.actions.tasks import task_done
+
+ZIP_DIGITS = 5
+PLACE_SLOTS = ("zip_code", "place_confirmed", "city", "state", "state_name")
+STREET_SLOTS = ("street_address", "house_number", "street")
+ADDRESS_SLOTS = (*PLACE_SLOTS, *STREET_SLOTS, "address_confirmed", "wrong_part", "new_address_spoken")
+
+
+def state_name(code: str) -> str:
+    import us
+
+    state = us.states.lookup(code)
+    return state.name if state else " ".join(code)
+
+
+def reject(dispatcher: CollectingDispatcher, tracker: Tracker, slot: str, why: str = "") -> dict[str, Any]:
+    if failures_in_a_row(tracker, rejecting_now=True) >= OFFER_AFTER:
+        return offer_agent_instead(dispatcher, slot)
+    if why:
+        dispatcher.utter_message(text=why)
+    return {slot: None}
+
+
+class ValidateAddressForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_address_form"
+
+    async def required_slots(self, domain_slots: list, dispatcher, tracker: Tracker, domain: dict) -> list:
+        if stop_asking(tracker):
+            return []
+        slots = ["zip_code", "place_confirmed", "street_address", "address_confirmed"]
+        return slots + ["wrong_part"] if tracker.get_slot("address_confirmed") is False else slots
+
+    def validate_zip_code(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                          domain: dict) -> dict[str, Any]:
+        text = str(value or "")
+        digits = digits_in(text)
+        if len(digits) != ZIP_DIGITS:
+            if failures_in_a_row(tracker, rejecting_now=True) >= OFFER_AFTER:
+                return offer_agent_instead(dispatcher, "zip_code")
+            not_digits(dispatcher, text, ZIP_DIGITS, "ZIP code")
+            return {"zip_code": None}
+        place = place_for_zip(digits)
+        if place is None:
+            return reject(dispatcher, tracker, "zip_code", f"I couldn't find ZIP code {one_by_one(digits)}.")
+        return {"zip_code": digits, "city": place.city, "state": place.state, "state_name": state_name(place.state)}
+
+    def validate_place_confirmed(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                 domain: dict) -> dict[str, Any]:
+        answer = yes_or_no(str(value or ""))
+        if answer:
+            return {"place_confirmed": True}
+        if answer is False:
+            dispatcher.utter_message(text="Let's try the ZIP code again.")
+            return {slot: None for slot in PLACE_SLOTS}
+        return reject(dispatcher, tracker, "place_confirmed")
+
+    def validate_street_address(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                domain: dict) -> dict[str, Any]:
+        text = str(value or "")
+        street = parse_street(text) if not text.startswith("/") else None
+        if street is None:
+            return reject(dispatcher, tracker, "street_address",
+                          "" if text.startswith("/") else "I need the house number and the street, like 12 Oak Street.")
+        spoken = f"{street.house_number} {street.street}, {tracker.get_slot('city')}, " \
+                 f"{tracker.get_slot('state_name')}, {one_by_one(tracker.get_slot('zip_code') or '')}"
+        return {"street_address": f"{street.house_number} {street.street}", "house_number": street.house_number,
+                "street": street.street, "new_address_spoken": spoken}
+
+    def validate_address_confirmed(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                   domain: dict) -> dict[str, Any]:
+        answer = yes_or_no(str(value or ""))
+        if answer is None:
+            return reject(dispatcher, tracker, "address_confirmed")
+        return {"address_confirmed": answer}
+
+    def validate_wrong_part(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                            domain: dict) -> dict[str, Any]:
+        text = str(value or "").lower()
+        street = any(w in text for w in ("street", "house", "number", "road", "avenue"))
+        place = any(w in text for w in ("city", "zip", "state", "town", "code"))
+        if "all" in text or "everything" in text or "both" in text:
+            street = place = True
+        if not (street or place):
+            return reject(dispatcher, tracker, "wrong_part")
+        cleared = {slot: None for slot in (*(STREET_SLOTS if street else ()), *(PLACE_SLOTS if place else ()))}
+        return {**cleared, "wrong_part": None, "address_confirmed": None}
+
+
+class ChangeAddress(Action):
+    """Writes the confirmed address, with its audit row."""
+
+    def name(self) -> str:
+        return "action_change_address"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
+        if not tracker.get_slot("address_confirmed"):
+            return []
+        new = Address(tracker.get_slot("house_number"), tracker.get_slot("street"), tracker.get_slot("city"),
+                      tracker.get_slot("state"), tracker.get_slot("zip_code"))
+        try:
+            backing().store.change_address(tracker.get_slot("account_number"), new, call_id=tracker.sender_id)
+        except StoreUnavailable:
+            dispatcher.utter_message(response="utter_store_trouble")
+            return [SlotSet("escalation_reason", "store_unavailable")]
+        except BadAddress:
+            dispatcher.utter_message(text="I'm sorry, I couldn't save that address.")
+            dispatcher.utter_message(response="utter_transfer")
+            return [SlotSet("escalation_reason", "address_failed")]
+        dispatcher.utter_message(text="Your address is updated.")
+        return [SlotSet("task_completed", True), *(SlotSet(slot, None) for slot in ADDRESS_SLOTS),
+                *task_done(dispatcher)]

@@ -1,0 +1,66 @@
+"""The routine tasks end to end, by voice and keypad, and what they leave in the accounts database."""
+from pathlib import Path
+
+import pytest
+
+from ivr.accounts import Address
+from ivr.simulate import load_scenario, run_scenario
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+@pytest.fixture
+def call(bot, event_loop_for_bot, accounts):
+    def run(name: str) -> dict:
+        result = event_loop_for_bot.run_until_complete(run_scenario(bot, load_scenario(SCENARIOS / name)))
+        turns = "\n".join(f"  said {t['said']!r} heard {t['heard']!r} -> {t['intent']} / bot: {t['bot']!r}"
+                          for t in result["turns"])
+        assert result["passed"], f"{result['failures']}\n{turns}"
+        return result
+    return run
+
+
+def test_paying_the_full_balance_with_the_card_on_file_leaves_nothing_due(call, accounts):
+    before = len(accounts.payments("48151623"))
+    call("pay_bill_espeak.yml")
+    account = accounts.account("48151623")
+    assert account.balance_cents == 0
+    payments = accounts.payments("48151623")
+    assert len(payments) == before + 1
+    assert (payments[-1].amount_cents, payments[-1].card_last4) == (12075, "4242")
+
+
+def test_a_keyed_amount_on_a_new_card_is_taken_once_and_only_its_last_four_kept(call, accounts):
+    call("pay_bill_keypad_espeak_phone.yml")
+    assert accounts.account("31415926").balance_cents == 31040 - 5025
+    payments = accounts.payments("31415926")
+    assert [(p.amount_cents, p.card_last4) for p in payments] == [(5025, "1111")]
+
+
+def test_an_address_change_is_written_with_its_audit_row(call, accounts):
+    old = accounts.account("27182818").address
+    result = call("change_address_festival.yml")
+    new = Address("12", "Oak Street", "Springfield", "IL", "62704")
+    assert accounts.account("27182818").address == new
+    [change] = accounts.address_changes("27182818")
+    assert (change.old, change.new) == (old, new)
+    assert change.call_id == result["call_id"]
+
+
+def test_a_caller_who_leaves_before_confirming_changes_nothing(call, accounts):
+    old = accounts.account("31415926").address
+    call("change_address_festival_phone.yml")
+    assert accounts.account("31415926").address == old
+    assert accounts.address_changes("31415926") == []
+
+
+def test_refused_amounts_take_no_money(call, accounts):
+    call("pay_bill_bad_amounts_flite.yml")
+    assert accounts.account("48151623").balance_cents == 12075
+    assert [p.confirmation for p in accounts.payments("48151623")] == ["DEMO4815"]
+
+
+def test_three_wrong_pins_lock_the_account_and_transfer(call, accounts):
+    result = call("wrong_length_then_keypad.yml")
+    assert result["reason"] == "auth_failed"
+    assert "120.75" not in " ".join(t["bot"] for t in result["turns"])  # nothing about the account was said
