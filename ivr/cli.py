@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -33,6 +34,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("rasa", "tensorflow", "absl", "sanic", "asyncio", "faster_whisper", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    signal.signal(signal.SIGTERM, _hang_up)  # a terminated call cleans up like Ctrl-C (the action server too)
     settings = Settings.from_env(vosk_model=getattr(args, "vosk_model", None),
                                  whisper_model=getattr(args, "whisper_model", None))
     try:
@@ -44,6 +46,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise
         print(f"ivr: {exc}", file=sys.stderr)
         return 2
+
+
+def _hang_up(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _is_user_error(exc: Exception) -> bool:

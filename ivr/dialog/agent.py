@@ -6,8 +6,10 @@ never waits on it; the rasa_sdk actions run in an action server `ivr` starts on 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +25,8 @@ from ivr.dialog.quiet import quiet_rasa
 from ivr.dialog.settings import DialogError, VoiceSettings, load_yaml
 from ivr.dialog.training import model_path
 from ivr.events import Escalation, Prompt
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 log = logging.getLogger(__name__)
 GREETING = "/greet"
@@ -56,7 +60,7 @@ class ActionServer:
         with open(log_path, "ab") as log_file:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "rasa_sdk", "--actions", "ivr.actions", "--port", str(self.port)],
-                stdout=log_file, stderr=subprocess.STDOUT, env=env)
+                stdout=log_file, stderr=subprocess.STDOUT, env=env, preexec_fn=_dies_with_parent)
         self.url = f"http://127.0.0.1:{self.port}/webhook"
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -79,6 +83,12 @@ class ActionServer:
                 self._process.wait(5)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+
+
+def _dies_with_parent() -> None:
+    """In the child, before exec: Linux ends it when we end, however we end (even SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def configured_action_url(dialogs_dir: Path) -> Optional[str]:
