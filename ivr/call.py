@@ -142,8 +142,8 @@ class Call:
                 self._asr.submit(self._utterance.speculate)
             elif isinstance(event, SpeechEnded):
                 self._speech_ended(event)
-            elif isinstance(event, NoInput):
-                self._queue.put_nowait(_CallerTurn("no_input"))
+            elif isinstance(event, NoInput):  # a scripted caller's silence is one of its turns too
+                self._queue.put_nowait(_CallerTurn("no_input", said=self._scripted.pop(0) if self._scripted else ""))
         if was_speaking and self._utterance is not None and self.endpointer.in_speech:
             self._asr.submit(self._utterance.feed, chunk)
 

@@ -70,8 +70,9 @@ class Endpointer:
     def feed(self, chunk: AudioChunk) -> list[EndpointEvent]:
         if chunk.rate != self.rate:
             raise ValueError(f"endpointer runs at {self.rate} Hz, got a {chunk.rate} Hz chunk")
-        if self._clock is None or not self._pending:
-            self._clock = chunk.timestamp - len(self._pending) / SAMPLE_WIDTH / self.rate
+        # Timestamps are on the transport's clock, which also runs while the bot talks and no caller
+        # audio comes: the next unprocessed sample is the leftover before this chunk, every time.
+        self._clock = chunk.timestamp - len(self._pending) / SAMPLE_WIDTH / self.rate
         self._pending += chunk.pcm
         events: list[EndpointEvent] = []
         while len(self._pending) >= self._frame_bytes:
