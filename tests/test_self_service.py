@@ -64,3 +64,9 @@ def test_three_wrong_pins_lock_the_account_and_transfer(call, accounts):
     result = call("wrong_length_then_keypad.yml")
     assert result["reason"] == "auth_failed"
     assert "120.75" not in " ".join(t["bot"] for t in result["turns"])  # nothing about the account was said
+
+
+def test_a_caller_who_never_answers_is_offered_an_agent_and_pays_nothing(call, accounts):
+    call("pay_bill_silence_flite.yml")
+    assert accounts.account("48151623").balance_cents == 12075
+    assert len(accounts.payments("48151623")) == 1  # the seeded one

@@ -97,8 +97,8 @@ class ValidatePayForm(FormValidationAction):
             return store_trouble(dispatcher, "amount_cents")
         typed = text.isdigit()  # the keypad: cents, as the caller was told
         cents = int(text) if typed else (parse_amount(text, balance) if not text.startswith("/") else None)
-        problem = self._amount_problem(cents, balance)
-        if problem is None:
+        problem = "" if text.startswith("/") else self._amount_problem(cents, balance)  # silence: just ask again
+        if problem is None and cents is not None:
             return {"amount_cents": float(cents), "amount_spoken": spoken_amount(cents)}
         if failures_in_a_row(tracker, rejecting_now=True) >= OFFER_AFTER:
             return offer_agent_instead(dispatcher, "amount_cents")

@@ -55,7 +55,8 @@ class Yes(Action):
         if not tracker.get_slot("agent_offered"):
             return reprompt(dispatcher, tracker, domain, misfit=True)
         dispatcher.utter_message(response="utter_transfer")
-        silent = any(e.get("event") == "user" and e.get("text") == NO_INPUT for e in tracker.events[-12:])
+        said = [e.get("text") for e in tracker.events if e.get("event") == "user"]
+        silent = len(said) > 1 and said[-2] == NO_INPUT  # what led to the offer: silence, or not understood
         return [SlotSet("escalation_reason", "no_input" if silent else "no_match")]
 
 
