@@ -160,3 +160,16 @@ def test_an_action_server_named_in_endpoints_yml_is_used_instead_of_our_own(dial
             run(dialog.close())
     finally:
         theirs.kill()
+
+
+def test_the_action_server_answers_only_this_machine(bot):
+    """Its actions post payments: nothing on the network may call them."""
+    port = bot.dialog.action_port
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, local_port = local.rsplit(":", 1)
+            if state == "0A" and int(local_port, 16) == port:
+                listening.append(address)
+    assert listening == ["0100007F"], listening  # 127.0.0.1, and nothing else

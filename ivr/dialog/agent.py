@@ -54,7 +54,8 @@ class ActionServer:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # Only this machine may call the actions: they post payments. (rasa_sdk binds 0.0.0.0 by default.)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", SANIC_HOST="127.0.0.1")
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
         with open(log_path, "ab") as log_file:
@@ -124,6 +125,11 @@ class Dialog:
             loop.call_soon_threadsafe(loop.stop)
             raise
         return cls(agent, loop, thread, settings, _prompt_texts(agent), server)
+
+    @property
+    def action_port(self) -> Optional[int]:
+        """The port of the action server we started (None when endpoints.yml names another)."""
+        return self._server.port if self._server else None
 
     async def start(self, call_id: str) -> DialogReply:
         return await self.respond(call_id, GREETING)
