@@ -173,3 +173,24 @@ def test_the_action_server_answers_only_this_machine(bot):
             if state == "0A" and int(local_port, 16) == port:
                 listening.append(address)
     assert listening == ["0100007F"], listening  # 127.0.0.1, and nothing else
+
+
+def test_with_the_accounts_database_down_the_caller_hears_one_apology_and_is_transferred(bot, event_loop_for_bot,
+                                                                                         monkeypatch):
+    from ivr.dialog.agent import Dialog
+    from ivr.masking import Seal
+
+    monkeypatch.setenv("IVR_DATABASE_URL", "postgresql://ivr@127.0.0.1:1/accounts")  # nothing listens there
+    run = event_loop_for_bot.run_until_complete
+    settings = bot.settings
+    dialog = run(Dialog.load(settings.dialogs_dir, settings.models_dir, load_voice_settings(settings.dialogs_dir),
+                             settings.var_dir))
+    try:
+        run(dialog.start("down"))
+        run(dialog.respond("down", "check my balance"))
+        run(dialog.respond("down", "48151623"))
+        reply = run(dialog.respond("down", Seal(settings.var_dir).message("2468")))
+    finally:
+        run(dialog.close())
+    assert "can't reach your account" in said(reply) and said(reply).count("sorry") <= 1
+    assert reply.escalation and reply.escalation.reason == "store_unavailable"

@@ -12,7 +12,7 @@ from ivr.accounts import Address, BadAddress, StoreUnavailable, place_for_zip
 from ivr.actions.answers import digits_in, one_by_one, yes_or_no
 from ivr.actions.authentication import not_digits, offer_agent_instead, stop_asking
 from ivr.actions.failures import OFFER_AFTER, failures_in_a_row
-from ivr.actions.stores import backing
+from ivr.actions.stores import backing, transfer_after_trouble
 from ivr.actions.streets import parse_street
 from ivr.actions.tasks import task_done
 
@@ -117,8 +117,7 @@ class ChangeAddress(Action):
         try:
             backing().store.change_address(tracker.get_slot("account_number"), new, call_id=tracker.sender_id)
         except StoreUnavailable:
-            dispatcher.utter_message(response="utter_store_trouble")
-            return [SlotSet("escalation_reason", "store_unavailable")]
+            return transfer_after_trouble(dispatcher)
         except BadAddress:
             dispatcher.utter_message(text="I'm sorry, I couldn't save that address.")
             dispatcher.utter_message(response="utter_transfer")

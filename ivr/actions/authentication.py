@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import ActiveLoop, FollowupAction, SlotSet
+from rasa_sdk.events import FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
 from ivr.accounts import StoreUnavailable, UnknownAccount
@@ -102,8 +102,6 @@ class AskAccountNumber(Action):
         return "action_ask_account_number"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
-        if tracker.get_slot("agent_offered") or tracker.get_slot("escalation_reason"):
-            return [ActiveLoop(None), SlotSet("requested_slot", None)]
         failed = failures_in_a_row(tracker) > 0
         dispatcher.utter_message(response="utter_ask_account_number_rephrase" if failed else "utter_ask_account_number")
         return []
@@ -116,8 +114,6 @@ class AskPin(Action):
         return "action_ask_pin"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
-        if tracker.get_slot("agent_offered") or tracker.get_slot("escalation_reason"):
-            return [ActiveLoop(None), SlotSet("requested_slot", None)]
         if failures_in_a_row(tracker) > 0:
             dispatcher.utter_message(response="utter_ask_pin_rephrase")
         else:

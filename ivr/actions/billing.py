@@ -13,7 +13,7 @@ from ivr.actions.amounts import parse_amount, spoken_amount
 from ivr.actions.answers import digits_in, one_by_one, spoken_date, yes_or_no
 from ivr.actions.authentication import offer_agent_instead, stop_asking, store_trouble
 from ivr.actions.failures import OFFER_AFTER, failures_in_a_row
-from ivr.actions.stores import backing
+from ivr.actions.stores import backing, transfer_after_trouble
 from ivr.actions.tasks import task_done
 
 PAYMENT_SLOTS = ("amount_cents", "use_card_on_file", "card_number", "card_expiry", "payment_confirmed",
@@ -24,9 +24,14 @@ def caller_account(tracker: Tracker) -> Account:
     return backing().store.account(tracker.get_slot("account_number"))
 
 
-def transfer_after_trouble(dispatcher: CollectingDispatcher, reason: str) -> list:
-    dispatcher.utter_message(response="utter_store_trouble")
-    return [SlotSet("escalation_reason", reason)]
+def stated_balance(dispatcher: CollectingDispatcher, tracker: Tracker) -> tuple[Optional[Account], list]:
+    """The caller's account after saying its balance; or, the store being down, the transfer."""
+    try:
+        account = caller_account(tracker)
+    except StoreUnavailable:
+        return None, transfer_after_trouble(dispatcher)
+    dispatcher.utter_message(text=balance_sentence(account))
+    return account, []
 
 
 class TellBalance(Action):
@@ -34,11 +39,9 @@ class TellBalance(Action):
         return "action_tell_balance"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
-        try:
-            account = caller_account(tracker)
-        except StoreUnavailable:
-            return transfer_after_trouble(dispatcher, "store_unavailable")
-        dispatcher.utter_message(text=balance_sentence(account))
+        account, transfer = stated_balance(dispatcher, tracker)
+        if account is None:
+            return transfer
         if account.last_payment:
             paid = account.last_payment
             dispatcher.utter_message(text=f"Your last payment was {spoken_amount(paid.amount_cents)} "
@@ -63,11 +66,9 @@ class BeginPayment(Action):
         return "action_begin_payment"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
-        try:
-            account = caller_account(tracker)
-        except StoreUnavailable:
-            return transfer_after_trouble(dispatcher, "store_unavailable")
-        dispatcher.utter_message(text=balance_sentence(account))
+        account, transfer = stated_balance(dispatcher, tracker)
+        if account is None:
+            return transfer
         if account.balance_cents <= 0:
             return [SlotSet("task_completed", True), *task_done(dispatcher)]
         card = account.card.last4 if account.card else None
@@ -196,7 +197,7 @@ class Pay(Action):
             dispatcher.utter_message(response="utter_transfer")
             return [SlotSet("escalation_reason", "payment_failed")]
         except StoreUnavailable:
-            return transfer_after_trouble(dispatcher, "store_unavailable")
+            return transfer_after_trouble(dispatcher)
         dispatcher.utter_message(text=f"Thank you. Your payment of {spoken_amount(paid.amount_cents)} is done. "
                                       f"Your confirmation number is {one_by_one(paid.confirmation)}.")
         return [SlotSet("payments_made", made + 1), SlotSet("task_completed", True),

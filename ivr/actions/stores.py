@@ -5,20 +5,32 @@ Opened once per action-server process, on first use, from the same settings as t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
+
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
 
 from ivr.accounts import CardTokens, Store, card_tokens, open_store
 from ivr.config import Settings
 from ivr.masking import SEALED_ENTITY, SEALED_INTENT, Seal
 
 
-@dataclass(frozen=True)
 class Backing:
-    store: Store
-    cards: CardTokens
-    seal: Seal
+    """The store opens on first use and again after a failure: a database that is down when the
+    action server starts (or goes down later) is an apology and a transfer, not a broken server."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._store: Optional[Store] = None
+        self.cards: CardTokens = card_tokens(settings)
+        self.seal = Seal(settings.var_dir)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self._settings)  # raises StoreUnavailable
+        return self._store
 
     def unsealed(self, text: object) -> Optional[str]:
         """What the caller said at a secret prompt, from the sealed message the call sent instead."""
@@ -32,7 +44,12 @@ class Backing:
         return self.seal.open(token) if token else None
 
 
+def transfer_after_trouble(dispatcher: CollectingDispatcher) -> list:
+    """The accounts database is down: one apology, then a person, never dead air."""
+    dispatcher.utter_message(response="utter_store_trouble")
+    return [SlotSet("escalation_reason", "store_unavailable")]
+
+
 @lru_cache(maxsize=1)
 def backing() -> Backing:
-    settings = Settings.from_env()
-    return Backing(open_store(settings), card_tokens(settings), Seal(settings.var_dir))
+    return Backing(Settings.from_env())
