@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from ivr.accounts import Address, BadAddress, StoreUnavailable, place_for_zip
@@ -14,7 +13,7 @@ from ivr.actions.authentication import not_digits, offer_agent_instead, stop_ask
 from ivr.actions.failures import OFFER_AFTER, failures_in_a_row
 from ivr.actions.stores import backing, transfer_after_trouble
 from ivr.actions.streets import parse_street
-from ivr.actions.tasks import task_done
+from ivr.actions.tasks import task_done, transfer_with_apology
 
 ZIP_DIGITS = 5
 PLACE_SLOTS = ("zip_code", "place_confirmed", "city", "state", "state_name")
@@ -119,9 +118,6 @@ class ChangeAddress(Action):
         except StoreUnavailable:
             return transfer_after_trouble(dispatcher)
         except BadAddress:
-            dispatcher.utter_message(text="I'm sorry, I couldn't save that address.")
-            dispatcher.utter_message(response="utter_transfer")
-            return [SlotSet("escalation_reason", "address_failed")]
+            return transfer_with_apology(dispatcher, "I'm sorry, I couldn't save that address.", "address_failed")
         dispatcher.utter_message(text="Your address is updated.")
-        return [SlotSet("task_completed", True), *(SlotSet(slot, None) for slot in ADDRESS_SLOTS),
-                *task_done(dispatcher)]
+        return task_done(dispatcher, ADDRESS_SLOTS)

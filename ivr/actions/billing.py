@@ -14,7 +14,7 @@ from ivr.actions.answers import digits_in, one_by_one, spoken_date, yes_or_no
 from ivr.actions.authentication import offer_agent_instead, stop_asking, store_trouble
 from ivr.actions.failures import OFFER_AFTER, failures_in_a_row
 from ivr.actions.stores import backing, transfer_after_trouble
-from ivr.actions.tasks import task_done
+from ivr.actions.tasks import task_done, transfer_with_apology
 
 PAYMENT_SLOTS = ("amount_cents", "use_card_on_file", "card_number", "card_expiry", "payment_confirmed",
                  "card_last4", "card_token", "amount_spoken")
@@ -46,7 +46,7 @@ class TellBalance(Action):
             paid = account.last_payment
             dispatcher.utter_message(text=f"Your last payment was {spoken_amount(paid.amount_cents)} "
                                           f"on {spoken_date(paid.posted_at.date())}.")
-        return [SlotSet("task_completed", True), *task_done(dispatcher)]
+        return task_done(dispatcher)
 
 
 def balance_sentence(account: Account) -> str:
@@ -70,7 +70,7 @@ class BeginPayment(Action):
         if account is None:
             return transfer
         if account.balance_cents <= 0:
-            return [SlotSet("task_completed", True), *task_done(dispatcher)]
+            return task_done(dispatcher)
         card = account.card.last4 if account.card else None
         return [SlotSet("card_on_file", card), FollowupAction("pay_form")]
 
@@ -193,15 +193,13 @@ class Pay(Action):
             card = self._card(tracker)
             paid = backing().store.pay(number, cents, card, idempotency_key=f"{tracker.sender_id}:{made + 1}")
         except PaymentRefused as refused:
-            dispatcher.utter_message(text=f"I'm sorry, I couldn't take that payment: {refused.message}")
-            dispatcher.utter_message(response="utter_transfer")
-            return [SlotSet("escalation_reason", "payment_failed")]
+            return transfer_with_apology(dispatcher, f"I'm sorry, I couldn't take that payment: {refused.message}",
+                                         "payment_failed")
         except StoreUnavailable:
             return transfer_after_trouble(dispatcher)
         dispatcher.utter_message(text=f"Thank you. Your payment of {spoken_amount(paid.amount_cents)} is done. "
                                       f"Your confirmation number is {one_by_one(paid.confirmation)}.")
-        return [SlotSet("payments_made", made + 1), SlotSet("task_completed", True),
-                *(SlotSet(slot, None) for slot in PAYMENT_SLOTS), *task_done(dispatcher)]
+        return [SlotSet("payments_made", made + 1), *task_done(dispatcher, PAYMENT_SLOTS)]
 
     @staticmethod
     def _card(tracker: Tracker) -> Card:

@@ -1,8 +1,10 @@
 """The caller's tasks: where each begins, and what follows one that is done."""
 from __future__ import annotations
 
+from typing import Iterable
+
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import FollowupAction
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 FIRST_STEP = {"bill_pay": "action_begin_payment", "balance": "action_tell_balance", "address_change": "address_form"}
@@ -12,10 +14,17 @@ def next_step(task: str | None) -> str:
     return FIRST_STEP.get(task or "", "utter_what_else")
 
 
-def task_done(dispatcher: CollectingDispatcher) -> list:
-    """A task finished: the caller may have another, or hang up content."""
+def task_done(dispatcher: CollectingDispatcher, answers: Iterable[str] = ()) -> list:
+    """A task finished (its `answers` forgotten, for the next one): the caller may have another."""
     dispatcher.utter_message(response="utter_anything_else")
-    return []
+    return [SlotSet("task_completed", True), *(SlotSet(slot, None) for slot in answers)]
+
+
+def transfer_with_apology(dispatcher: CollectingDispatcher, apology: str, reason: str) -> list:
+    """A task that cannot be finished here (a refused payment, an address the store will not take)."""
+    dispatcher.utter_message(text=apology)
+    dispatcher.utter_message(response="utter_transfer")
+    return [SlotSet("escalation_reason", reason)]
 
 
 class StartTask(Action):
