@@ -92,9 +92,29 @@ class Prompt:
 
 
 @dataclass(frozen=True)
+class TranscriptLine:
+    speaker: str  # caller | bot
+    text: str  # already masked: a PIN or card number never reaches here
+
+
+@dataclass(frozen=True)
 class Escalation:
-    reason: str
-    summary: str = ""
+    """The caller handed to a person, with everything the agent needs so nobody asks again.
+
+    Built by the call when the dialog transfers (reason only); `ivr.queue.handoff` fills in the rest.
+    """
+    reason: str  # caller_request | no_input | no_match | auth_failed | frustration | payment_declined | ...
+    summary: str = ""  # one sentence for the agent
+    task: Optional[str] = None  # bill_pay | balance | address_change
+    slots: dict[str, str] = field(default_factory=dict)  # what the bot collected, masked, ready to show
+    transcript: tuple[TranscriptLine, ...] = ()
+    frustration: float = 0.0  # 0 calm .. 1 furious, the call's score when it was handed over
+    caller_number: Optional[str] = None
+    language: str = "en"
+    account: Optional[str] = None  # masked, e.g. "48…623"
+    authenticated: bool = False
+    call_id: str = ""
+    channel: str = ""  # microphone | files | sip | websocket | audiosocket
 
 
 @dataclass

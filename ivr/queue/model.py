@@ -1,0 +1,86 @@
+"""What the escalation queue holds and hands out: small frozen dataclasses, times in UTC."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional
+
+from ivr.events import Escalation
+
+# Where a queued caller stands.
+WAITING = "waiting"  # on hold, on the line
+CALLBACK = "callback"  # left the line asking to be called back; keeps their place
+TAKEN = "taken"  # an agent has them (screen-pop shown; a live caller is being connected)
+WRAPPED_UP = "wrapped_up"  # the agent finished, with a disposition
+ABANDONED = "abandoned"  # hung up while waiting
+ROUTABLE = (WAITING, CALLBACK)
+
+# What an agent is doing.
+AVAILABLE, BUSY, WRAP_UP, OFFLINE = "available", "busy", "wrap_up", "offline"
+AGENT_STATES = (AVAILABLE, BUSY, WRAP_UP, OFFLINE)
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    id: int
+    escalation: Escalation  # the caller's context: summary, slots, transcript, frustration, reason
+    priority: int  # higher is served first (before ageing)
+    skills: tuple[str, ...]  # what the agent must have: the language, and billing or address when known
+    state: str
+    enqueued_at: datetime
+    callback_number: Optional[str] = None
+    agent: Optional[str] = None
+    taken_at: Optional[datetime] = None
+    ended_at: Optional[datetime] = None  # wrapped up or abandoned
+    disposition: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    skills: tuple[str, ...]
+    state: str
+    state_since: datetime
+    sip_address: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a waiting caller is: how many are served before them and about how long that takes."""
+    ahead: int
+    estimated_wait_s: float
+
+    @property
+    def place(self) -> int:
+        return self.ahead + 1
+
+
+@dataclass(frozen=True)
+class QueueEvent:
+    """One change to the queue, in order: the console's live feed and the reports' history."""
+    id: int
+    kind: str  # enqueued | callback | taken | wrapped_up | abandoned | agent_state
+    at: datetime
+    entry_id: Optional[int] = None
+    agent: Optional[str] = None
+    detail: str = ""  # e.g. the disposition, or the agent's new state
+
+
+class QueueError(Exception):
+    """Something about the queue a person can act on; the message says what."""
+
+
+class QueueUnavailable(QueueError):
+    """The queue's database cannot be reached."""
+
+
+class AlreadyTaken(QueueError):
+    """Another agent took this caller first (or they hung up)."""
+
+
+class UnknownEntry(QueueError):
+    pass
+
+
+class BadAgent(QueueError):
+    """Unknown agent, wrong password, bad name or skills."""
