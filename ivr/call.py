@@ -11,7 +11,8 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from ivr.asr.numbers import normalise
@@ -42,13 +43,23 @@ class CallResult:
     greeting: list[str]
     turns: list[Turn]
     seconds: float
+    started_at: Optional[datetime] = None  # UTC
+    ended_at: Optional[datetime] = None
+    channel: str = ""  # microphone | files | sip | websocket | audiosocket
+    caller_number: Optional[str] = None
+    queue_entry: Optional[int] = None  # the escalation queue entry, when the caller was queued
+    queue_outcome: Optional[str] = None  # taken | callback | abandoned | waiting (left unresolved)
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "call_id": self.call_id, "outcome": self.outcome, "task": self.task,
-            "escalation": self.escalation.__dict__ if self.escalation else None,
+            "call_id": self.call_id, "channel": self.channel, "caller_number": self.caller_number,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "outcome": self.outcome, "task": self.task,
+            "escalation": asdict(self.escalation) if self.escalation else None,
+            "queue_entry": self.queue_entry, "queue_outcome": self.queue_outcome,
             "greeting": self.greeting, "seconds": round(self.seconds, 3),
-            "turns": [turn.__dict__ for turn in self.turns],
+            "turns": [asdict(turn) for turn in self.turns],
         }
 
 
@@ -65,6 +76,7 @@ class _CallerTurn:
 @dataclass
 class _State:
     expects: Expectation = FREE
+    prompt: str = ""  # the name of the bot's last question
     barge_in: bool = True
     speaking: bool = False
     interrupted: bool = False
@@ -80,10 +92,11 @@ class _State:
 class Call:
     def __init__(self, transport: Transport, recognizer, dialog, voice, timing: Timing, seal: Seal,
                  recording: Optional[Recording] = None, call_id: Optional[str] = None,
-                 scripted: Optional[list[str]] = None):
+                 scripted: Optional[list[str]] = None, channel: str = ""):
         self.call_id = call_id or uuid.uuid4().hex[:12]
         self.transport, self.recognizer, self.dialog, self.voice = transport, recognizer, dialog, voice
         self.seal = seal
+        self.channel = channel
         self.endpointer = Endpointer(transport.rate, timing)
         self.recording = recording
         self._scripted = list(scripted or [])  # what a simulated caller says, for the record
@@ -95,7 +108,7 @@ class Call:
         self.on_turn: Optional[Callable[[Turn], None]] = None  # e.g. print each exchange as it happens
 
     async def run(self) -> CallResult:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), datetime.now(timezone.utc)
         worker = asyncio.create_task(self._take_turns())
         listener = asyncio.create_task(self._listen())
         ended = asyncio.create_task(self._done.wait())
@@ -117,7 +130,8 @@ class Call:
                 raise task.exception()
         state = self._state
         return CallResult(self.call_id, state.outcome or "abandoned", state.task, state.escalation,
-                          state.greeting, state.turns, time.monotonic() - started)
+                          state.greeting, state.turns, time.monotonic() - started, started_at=started_at,
+                          ended_at=datetime.now(timezone.utc), channel=self.channel)
 
     # -- transport in -> endpointing -------------------------------------------------------
 
@@ -200,7 +214,8 @@ class Call:
                 return
 
     async def _take(self, caller_turn: _CallerTurn) -> None:
-        turn, began = Turn(said=caller_turn.said), time.monotonic()
+        turn = Turn(said=caller_turn.said, kind=caller_turn.kind, prompt=self._state.prompt)
+        began = time.monotonic()
         if caller_turn.kind == "speech":
             turn.latency["endpoint"] = caller_turn.ended.endpoint_at - caller_turn.ended.timestamp
             transcript = await asyncio.get_running_loop().run_in_executor(self._asr, caller_turn.utterance.finish)
@@ -267,7 +282,7 @@ class Call:
         try:
             for prompt in prompts:
                 turn.bot.append(prompt.text)
-                state.expects, state.barge_in = prompt.expects, prompt.barge_in
+                state.expects, state.barge_in, state.prompt = prompt.expects, prompt.barge_in, prompt.name
                 sentences = self.voice.render_sentences(prompt.text)
                 while (chunk := await loop.run_in_executor(None, next, sentences, None)) is not None:
                     if state.interrupted:

@@ -121,6 +121,8 @@ class Escalation:
 class Turn:
     """One exchange, as recorded for the call record and the simulator."""
     said: str = ""  # scripted text, when known
+    kind: str = "speech"  # speech | dtmf | no_input: how the caller answered
+    prompt: str = ""  # the name of the bot's question this turn answers, e.g. utter_ask_zip_code
     heard: str = ""
     intent: Optional[str] = None
     confidence: Optional[float] = None
