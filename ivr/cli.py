@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -20,6 +21,10 @@ os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")  # Rasa 3.6 uses t
 from ivr.config import Settings  # noqa: E402
 
 log = logging.getLogger("ivr")
+
+
+# Each area adds its own commands: register(commands, bench_commands) on the argparse subparsers.
+AREA_COMMANDS = ("ivr.queue.commands", "ivr.console.commands", "ivr.records.commands")
 
 
 class UserError(Exception):
@@ -59,8 +64,9 @@ def _is_user_error(exc: Exception) -> bool:
     from ivr.simulate import ScenarioError
     from ivr.transports.microphone import DeviceError
     from ivr.accounts import AccountsError
+    from ivr.queue.model import QueueError
     return isinstance(exc, (UserError, RecognitionError, BadAudio, DialogError, ScenarioError, DeviceError,
-                            AccountsError, FileNotFoundError))
+                            AccountsError, QueueError, FileNotFoundError))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -125,6 +131,8 @@ def parser() -> argparse.ArgumentParser:
     accuracy.add_argument("--plot", type=Path, metavar="PNG", help="write the intent confusion plot here")
     accuracy.add_argument("--limit", type=int, help="only the first N utterances")
     accuracy.set_defaults(run=_bench_accuracy)
+    for area in AREA_COMMANDS:
+        importlib.import_module(area).register(commands, bench_commands)
     return top
 
 

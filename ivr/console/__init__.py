@@ -1,0 +1,1 @@
+"""The agents' web console: a thin layer over the queue."""
