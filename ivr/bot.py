@@ -10,11 +10,13 @@ from typing import Optional
 from ivr.asr.models import load_recognizer
 from ivr.audio.endpointer import Timing
 from ivr.audio.recording import Recording
-from ivr.call import Call
+from ivr.call import Backstage, Call
 from ivr.config import Settings
 from ivr.dialog.agent import Dialog
 from ivr.dialog.settings import VoiceSettings, load_voice_settings
 from ivr.masking import Seal
+from ivr.queue import QueueError, open_queue
+from ivr.records import RecordsError, open_records
 from ivr.transports.base import Transport
 from ivr.tts.cache import PromptCache
 from ivr.tts.pyttsx3_voice import Pyttsx3Synthesizer
@@ -30,6 +32,7 @@ class Bot:
     dialog: Dialog
     voice: PromptCache
     ready_seconds: float
+    backstage: Backstage = Backstage()
 
     @classmethod
     async def load(cls, settings: Settings) -> "Bot":
@@ -45,6 +48,10 @@ class Bot:
         except BaseException:
             await dialog.close()
             raise
+        queue, records = await asyncio.gather(loop.run_in_executor(None, _open, open_queue, settings, "the agents' queue"),
+                                              loop.run_in_executor(None, _open, open_records, settings, "call records"))
+        bot.backstage = Backstage(queue=queue, records=records, hold=voice_settings.hold,
+                                  frustration=voice_settings.frustration)
         bot.ready_seconds = time.monotonic() - began
         log.info("ready in %.1f s", bot.ready_seconds)
         return bot
@@ -59,10 +66,24 @@ class Bot:
         return Timing(trailing_silence_ms=e.trailing_silence_ms, no_input_ms=e.no_input_ms,
                       max_utterance_ms=e.max_utterance_ms)
 
-    def call(self, transport: Transport, recording: Optional[Recording] = None,
-             scripted: Optional[list[str]] = None) -> Call:
+    def call(self, transport: Transport, channel: str, recording: Optional[Recording] = None,
+             scripted: Optional[list[str]] = None, caller_number: Optional[str] = None) -> Call:
         return Call(transport, self.recognizer, self.dialog, self.voice, self.timing, Seal(self.settings.var_dir),
-                    recording=recording, scripted=scripted)
+                    recording=recording, scripted=scripted, channel=channel, caller_number=caller_number,
+                    backstage=self.backstage)
 
     async def close(self) -> None:
         await self.dialog.close()
+        for store in (self.backstage.queue, self.backstage.records):
+            if store is not None:
+                store.close()
+
+
+def _open(opener, settings: Settings, what: str):
+    """The agents' queue or the call records; when their database is down, calls go on without them."""
+    try:
+        return opener(settings)
+    except (QueueError, RecordsError) as error:
+        log.error("%s unavailable (%s): until it is back, escalated callers are told no agent can take them "
+                  "and calls are not recorded", what, error)
+        return None

@@ -16,19 +16,26 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from ivr.asr.numbers import normalise
+from ivr.audio.hold_music import hold_music
 from ivr.dialog.agent import DialogReply
+from ivr.dialog.frustration import FrustrationMeter, FrustrationSettings
+from ivr.dialog.settings import HoldSettings
 from ivr.audio.endpointer import Endpointer, Timing
 from ivr.audio.pcm import resample
 from ivr.audio.recording import Recording
 from ivr.events import (FREE, AudioChunk, Dtmf, Escalation, Expectation, NoInput, Prompt,
                         SpeechEnded, SpeechStarted, Transcript, TrailingSilence, Turn)
 from ivr.masking import HIDDEN, Seal
+from ivr.queue.handoff import handoff
+from ivr.queue.hold import HoldLine, OnHold
+from ivr.queue.model import ABANDONED, WAITING, QueueError
 from ivr.transports.base import Hangup, Transport
 
 log = logging.getLogger(__name__)
 
 NO_INPUT = "/no_input"
 NO_MATCH = "/nlu_fallback"
+FRUSTRATED = "/frustrated"  # the caller's frustration reached the threshold: the dialog acknowledges and transfers
 # Said by the call itself when the dialog cannot answer (Rasa or its actions failed): a broken
 # dialog cannot say it, and the caller must never be left in silence.
 APOLOGY = "I'm sorry, something went wrong on our side. Let me connect you with an agent."
@@ -87,16 +94,32 @@ class _State:
     escalation: Optional[Escalation] = None
     turns: list[Turn] = field(default_factory=list)
     greeting: list[str] = field(default_factory=list)
+    queue_entry: Optional[int] = None
+    queue_outcome: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Backstage:
+    """Where a call hands callers to people and leaves its record; None of these: the call just ends."""
+    queue: Any = None  # ivr.queue.store.QueueStore
+    records: Any = None  # ivr.records.store.CallRecords
+    hold: HoldSettings = HoldSettings()
+    frustration: FrustrationSettings = FrustrationSettings()
 
 
 class Call:
     def __init__(self, transport: Transport, recognizer, dialog, voice, timing: Timing, seal: Seal,
                  recording: Optional[Recording] = None, call_id: Optional[str] = None,
-                 scripted: Optional[list[str]] = None, channel: str = ""):
+                 scripted: Optional[list[str]] = None, channel: str = "", caller_number: Optional[str] = None,
+                 backstage: Backstage = Backstage()):
         self.call_id = call_id or uuid.uuid4().hex[:12]
         self.transport, self.recognizer, self.dialog, self.voice = transport, recognizer, dialog, voice
         self.seal = seal
-        self.channel = channel
+        self.channel, self.caller_number, self.backstage = channel, caller_number, backstage
+        self.frustration = FrustrationMeter(backstage.frustration)
+        self._hold: Optional[OnHold] = None
+        self._holding: Optional[asyncio.Task] = None
+        self._music_at = 0.0
         self.endpointer = Endpointer(transport.rate, timing)
         self.recording = recording
         self._scripted = list(scripted or [])  # what a simulated caller says, for the record
@@ -120,18 +143,33 @@ class Call:
             if listener.done() and not self._done.is_set():
                 await self._queue.join()  # the caller hung up: finish what they already said
         finally:
-            for task in (worker, listener, ended):
-                task.cancel()
-            await asyncio.gather(worker, listener, ended, return_exceptions=True)
+            for task in (worker, listener, ended, self._holding):
+                if task:
+                    task.cancel()
+            await asyncio.gather(worker, listener, ended, *([self._holding] if self._holding else []),
+                                 return_exceptions=True)
             self._asr.shutdown(wait=False, cancel_futures=True)
             await self.transport.close()
+            await self._left_hold()
         for task in (worker, listener):
             if task.done() and not task.cancelled() and task.exception():
                 raise task.exception()
         state = self._state
-        return CallResult(self.call_id, state.outcome or "abandoned", state.task, state.escalation,
-                          state.greeting, state.turns, time.monotonic() - started, started_at=started_at,
-                          ended_at=datetime.now(timezone.utc), channel=self.channel)
+        result = CallResult(self.call_id, state.outcome or "abandoned", state.task, state.escalation,
+                            state.greeting, state.turns, time.monotonic() - started, started_at=started_at,
+                            ended_at=datetime.now(timezone.utc), channel=self.channel,
+                            caller_number=self.caller_number, queue_entry=state.queue_entry,
+                            queue_outcome=state.queue_outcome)
+        await self._keep_record(result)
+        return result
+
+    async def _keep_record(self, result: CallResult) -> None:
+        if self.backstage.records is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.backstage.records.save, result)
+        except Exception:  # noqa: BLE001 - a lost record must not turn into a failed call
+            log.exception("call %s: could not store the call record", self.call_id)
 
     # -- transport in -> endpointing -------------------------------------------------------
 
@@ -209,13 +247,16 @@ class Call:
                 await self._take(caller_turn)
             finally:
                 self._queue.task_done()
-            if self._state.outcome:
+            if self._state.outcome and self._hold is None:
                 self._done.set()
                 return
 
     async def _take(self, caller_turn: _CallerTurn) -> None:
         turn = Turn(said=caller_turn.said, kind=caller_turn.kind, prompt=self._state.prompt)
         began = time.monotonic()
+        if self._hold is not None:
+            await self._take_on_hold(caller_turn, turn)
+            return
         if caller_turn.kind == "speech":
             turn.latency["endpoint"] = caller_turn.ended.endpoint_at - caller_turn.ended.timestamp
             transcript = await asyncio.get_running_loop().run_in_executor(self._asr, caller_turn.utterance.finish)
@@ -228,9 +269,28 @@ class Call:
         text = self._kept_secret(text, turn, spoken=caller_turn.kind == "speech")
         rasa_began = time.monotonic()
         reply = await self._respond(text)
-        turn.latency["dialog"] = time.monotonic() - rasa_began
         turn.intent, turn.confidence = reply.intent, reply.confidence
+        turn.frustration = self.frustration.hear(turn.heard if caller_turn.kind != "no_input" else NO_INPUT,
+                                                 reply.intent)
+        if self.frustration.upset and not (reply.escalation or reply.ended):
+            reply = await self._respond(FRUSTRATED)
+        turn.latency["dialog"] = time.monotonic() - rasa_began
         await self._answer(reply, turn, began)
+
+    async def _take_on_hold(self, caller_turn: _CallerTurn, turn: Turn) -> None:
+        """While queued, what the caller says goes to the hold (a callback), not to the dialog."""
+        if caller_turn.kind == "speech":
+            transcript = await asyncio.get_running_loop().run_in_executor(self._asr, caller_turn.utterance.finish)
+            turn.heard = normalise(transcript.text, self._state.expects).strip()
+            turn.confidence = transcript.confidence
+        elif caller_turn.kind == "dtmf":
+            turn.heard = caller_turn.digits
+        else:
+            return
+        self._state.turns.append(turn)
+        if self.on_turn:
+            self.on_turn(turn)
+        self._hold.hear(turn.heard)
 
     async def _respond(self, text: str):
         try:
@@ -268,6 +328,11 @@ class Call:
             self.on_turn(turn)
         if reply.escalation:
             state.outcome = "escalated"
+            state.escalation = handoff(reply.escalation, call_id=self.call_id, channel=self.channel,
+                                       caller_number=self.caller_number, task=state.task, slots=reply.slots,
+                                       greeting=state.greeting, turns=state.turns,
+                                       frustration=self.frustration.score)
+            await self._join_queue(state.escalation)
         elif reply.task_completed and reply.ended:
             state.outcome = "self_served"
         elif reply.ended:
@@ -298,3 +363,61 @@ class Call:
             await self.transport.flush()
         finally:
             state.speaking = False
+
+    # -- escalation -> queue -> on hold ----------------------------------------------------------
+
+    async def _join_queue(self, escalation: Escalation) -> None:
+        queue = self.backstage.queue
+        if queue is None:
+            return
+        try:
+            entry = await asyncio.get_running_loop().run_in_executor(None, queue.enqueue, escalation)
+        except QueueError:
+            log.exception("call %s: the queue is unavailable; the caller cannot be held for an agent", self.call_id)
+            return
+        self._state.queue_entry, self._state.queue_outcome = entry.id, WAITING
+        line = HoldLine(say=self._say_on_hold, play_music=self._play_music, queue_call=self._queue_call)
+        self._hold = OnHold(line, entry.id, self.backstage.hold, self.caller_number)
+        self._holding = asyncio.create_task(self._wait_on_hold())
+
+    async def _wait_on_hold(self) -> None:
+        try:
+            self._state.queue_outcome = await self._hold.run()
+        except QueueError:
+            log.exception("call %s: the queue failed while the caller was on hold", self.call_id)
+        finally:
+            self._done.set()
+
+    async def _left_hold(self) -> None:
+        """The call is over; a caller still waiting hung up: their place is given up (abandoned)."""
+        if self._hold is None or self._hold.outcome is not None:
+            return
+        try:
+            entry = await self._queue_call("abandon", self._hold.entry_id)
+            self._state.queue_outcome = entry.state if entry.state != WAITING else ABANDONED
+        except QueueError:
+            log.exception("call %s: could not mark queue entry %s abandoned", self.call_id, self._hold.entry_id)
+
+    async def _queue_call(self, method: str, *args):
+        return await asyncio.get_running_loop().run_in_executor(None, getattr(self.backstage.queue, method), *args)
+
+    async def _say_on_hold(self, text: str, name: str, expects: Expectation) -> None:
+        turn = self._state.turns[-1] if self._state.turns else Turn()
+        await self._speak([Prompt(text, name, expects, barge_in=True)], turn, None)
+
+    async def _play_music(self, seconds: float) -> None:
+        """Hold music, paced by the wall clock whatever the transport (files play instantly)."""
+        loop, state = asyncio.get_running_loop(), self._state
+        until = loop.time() + seconds
+        music = hold_music(self.transport.rate, seconds, self._music_at)
+        self._music_at += seconds
+        state.speaking, state.interrupted, state.barge_in = True, False, True
+        state.expects = self._hold.offer
+        try:
+            if self.recording:
+                self.recording.bot(AudioChunk(music.pcm, music.rate, self.transport.now()))
+            await self.transport.play(music)
+            await self.transport.flush()
+        finally:
+            state.speaking = False
+        await asyncio.sleep(max(0.0, until - loop.time()))

@@ -174,7 +174,7 @@ def _call(args, settings: Settings) -> int:
         recording = Recording(rate) if args.record else None
 
         async def work(bot):
-            call = bot.call(transport, recording=recording,
+            call = bot.call(transport, "files" if args.caller_audio else "microphone", recording=recording,
                             scripted=[str(p) for p in args.caller_audio] if args.caller_audio else None)
             if not args.json:
                 call.on_turn = _print_turn

@@ -126,5 +126,6 @@ class Turn:
     heard: str = ""
     intent: Optional[str] = None
     confidence: Optional[float] = None
+    frustration: float = 0.0  # the caller's frustration after this turn (0..1)
     bot: list[str] = field(default_factory=list)
     latency: dict[str, float] = field(default_factory=dict)

@@ -12,12 +12,15 @@ from ivr.audio.pcm import PHONE_RATE, WIDEBAND_RATE, BadAudio, phone_channel, re
 from ivr.caller_voices import parse_voice
 from ivr.call import CallResult
 from ivr.events import AudioChunk, Dtmf
-from ivr.transports.files import BargeIn, CallerFiles, CallerItem
+from ivr.transports.files import BargeIn, CallerFiles, CallerItem, StayOnLine
 
 CHANNELS = {"wideband": WIDEBAND_RATE, "phone": PHONE_RATE}
-TURN_KEYS = {"say", "audio", "dtmf", "expect", "barge_in_at"}
+TURN_KEYS = {"say", "audio", "dtmf", "hold", "expect", "barge_in_at"}
 TURN_EXPECT_KEYS = {"intent", "bot_says", "stops_within_ms"}
-CALL_EXPECT_KEYS = {"outcome", "task", "reason"}  # reason: why the call was escalated
+# reason: why the call was escalated; queue: how the caller left the agents' queue (taken, callback,
+# abandoned, waiting); summary: a regex on the one sentence the agent reads
+CALL_EXPECT_KEYS = {"outcome", "task", "reason", "queue", "summary"}
+CALLER_KEYS = {"voice", "rate", "channel", "number"}
 
 
 class ScenarioError(ValueError):
@@ -29,6 +32,7 @@ class CallerTurn:
     say: Optional[str] = None
     audio: Optional[Path] = None
     dtmf: Optional[str] = None
+    hold: Optional[float] = None  # stay on the line, silent, this many seconds (waiting for a person)
     expect: dict[str, str] = field(default_factory=dict)
     barge_in_at: Optional[float] = None  # talk over the bot's prompt this many seconds into it
 
@@ -42,6 +46,12 @@ class Scenario:
     channel: str
     turns: list[CallerTurn]
     expect: dict[str, str]
+    number: Optional[str] = None  # the caller's phone number, as a phone line would give it
+
+    @property
+    def answers(self) -> list[tuple[int, CallerTurn]]:
+        """The turns that answer the bot (numbered as in the file): all but staying on hold."""
+        return [(n, t) for n, t in enumerate(self.turns, 1) if t.hold is None]
 
 
 def find_scenarios(paths: list[Path]) -> list[Path]:
@@ -66,6 +76,7 @@ def load_scenario(path: Path) -> Scenario:
     if not isinstance(data, dict) or not isinstance(data.get("turns"), list) or not data["turns"]:
         raise ScenarioError(f"{path}: a scenario needs `name` and a non-empty list of `turns`")
     caller = data.get("caller") or {}
+    _only(path, "caller", caller, CALLER_KEYS)
     channel = caller.get("channel", "wideband")
     if channel not in CHANNELS:
         raise ScenarioError(f"{path}: caller channel {channel!r} is not one of {sorted(CHANNELS)}")
@@ -77,7 +88,8 @@ def load_scenario(path: Path) -> Scenario:
     return Scenario(
         name=str(data.get("name") or path.stem), path=path,
         voice=str(caller.get("voice", "espeak:en-us")), rate=caller.get("rate"), channel=channel,
-        turns=[_turn(path, i, t) for i, t in enumerate(data["turns"], 1)], expect=data.get("expect") or {})
+        turns=[_turn(path, i, t) for i, t in enumerate(data["turns"], 1)], expect=data.get("expect") or {},
+        number=str(caller["number"]) if caller.get("number") else None)
 
 
 def _turn(path: Path, number: int, raw: Any) -> CallerTurn:
@@ -85,9 +97,14 @@ def _turn(path: Path, number: int, raw: Any) -> CallerTurn:
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path}: {where} must be a mapping with say, audio or dtmf")
     _only(path, where, raw, TURN_KEYS)
-    given = [k for k in ("say", "audio", "dtmf") if k in raw]
+    given = [k for k in ("say", "audio", "dtmf", "hold") if k in raw]
     if len(given) != 1:
-        raise ScenarioError(f"{path}: {where} needs exactly one of say, audio, dtmf (has {given or 'none'})")
+        raise ScenarioError(f"{path}: {where} needs exactly one of say, audio, dtmf, hold (has {given or 'none'})")
+    hold = raw.get("hold")
+    if hold is not None and (isinstance(hold, bool) or not isinstance(hold, (int, float)) or not 0 < hold <= 600):
+        raise ScenarioError(f"{path}: {where} hold must be a number of seconds (up to 600) to stay on the line")
+    if hold is not None and (raw.get("expect") or raw.get("barge_in_at") is not None):
+        raise ScenarioError(f"{path}: {where} hold takes no expect or barge_in_at: the caller only waits")
     _only(path, f"{where} expect", raw.get("expect") or {}, TURN_EXPECT_KEYS)
     audio = (path.parent / raw["audio"]) if "audio" in raw else None
     if "dtmf" in raw and not re.fullmatch(r"[0-9*#A-D]+", str(raw["dtmf"])):
@@ -99,6 +116,7 @@ def _turn(path: Path, number: int, raw: Any) -> CallerTurn:
     if "stops_within_ms" in (raw.get("expect") or {}) and barge_in_at is None:
         raise ScenarioError(f"{path}: {where} expect.stops_within_ms needs barge_in_at")
     return CallerTurn(say=raw.get("say"), audio=audio, dtmf=str(raw["dtmf"]) if "dtmf" in raw else None,
+                      hold=float(hold) if hold is not None else None,
                       expect={k: str(v) for k, v in (raw.get("expect") or {}).items()},
                       barge_in_at=float(barge_in_at) if barge_in_at is not None else None)
 
@@ -117,6 +135,9 @@ def caller_items(scenario: Scenario) -> list[CallerItem]:
     for turn in scenario.turns:
         if turn.dtmf is not None:
             items.append(CallerItem(Dtmf(turn.dtmf), turn.barge_in_at))
+            continue
+        if turn.hold is not None:
+            items.append(CallerItem(StayOnLine(turn.hold)))
             continue
         audio = voice.speak(turn.say, scenario.rate) if turn.say is not None else _read(scenario, turn.audio)
         items.append(CallerItem(phone_channel(audio) if scenario.channel == "phone" else audio, turn.barge_in_at))
@@ -140,16 +161,16 @@ async def run_scenario(bot, scenario: Scenario) -> dict[str, Any]:
     timing = bot.timing
     transport = CallerFiles(caller_items(scenario), CHANNELS[scenario.channel],
                             wait_limit=timing.no_input_ms / 1000 + 1.5)
-    scripted = [said(t) for t in scenario.turns if t.dtmf is None]
-    result = await bot.call(transport, scripted=scripted).run()
+    scripted = [said(t) for t in scenario.turns if t.dtmf is None and t.hold is None]
+    result = await bot.call(transport, "files", scripted=scripted, caller_number=scenario.number).run()
     return judge(scenario, result, {b.item: b for b in transport.barge_ins})
 
 
 def judge(scenario: Scenario, result: CallResult, barge_ins: dict[int, BargeIn]) -> dict[str, Any]:
     failures = [_barge_in_failure(n, t, barge_ins.get(n - 1)) for n, t in enumerate(scenario.turns, 1)]
     failures = [f for f in failures if f]
-    for number, turn in enumerate(scenario.turns, 1):
-        got = result.turns[number - 1] if number <= len(result.turns) else None
+    for index, (number, turn) in enumerate(scenario.answers):
+        got = result.turns[index] if index < len(result.turns) else None
         if got is None:
             if turn.expect:
                 failures.append(f"turn {number}: the call ended before this turn ({result.outcome})")
@@ -161,18 +182,23 @@ def judge(scenario: Scenario, result: CallResult, barge_ins: dict[int, BargeIn])
         if pattern and not re.search(pattern, " ".join(got.bot), re.IGNORECASE):
             failures.append(f"turn {number}: bot said {' '.join(got.bot)!r}, expected /{pattern}/ (heard {got.heard!r})")
     got_call = {"outcome": result.outcome, "task": result.task,
-                "reason": result.escalation.reason if result.escalation else None}
+                "reason": result.escalation.reason if result.escalation else None, "queue": result.queue_outcome}
     for key, got in got_call.items():
         want = scenario.expect.get(key)
         if want is not None and str(got) != str(want):
             failures.append(f"call: {key} {got!r}, expected {want!r}")
+    summary = result.escalation.summary if result.escalation else ""
+    if scenario.expect.get("summary") and not re.search(scenario.expect["summary"], summary, re.IGNORECASE):
+        failures.append(f"call: summary {summary!r}, expected /{scenario.expect['summary']}/")
     return {
         "name": scenario.name, "file": str(scenario.path), "call_id": result.call_id, "passed": not failures,
         "outcome": result.outcome, "task": result.task, "reason": got_call["reason"], "failures": failures,
+        "queue": result.queue_outcome, "queue_entry": result.queue_entry, "summary": summary or None,
+        "frustration": result.escalation.frustration if result.escalation else None,
         "barge_ins": [{"turn": b.item + 1, "stopped_after_ms": None if b.stopped_after is None
                        else round(b.stopped_after * 1000)} for b in barge_ins.values()],
         "turns": [{"said": t.said, "heard": t.heard, "intent": t.intent, "confidence": t.confidence,
-                   "bot": " ".join(t.bot), "latency": {k: round(v, 4) for k, v in t.latency.items()}}
+                   "frustration": t.frustration, "bot": " ".join(t.bot), "latency": {k: round(v, 4) for k, v in t.latency.items()}}
                   for t in result.turns],
     }
 

@@ -73,7 +73,7 @@ def test_a_pin_and_card_number_reach_no_file_log_tracker_or_recording(bot, event
     try:
         transport = CallerFiles(caller_items(scenario), CHANNELS[scenario.channel], wait_limit=6.5)
         recording = Recording(transport.rate)
-        call = bot.call(transport, recording=recording, scripted=[t.say for t in scenario.turns if t.dtmf is None])
+        call = bot.call(transport, "files", recording=recording, scripted=[t.say for t in scenario.turns if t.dtmf is None])
         result = event_loop_for_bot.run_until_complete(call.run())
     finally:
         root.removeHandler(handler)

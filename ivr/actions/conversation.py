@@ -84,6 +84,16 @@ class TransferOnRequest(Action):
         return [SlotSet("escalation_reason", "caller_request")]
 
 
+class TransferFrustrated(Action):
+    """The call measured the caller's frustration at the threshold: acknowledged, then a person."""
+
+    def name(self) -> str:
+        return "action_transfer_frustrated"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
+        return [SlotSet("escalation_reason", "frustration")]
+
+
 class EndCall(Action):
     def name(self) -> str:
         return "action_end_call"

@@ -8,6 +8,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
+from ivr.dialog.frustration import FrustrationSettings
 from ivr.events import Expectation
 
 KINDS = ("free", "digits", "yes_no", "amount")
@@ -16,7 +17,10 @@ HINT_LISTS = ("us_streets",)  # built-in recognizer hints a prompt may name
 ENDPOINT_KEYS = {"trailing_silence_ms", "no_input_ms", "max_utterance_ms"}
 TTS_KEYS = {"voice", "rate"}
 HINT_KEYS = {"intents", "examples_per_intent"}
-TOP_KEYS = {"prompts", "endpointing", "tts", "hints"}
+FRUSTRATION_KEYS = {"threshold", "phrases"}
+HOLD_TEXTS = {"announcement", "callback_offer", "ask_number", "callback_confirmed", "bad_number", "connecting"}
+HOLD_KEYS = {"announce_every_s", "callback_words", "callback_key", *HOLD_TEXTS}
+TOP_KEYS = {"prompts", "endpointing", "tts", "hints", "frustration", "hold"}
 DEFAULT_HINT_INTENTS = ("pay_bill", "check_balance", "change_address", "request_agent", "goodbye")
 
 
@@ -39,12 +43,28 @@ class EndpointSettings:
 
 
 @dataclass(frozen=True)
+class HoldSettings:
+    """What a queued caller hears while waiting for a person (dialogs/voice.yml `hold:`)."""
+    announce_every_s: int = 60
+    announcement: str = "You are number {position} in line. The wait is about {minutes}."
+    callback_offer: str = "To keep your place and have us call you back, say callback, or press 1."
+    callback_words: tuple[str, ...] = ("callback", "call back", "call me back")
+    callback_key: str = "1"
+    ask_number: str = "Please key in the ten digit number we should call, then press pound."
+    callback_confirmed: str = "Thank you. We will call you back at {number}, and you keep your place in line. Goodbye."
+    bad_number: str = "Sorry, that is not a number we can call."
+    connecting: str = "An agent is ready for you now. Connecting you."
+
+
+@dataclass(frozen=True)
 class VoiceSettings:
     prompts: dict[str, PromptSetting] = field(default_factory=dict)
     endpointing: EndpointSettings = EndpointSettings()
     tts_voice: str = "en-us"
     tts_rate: int = 165
     phrases: tuple[str, ...] = ()  # what callers say to an open question, from data/nlu.yml
+    frustration: FrustrationSettings = FrustrationSettings()
+    hold: HoldSettings = HoldSettings()
 
     def prompt(self, name: str) -> PromptSetting:
         setting = self.prompts.get(name) or PromptSetting(name)
@@ -84,6 +104,8 @@ def problems_in(path: Path, data: Any) -> list[tuple[int, str]]:
             found.append((line_of(data, key), f"unknown key {key!r}; expected one of {sorted(TOP_KEYS)}"))
     for name, setting in (data.get("prompts") or {}).items():
         found.extend(_prompt_problems(data["prompts"], name, setting))
+    found.extend(_frustration_problems(data.get("frustration") or {}))
+    found.extend(_hold_problems(data.get("hold") or {}))
     for section, keys in (("endpointing", ENDPOINT_KEYS), ("tts", TTS_KEYS), ("hints", HINT_KEYS)):
         values = data.get(section) or {}
         for key, value in values.items():
@@ -95,6 +117,52 @@ def problems_in(path: Path, data: Any) -> list[tuple[int, str]]:
             elif key != "voice" and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 found.append((line_of(values, key), f"{section}.{key} must be a positive whole number, not {value!r}"))
     return found
+
+
+def _frustration_problems(section: Any) -> list[tuple[int, str]]:
+    found = _unknown(section, "frustration", FRUSTRATION_KEYS)
+    threshold = section.get("threshold", 0.6)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        found.append((line_of(section, "threshold"), f"frustration.threshold must be a number above 0 and at most 1, "
+                                                     f"not {threshold!r}"))
+    if not _words_list(section.get("phrases", [])):
+        found.append((line_of(section, "phrases"), "frustration.phrases must be a list of words or phrases"))
+    return found
+
+
+def _hold_problems(section: Any) -> list[tuple[int, str]]:
+    found = _unknown(section, "hold", HOLD_KEYS)
+    every = section.get("announce_every_s", 60)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 10:
+        found.append((line_of(section, "announce_every_s"), f"hold.announce_every_s must be a whole number of "
+                                                            f"seconds, 10 or more, not {every!r}"))
+    if not _words_list(section.get("callback_words", ["callback"])) or not section.get("callback_words", [1]):
+        found.append((line_of(section, "callback_words"), "hold.callback_words must be a non-empty list of words"))
+    key = str(section.get("callback_key", "1"))
+    if len(key) != 1 or key not in "0123456789*#":
+        found.append((line_of(section, "callback_key"), f"hold.callback_key must be one keypad key, not {key!r}"))
+    for name in HOLD_TEXTS & set(section):
+        if not isinstance(section[name], str) or not section[name].strip():
+            found.append((line_of(section, name), f"hold.{name} must be a sentence to say"))
+    for name, fields in (("announcement", "{position} {minutes}"), ("callback_confirmed", "{number}")):
+        text = section.get(name)
+        if isinstance(text, str):
+            try:
+                text.format(position=1, minutes="two minutes", number="555 0100")
+            except (KeyError, IndexError, ValueError):
+                found.append((line_of(section, name), f"hold.{name} may only use the fields {fields}"))
+    return found
+
+
+def _unknown(section: Any, name: str, keys: set[str]) -> list[tuple[int, str]]:
+    if not isinstance(section, dict):
+        return [(0, f"{name} must be a mapping")]
+    return [(line_of(section, key), f"{name}: unknown key {key!r}; expected one of {sorted(keys)}")
+            for key in section if key not in keys]
+
+
+def _words_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
 
 
 def _prompt_problems(prompts: Any, name: str, setting: Any) -> list[tuple[int, str]]:
@@ -130,7 +198,22 @@ def load_voice_settings(dialogs_dir: Path) -> VoiceSettings:
     phrases = caller_phrases(dialogs_dir / "data", tuple(hints.get("intents", DEFAULT_HINT_INTENTS)),
                              int(hints.get("examples_per_intent", 2)))
     return VoiceSettings(prompts, EndpointSettings(**dict(data.get("endpointing") or {})),
-                         str(tts.get("voice", "en-us")), int(tts.get("rate", 165)), phrases)
+                         str(tts.get("voice", "en-us")), int(tts.get("rate", 165)), phrases,
+                         _frustration(data.get("frustration") or {}), _hold(data.get("hold") or {}))
+
+
+def _frustration(section: dict) -> FrustrationSettings:
+    return FrustrationSettings(float(section.get("threshold", FrustrationSettings.threshold)),
+                               tuple(p.lower().strip() for p in section.get("phrases", [])))
+
+
+def _hold(section: dict) -> HoldSettings:
+    values = {k: v for k, v in section.items() if k in HOLD_KEYS}
+    if "callback_words" in values:
+        values["callback_words"] = tuple(w.lower().strip() for w in values["callback_words"])
+    if "callback_key" in values:
+        values["callback_key"] = str(values["callback_key"])
+    return HoldSettings(**values)
 
 
 def _prompt_setting(name: str, setting: dict) -> PromptSetting:

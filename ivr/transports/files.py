@@ -25,8 +25,14 @@ ONSET_DBFS = -40.0
 
 
 @dataclass(frozen=True)
+class StayOnLine:
+    """The caller stays on the line, silent, for this long (on hold, waiting for a person)."""
+    seconds: float
+
+
+@dataclass(frozen=True)
 class CallerItem:
-    say: Union[AudioChunk, Dtmf]
+    say: Union[AudioChunk, Dtmf, StayOnLine]
     barge_in_at: Optional[float] = None  # seconds into the bot's prompt; None waits for the bot to finish
 
 
@@ -41,9 +47,9 @@ class BargeIn:
         return None if self.stopped_at is None else self.stopped_at - self.spoke_at
 
 
-def _onset(say: Union[AudioChunk, Dtmf]) -> float:
+def _onset(say: Union[AudioChunk, Dtmf, StayOnLine]) -> float:
     """Where the caller's voice begins in an item (synthesizers lead with some silence)."""
-    if isinstance(say, Dtmf):
+    if not isinstance(say, AudioChunk):
         return 0.0
     for frame in split(say, FRAME):
         if rms_dbfs(frame.pcm) > ONSET_DBFS:
@@ -72,6 +78,11 @@ class CallerFiles:
     async def incoming(self) -> AsyncIterator[Incoming]:
         for index, item in enumerate(self._items):
             self._next = index
+            if isinstance(item.say, StayOnLine):
+                await self._bot_done.wait()
+                async for chunk in self._silence(item.say.seconds, until=None):
+                    yield chunk
+                continue
             if item.barge_in_at is None:
                 await self._bot_done.wait()
             else:
@@ -90,7 +101,7 @@ class CallerFiles:
                     await asyncio.sleep(0)
             self._speaking = False
             self._next = index + 1  # what the bot plays from now on answers this item
-            async for chunk in self._silence_until_answered():
+            async for chunk in self._silence(self._wait_limit, until=self._bot_spoke):
                 yield chunk
         self._next = len(self._items)
         await self._bot_done.wait()
@@ -107,16 +118,17 @@ class CallerFiles:
         before = bytes(int(self.rate * LEAD_SILENCE) * SAMPLE_WIDTH) if lead else b""
         return split(AudioChunk(before + audio.pcm, self.rate), FRAME)
 
-    async def _silence_until_answered(self) -> AsyncIterator[AudioChunk]:
+    async def _silence(self, limit: float, until: Optional[asyncio.Event]) -> AsyncIterator[AudioChunk]:
+        """Silence in real time, for `limit` seconds or until `until` is set (the bot answered)."""
         frame = bytes(int(self.rate * FRAME) * SAMPLE_WIDTH)
         started, waited = time.monotonic(), 0.0
-        while not self._bot_spoke.is_set() and waited < self._wait_limit:
+        while not (until and until.is_set()) and waited < limit:
             yield self._hear_bot(self._stamp(AudioChunk(frame, self.rate)))
             waited += FRAME
             ahead = started + waited - time.monotonic()
             if ahead > 0:
                 try:
-                    await asyncio.wait_for(self._bot_spoke.wait(), ahead)
+                    await asyncio.wait_for((until or asyncio.Event()).wait(), ahead)
                 except asyncio.TimeoutError:
                     pass
 
