@@ -1,10 +1,11 @@
-"""The `ivr` commands of this area (registered by ivr/cli.py): `ivr calls …`."""
+"""The `ivr` commands of this area (registered by ivr/cli.py): `ivr calls …` and `ivr report`."""
 from __future__ import annotations
 
 import json
 import sys
 from datetime import datetime, timezone
 from functools import wraps
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 _SINCE_HELP = "only calls from this date or time on: YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC unless an offset is given"
@@ -25,6 +26,14 @@ def register(commands, bench_commands) -> None:
     listing.add_argument("--since", metavar="DATE", help=_SINCE_HELP)
     listing.add_argument("--json", action="store_true", help="the records as one JSON list")
     listing.set_defaults(run=_list)
+
+    report = commands.add_parser("report", help="call-centre KPIs from the call records and the queue history, "
+                                                "as an HTML page with plots (or --json)")
+    report.add_argument("--since", metavar="DATE", help=_SINCE_HELP)
+    report.add_argument("--out", type=Path, metavar="HTML", help="where to write the page (default report.html; "
+                                                                 "with --json, only when given)")
+    report.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    report.set_defaults(run=_report)
 
 
 def parse_since(text: Optional[str]) -> Optional[datetime]:
@@ -120,6 +129,35 @@ def _print_record(record: Dict[str, Any], as_json: bool) -> None:
 
 def _clock(iso: str) -> str:
     return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --- ivr report ---------------------------------------------------------------------------------------------
+
+@_records_errors_are_the_users
+def _report(args, settings) -> int:
+    from ivr.reports.history import history
+    from ivr.reports.kpis import kpis
+
+    since = parse_since(args.since)
+    calls, entries = history(settings, since)
+    figures = {"since": since.isoformat() if since else None, **kpis(calls, entries)}
+    period = f"since {since.isoformat()}" if since else "all recorded calls"
+    if not calls and not entries:
+        print(f"ivr report: {_no_calls(since)}: nothing to report", file=sys.stderr)
+        if args.json:
+            print(json.dumps(figures, indent=2))
+        return 0 if args.json else 1
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    if args.out or not args.json:
+        from ivr.reports.html import render
+        out = args.out or Path("report.html")
+        generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        out.write_text(render(figures, "How well the line serves callers", f"{period}; made {generated}"),
+                       encoding="utf-8")
+        print(f"report: {out} ({figures['calls']} calls, {figures['queued']} queued)",
+              file=sys.stderr if args.json else sys.stdout)
+    return 0
 
 
 def _no_calls(since: Optional[datetime]) -> str:
