@@ -89,8 +89,8 @@ class ValidateAccountForm(FormValidationAction):
         tries = int(tracker.get_slot("auth_tries") or 0) + 1
         if tries >= TRIES:
             dispatcher.utter_message(response="utter_auth_locked")
-            return {"pin": None, "account_number": None, "auth_tries": tries, "requested_slot": None,
-                    "escalation_reason": "auth_failed"}
+            # The account tried stays: the agent who takes the caller sees which one was locked.
+            return {"pin": None, "auth_tries": tries, "requested_slot": None, "escalation_reason": "auth_failed"}
         dispatcher.utter_message(response="utter_auth_mismatch")
         return {"pin": None, "account_number": None, "auth_tries": tries}
 

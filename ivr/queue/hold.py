@@ -83,14 +83,26 @@ class OnHold:
                 return self._end(TAKEN)
             if state not in ROUTABLE:
                 return self._end(state)
-            if not self._answers.empty() and self._wants_callback(self._answers.get_nowait()):
-                if await self._callback():
-                    return self._end(CALLBACK)
-                next_announcement = loop.time()
             if loop.time() >= next_announcement:
                 await self._announce()
                 next_announcement = loop.time() + self._settings.announce_every_s
-            await self._line.play_music(MUSIC_STEP_S)
+            answer = await self._music_until_answer(MUSIC_STEP_S)
+            if answer is not None and self._wants_callback(answer):
+                if await self._callback():
+                    return self._end(CALLBACK)
+                next_announcement = loop.time()
+
+    async def _music_until_answer(self, seconds: float) -> Optional[str]:
+        """Hold music for `seconds`, cut short by whatever the caller says or keys."""
+        music = asyncio.ensure_future(self._line.play_music(seconds))
+        answer = asyncio.ensure_future(self._answers.get())
+        try:
+            await asyncio.wait({music, answer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when the call hangs up meanwhile
+            for task in (music, answer):
+                task.cancel()
+            await asyncio.gather(music, answer, return_exceptions=True)
+        return answer.result() if not answer.cancelled() else None
 
     def _end(self, outcome: str) -> str:
         self.outcome = outcome

@@ -22,6 +22,9 @@ from ivr.transports.base import Hangup, Incoming
 FRAME = 0.02
 LEAD_SILENCE = 0.3
 ONSET_DBFS = -40.0
+# After speaking the caller stays quiet at least this long, even if the bot's audio (hold music)
+# goes on meanwhile: long enough for the endpointer to hear the end of the utterance.
+SETTLE = 1.0
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ class CallerFiles:
                     await asyncio.sleep(0)
             self._speaking = False
             self._next = index + 1  # what the bot plays from now on answers this item
-            async for chunk in self._silence(self._wait_limit, until=self._bot_spoke):
+            async for chunk in self._silence(self._wait_limit, until=self._bot_spoke, at_least=SETTLE):
                 yield chunk
         self._next = len(self._items)
         await self._bot_done.wait()
@@ -118,11 +121,12 @@ class CallerFiles:
         before = bytes(int(self.rate * LEAD_SILENCE) * SAMPLE_WIDTH) if lead else b""
         return split(AudioChunk(before + audio.pcm, self.rate), FRAME)
 
-    async def _silence(self, limit: float, until: Optional[asyncio.Event]) -> AsyncIterator[AudioChunk]:
-        """Silence in real time, for `limit` seconds or until `until` is set (the bot answered)."""
+    async def _silence(self, limit: float, until: Optional[asyncio.Event],
+                       at_least: float = 0.0) -> AsyncIterator[AudioChunk]:
+        """Silence in real time, for `limit` seconds or, after `at_least`, until `until` is set (the bot answered)."""
         frame = bytes(int(self.rate * FRAME) * SAMPLE_WIDTH)
         started, waited = time.monotonic(), 0.0
-        while not (until and until.is_set()) and waited < limit:
+        while not (until and until.is_set() and waited >= at_least) and waited < limit:
             yield self._hear_bot(self._stamp(AudioChunk(frame, self.rate)))
             waited += FRAME
             ahead = started + waited - time.monotonic()
