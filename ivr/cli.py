@@ -65,8 +65,9 @@ def _is_user_error(exc: Exception) -> bool:
     from ivr.transports.microphone import DeviceError
     from ivr.accounts import AccountsError
     from ivr.queue.model import QueueError
+    from ivr.records import RecordsError
     return isinstance(exc, (UserError, RecognitionError, BadAudio, DialogError, ScenarioError, DeviceError,
-                            AccountsError, QueueError, FileNotFoundError))
+                            AccountsError, QueueError, RecordsError, FileNotFoundError))
 
 
 def parser() -> argparse.ArgumentParser:

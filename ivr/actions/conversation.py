@@ -22,6 +22,9 @@ def reprompt(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict, m
     `misfit`: the caller was understood, but the answer fits no question asked (a bare yes).
     """
     if failures_in_a_row(tracker, rejecting_now=misfit) >= OFFER_AFTER:
+        if tracker.get_slot("agent_offered"):  # silence or nonsense even at the offer: a person will do better
+            dispatcher.utter_message(response="utter_transfer")
+            return [SlotSet("escalation_reason", "no_input" if was_silent(tracker) else "no_match")]
         dispatcher.utter_message(response="utter_offer_agent")
         return [SlotSet("agent_offered", True)]
     if not was_silent(tracker):
