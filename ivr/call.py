@@ -28,7 +28,7 @@ from ivr.events import (FREE, AudioChunk, Dtmf, Escalation, Expectation, NoInput
 from ivr.masking import HIDDEN, Seal
 from ivr.queue.handoff import handoff
 from ivr.queue.hold import HoldLine, OnHold
-from ivr.queue.model import ABANDONED, WAITING, QueueError
+from ivr.queue.model import ABANDONED, TAKEN, WAITING, QueueError
 from ivr.transports.base import Hangup, Transport
 
 log = logging.getLogger(__name__)
@@ -383,10 +383,24 @@ class Call:
     async def _wait_on_hold(self) -> None:
         try:
             self._state.queue_outcome = await self._hold.run()
+            if self._state.queue_outcome == TAKEN:
+                await self._put_through(self._hold.entry_id)
         except QueueError:
             log.exception("call %s: the queue failed while the caller was on hold", self.call_id)
         finally:
             self._done.set()
+
+    async def _put_through(self, entry_id: int) -> None:
+        """The agent who took the caller has a phone (a SIP address) and this line can reach it: connect them."""
+        hand_over = getattr(self.transport, "hand_over", None)
+        entry = await self._queue_call("entry", entry_id)
+        agent = await self._queue_call("agent", entry.agent) if entry.agent else None
+        if hand_over is None or agent is None or not agent.sip_address:
+            return
+        if await hand_over(agent.sip_address):
+            await self._queue_call("connected", entry_id)
+        else:
+            log.error("call %s: could not connect the caller to %s at %s", self.call_id, agent.name, agent.sip_address)
 
     async def _left_hold(self) -> None:
         """The call is over; a caller still waiting hung up: their place is given up (abandoned)."""

@@ -36,3 +36,8 @@ class Transport(Protocol):
 
     async def close(self) -> None:
         ...
+
+    # Optional, for phone lines that can reach an agent's phone:
+    # async def hand_over(self, address: str) -> bool
+    #     Connect the caller to `address` (a SIP URI): bridge the audio or send REFER. True once
+    #     connected; the line then carries caller and agent until either hangs up.
