@@ -1,0 +1,70 @@
+"""`ivr serve`: one process, several listeners, stopped together by Ctrl-C or SIGTERM.
+
+The agents' console is the first listener; the phone lines (SIP, media streams) join the same `serve()`.
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Callable, Protocol, Sequence
+
+from aiohttp import web
+
+SHUTDOWN_SECONDS = 3.0  # requests still open when stopping get this long
+
+
+class ListenError(Exception):
+    """A listener could not start (e.g. its port is taken); the message says what to do."""
+
+
+class Listener(Protocol):
+    async def start(self) -> str:
+        """Start listening; return what it listens on, for the person who started `ivr serve`."""
+
+    async def stop(self) -> None:
+        ...
+
+
+class WebListener:
+    """An aiohttp application on host:port (port 0: any free port)."""
+
+    def __init__(self, app: web.Application, host: str, port: int, what: str = "agents' console"):
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS)
+        self._host, self._port, self._what = host, port, what
+
+    async def start(self) -> str:
+        await self._runner.setup()
+        try:
+            await web.TCPSite(self._runner, self._host, self._port).start()
+        except OSError as error:
+            await self._runner.cleanup()
+            hint = " (another ivr serve? choose another with --port)" if "in use" in str(error.strerror) else ""
+            raise ListenError(f"cannot listen on {self._host}:{self._port}: {error.strerror or error}{hint}") from None
+        host, port = self._runner.addresses[0][:2]
+        return f"{self._what}: {url(host, port)}"
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+def url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+async def serve(listeners: Sequence[Listener], announce: Callable[[str], None] = print) -> None:
+    """Start every listener, run until SIGINT or SIGTERM, then stop them, last started first."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    started: list[Listener] = []
+    try:
+        for listener in listeners:
+            announce(await listener.start())
+            started.append(listener)
+        await stopping.wait()
+    finally:
+        for listener in reversed(started):
+            await listener.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,135 @@
+"""The agents' console in a real headless Chromium against a real `ivr serve`: what an agent sees and does."""
+from __future__ import annotations
+
+import pytest
+
+from ivr.events import TranscriptLine
+from ivr.queue import open_queue
+from tests.console_helpers import Serve, escalation, settings_for
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def var_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("console-var")
+
+
+@pytest.fixture(scope="module")
+def store(var_dir):
+    with open_queue(settings_for(var_dir)) as queue:
+        queue.add_agent("alice", "correct horse", "en,billing")
+        queue.add_agent("bob", "battery staple", "en,billing")
+        yield queue
+
+
+@pytest.fixture(scope="module")
+def console(store, var_dir):
+    with Serve(var_dir) as serve:
+        yield serve
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.dialogs = []
+    tab.on("dialog", lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()))
+    yield tab
+    context.close()
+
+
+def sign_in(page, console, name="alice", password="correct horse"):
+    page.goto(console.url + "login")
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_wrong_password_or_unknown_name_shows_the_same_error(page, console):
+    sign_in(page, console, password="wrong")
+    assert page.locator("#login-error").inner_text() == "Wrong name or password."
+    sign_in(page, console, name="nobody", password="wrong")
+    assert page.locator("#login-error").inner_text() == "Wrong name or password."
+    assert page.url.endswith("/login")
+
+
+def test_agent_sees_a_caller_arrive_takes_them_and_wraps_up(page, console, store, tmp_path):
+    sign_in(page, console)
+    page.get_by_label("alice is").select_option("available")
+    page.get_by_role("button", name="Set").click()
+    assert page.locator("#agent-state").inner_text() == "Available"
+    page.evaluate("window.notReloaded = true")
+
+    hostile = "<script>alert(1)</script> my card is stolen"
+    entry = store.enqueue(escalation(transcript=(TranscriptLine("bot", "How can I help you?"),
+                                                 TranscriptLine("caller", hostile))))
+    row = page.locator(f"#entry-{entry.id}")
+    row.wait_for(timeout=10_000)  # pushed by the server: no reload
+    assert page.evaluate("window.notReloaded") is True
+    assert "card was declined" in row.inner_text() and "72 %" in row.inner_text()
+
+    row.get_by_role("button", name="Take").click()
+    pop = page.locator("#screen-pop")
+    assert pop.is_visible()
+    assert page.locator("#pop-summary").inner_text() == "Wants to pay the bill; the card was declined twice."
+    assert page.locator("#pop-reason").inner_text() == "the card was declined"
+    assert page.locator("#pop-task").inner_text() == "pay a bill"
+    assert page.locator("#pop-account").inner_text() == "48…623 (identified)"
+    assert page.locator("#pop-number").inner_text() == "+13125550100"
+    assert "72 %" in page.locator("#pop-frustration").inner_text()
+    assert page.locator("#pop-frustration meter").get_attribute("value") == "0.72"
+    slots = page.locator("#pop-slots").inner_text()
+    assert "$120.75" in slots and "ending 4242" in slots
+    transcript = page.locator("#pop-transcript li").all_inner_texts()
+    assert transcript == ["Bot: How can I help you?", f"Caller: {hostile}"]
+    assert page.locator("#pop-transcript script").count() == 0
+    assert page.locator("#agent-state").inner_text() == "Busy"
+    page.screenshot(path=str(tmp_path / "screen-pop.png"), full_page=True)
+    print(f"screenshot: {tmp_path / 'screen-pop.png'}")
+
+    page.get_by_label("Disposition").select_option("resolved")
+    page.get_by_role("button", name="Wrap up").click()
+    assert page.locator(".flash").inner_text() == "Wrapped up: resolved."
+    assert page.locator("#screen-pop").count() == 0
+    assert page.locator("#agent-state").inner_text() == "Available"
+    done = store.entry(entry.id)
+    assert (done.state, done.agent, done.disposition) == ("wrapped_up", "alice", "resolved")
+    assert page.dialogs == []  # the transcript's script never ran
+
+
+def test_a_caller_someone_else_took_is_said_plainly_and_the_page_stays_usable(page, console, store):
+    store.set_agent_state("bob", "available")
+    page.route("**/events", lambda route: route.abort())  # a stale page: the live feed is cut
+    sign_in(page, console)
+    page.get_by_label("alice is").select_option("available")
+    page.get_by_role("button", name="Set").click()
+    entry = store.enqueue(escalation(summary="Wants their balance."))
+    page.reload()
+    store.take(entry.id, "bob")  # bob is faster
+
+    page.locator(f"#entry-{entry.id}").get_by_role("button", name="Take").click()
+    assert "Another agent took that caller first" in page.locator(".flash").inner_text()
+    assert page.locator(f"#entry-{entry.id}").count() == 0
+    assert page.get_by_role("button", name="Take next").is_enabled()
+    assert page.locator("#screen-pop").count() == 0
+
+
+def test_a_post_without_the_csrf_token_is_refused(page, console, store):
+    sign_in(page, console)
+    page.get_by_label("alice is").select_option("available")
+    page.get_by_role("button", name="Set").click()
+    refused = page.request.post(console.url + "queue/take-next", form={})
+    assert refused.status == 403 and "security token (CSRF)" in refused.text()
+    forged = page.request.post(console.url + "agent/state", form={"state": "offline", "csrf": "forged"})
+    assert forged.status == 403
+    assert store.agent("alice").state == "available"
