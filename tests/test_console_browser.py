@@ -133,3 +133,12 @@ def test_a_post_without_the_csrf_token_is_refused(page, console, store):
     forged = page.request.post(console.url + "agent/state", form={"state": "offline", "csrf": "forged"})
     assert forged.status == 403
     assert store.agent("alice").state == "available"
+
+
+def test_signing_out_sets_the_agent_offline_and_ends_the_session(page, console, store):
+    sign_in(page, console)
+    page.get_by_role("button", name="Sign out").click()
+    assert page.locator(".flash").inner_text() == "Signed out; you are offline."
+    assert store.agent("alice").state == "offline"
+    page.goto(console.url + "agent")
+    assert page.url.endswith("/login")

@@ -42,7 +42,11 @@ def _load(store, name: str, entry_id: Optional[int]):
 
 async def _agent_view(request: web.Request) -> dict:
     session = await get_session(request)
-    agent, held, snapshot = await offload(_load, request.app[STORE], request[AGENT], session.get(HOLDING))
+    try:
+        agent, held, snapshot = await offload(_load, request.app[STORE], request[AGENT], session.get(HOLDING))
+    except BadAgent:  # the agent was removed while signed in
+        session.invalidate()
+        raise web.HTTPSeeOther("/login") from None
     if not held:
         session.pop(HOLDING, None)
     at = view.now()
@@ -80,7 +84,10 @@ async def set_state(request: web.Request) -> web.Response:
     state = (await request.post()).get("state", "")
     if state not in AGENT_STATES:
         return await _answer(request, f"Unknown state {state!r}: choose one of {', '.join(AGENT_STATES)}.", 400)
-    await offload(request.app[STORE].set_agent_state, request[AGENT], state)
+    try:
+        await offload(request.app[STORE].set_agent_state, request[AGENT], state)
+    except BadAgent as error:
+        return await _answer(request, str(error), 409)
     return await _answer(request, f"You are {view.STATE_NAMES[state].lower()}.")
 
 

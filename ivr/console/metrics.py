@@ -6,7 +6,8 @@ import logging
 from typing import Callable, Iterable, Iterator, Mapping, Optional
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from ivr.console.keys import METRICS
@@ -89,5 +90,6 @@ def registry(store, call_counts: Optional[Callable[[], Mapping[str, int]]] = Non
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = await offload(generate_latest, request.app[METRICS])
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    encode, content_type = choose_encoder(request.headers.get("Accept"))  # the format the scraper asked for
+    body = await offload(encode, request.app[METRICS])
+    return web.Response(body=body, headers={"Content-Type": content_type})

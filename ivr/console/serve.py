@@ -5,6 +5,8 @@ The agents' console is the first listener; the phone lines (SIP, media streams) 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import signal
 from typing import Callable, Protocol, Sequence
 
@@ -38,8 +40,9 @@ class WebListener:
             await web.TCPSite(self._runner, self._host, self._port).start()
         except OSError as error:
             await self._runner.cleanup()
-            hint = " (another ivr serve? choose another with --port)" if "in use" in str(error.strerror) else ""
-            raise ListenError(f"cannot listen on {self._host}:{self._port}: {error.strerror or error}{hint}") from None
+            why = os.strerror(error.errno) if error.errno else str(error)
+            hint = " (another ivr serve? choose another with --port)" if error.errno == errno.EADDRINUSE else ""
+            raise ListenError(f"cannot listen on {self._host}:{self._port}: {why}{hint}") from None
         host, port = self._runner.addresses[0][:2]
         return f"{self._what}: {url(host, port)}"
 
