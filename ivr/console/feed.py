@@ -15,12 +15,25 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from ivr.console.offload import offload
-from ivr.console.view import QueueSnapshot, take_snapshot
-from ivr.queue.model import QueueError, QueueEvent
+from ivr.queue.model import Agent, QueueEntry, QueueError, QueueEvent
 
 log = logging.getLogger(__name__)
 
 MAX_UNREAD_EVENTS = 2000  # a browser this far behind is dropped; it reconnects and replays from the store
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """The routable callers in routing order and the agents, as of queue event `event_id`."""
+    event_id: int
+    entries: tuple[QueueEntry, ...]
+    agents: tuple[Agent, ...]
+
+
+def take_snapshot(store) -> QueueSnapshot:
+    """Blocking. The event id is read first, so a change made meanwhile is seen again at the next look."""
+    event_id = store.last_event_id()
+    return QueueSnapshot(event_id, tuple(store.routable()), tuple(store.agents()))
 
 
 @dataclass(frozen=True)

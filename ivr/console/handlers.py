@@ -15,7 +15,7 @@ from aiohttp_sse import sse_response
 
 from ivr.console import view
 from ivr.console.auth import AGENT, csrf_token, take_flash, wants_json
-from ivr.console.feed import FeedClosed, changes_since, event_json
+from ivr.console.feed import FeedClosed, QueueSnapshot, changes_since, event_json, take_snapshot
 from ivr.console.keys import FEED, STORE
 from ivr.console.offload import offload
 from ivr.queue.model import (AGENT_STATES, DISPOSITIONS, TAKEN, AlreadyTaken, BadAgent, QueueEntry, QueueError,
@@ -37,7 +37,7 @@ def holding(store, name: str, entry_id: Optional[int]) -> Optional[QueueEntry]:
 
 
 def _load(store, name: str, entry_id: Optional[int]):
-    return store.agent(name), holding(store, name, entry_id), view.take_snapshot(store)
+    return store.agent(name), holding(store, name, entry_id), take_snapshot(store)
 
 
 async def _agent_view(request: web.Request) -> dict:
@@ -151,7 +151,7 @@ async def live(request: web.Request) -> web.StreamResponse:
                     await response.send(event_json(event), id=str(event.id), event="change")
                     sent = event.id
             # Fresh, not the feed's last look: that may be older than the page this browser just loaded.
-            shown = await offload(view.take_snapshot, store)
+            shown = await offload(take_snapshot, store)
             await _send_queue(request, response, shown, name, csrf)
             while response.is_connected():
                 try:
@@ -175,7 +175,7 @@ async def live(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _send_queue(request, response, snapshot: view.QueueSnapshot, name: str, csrf: str) -> None:
+async def _send_queue(request, response, snapshot: QueueSnapshot, name: str, csrf: str) -> None:
     me = next((agent for agent in snapshot.agents if agent.name == name), None)
     at = view.now()
     rows = view.queue_rows(snapshot.entries, at, me.skills if me else ())

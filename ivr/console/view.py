@@ -4,7 +4,6 @@ The page, its live feed and the JSON views all show the same rows, built here fr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Optional
 
@@ -14,20 +13,6 @@ from ivr.queue.model import AGENT_STATES, CALLBACK, Agent, QueueEntry
 
 PRIORITY_NAMES = {routing.NORMAL: "normal", routing.HIGH: "high", routing.URGENT: "urgent"}
 STATE_NAMES = {"available": "Available", "busy": "Busy", "wrap_up": "Wrap-up", "offline": "Offline"}
-
-
-@dataclass(frozen=True)
-class QueueSnapshot:
-    """The routable callers in routing order and the agents, as of queue event `event_id`."""
-    event_id: int
-    entries: tuple[QueueEntry, ...]
-    agents: tuple[Agent, ...]
-
-
-def take_snapshot(store) -> QueueSnapshot:
-    """Blocking. The event id is read first, so a change made meanwhile is seen again at the next look."""
-    event_id = store.last_event_id()
-    return QueueSnapshot(event_id, tuple(store.routable()), tuple(store.agents()))
 
 
 def now() -> datetime:
