@@ -10,7 +10,7 @@ import os
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence, TypeVar
 
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, event, exc, func, select
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -86,6 +86,29 @@ class Database:
                 for statement in self._migrations[number - 1]:
                     conn.exec_driver_sql(statement.replace("{id}", surrogate_key))
                 conn.execute(self._versions.insert().values(version=number))
+
+
+_Store = TypeVar("_Store", bound="DatabaseStore")
+
+
+class DatabaseStore:
+    """What every store does with its Database (`self._db`): close it, serve as a context manager, name it."""
+    _db: Database
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self: _Store) -> _Store:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._db.where!r})"
+
+    def schema_version(self) -> int:
+        return self._db.schema_version()
 
 
 def _open_engine(url: str, what: str, unavailable: type) -> Engine:

@@ -17,7 +17,7 @@ from ivr.accounts.model import (Account, Address, AddressChange, BadAddress, Car
                                 StoreUnavailable, UnknownAccount)
 from ivr.accounts.pins import hash_pin, pin_matches
 from ivr import storage
-from ivr.storage import Database, from_db, now, to_db
+from ivr.storage import Database, DatabaseStore, from_db, now, to_db
 
 # Each migration is a list of statements, applied in order, once; `{id}` is the dialect's surrogate key.
 # Never edit an applied migration: add a new one.
@@ -95,26 +95,13 @@ def database_url(settings, env: Mapping[str, str] = os.environ) -> str:
     return storage.database_url(settings, "accounts.db", env)
 
 
-class Store:
+class Store(DatabaseStore):
     """Accounts, payments and address changes in one database. Safe to share between threads and processes."""
 
     def __init__(self, url: str):
         self._db = Database(url, what="accounts", migrations=MIGRATIONS, version_table="schema_version",
                             migration_lock=_MIGRATION_LOCK, unavailable=StoreUnavailable)
-        self._where = self._db.where
         self._transaction = self._db.transaction
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> "Store":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"Store({self._where!r})"
 
     # --- reading -------------------------------------------------------------------------------------------
 
@@ -150,9 +137,6 @@ class Store:
         return [AddressChange(account=row.account, old=_address(row, "old_"), new=_address(row, "new_"),
                               changed_at=from_db(row.changed_at), call_id=row.call_id) for row in rows]
 
-    def schema_version(self) -> int:
-        return self._db.schema_version()
-
     # --- writing -------------------------------------------------------------------------------------------
 
     def pay(self, number: str, amount_cents: int, card: Card, idempotency_key: str) -> Payment:
@@ -175,7 +159,7 @@ class Store:
                 # The same key committed by a concurrent call on another account, or a confirmation collision:
                 # look again, under the lock.
                 if attempt == 2:
-                    raise StoreUnavailable(f"could not record a payment on {number} in {self._where}") from None
+                    raise StoreUnavailable(f"could not record a payment on {number} in {self._db.where}") from None
         raise AssertionError("unreachable")
 
     def change_address(self, number: str, new_address: Address, call_id: str) -> AddressChange:
