@@ -1,0 +1,172 @@
+"""One call leg's audio over RTP, paced on the event loop: a G.711 packet out every 20 ms from what
+was queued (silence when nothing is), and one 20 ms frame of the peer's audio in, through a jitter
+buffer. Keypad events are passed on as they arrive. Nothing here blocks.
+
+Packets are taken only from the peer's hosts (the SDP address and the signalling address);
+everyone else's are dropped. A line that stays silent (no packet at all) for RTP_TIMEOUT is lost.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+from typing import Callable, Optional
+
+from ivr.audio.pcm import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from ivr.transports import rtp
+from ivr.transports.dtmf import KeypadEvents
+from ivr.transports.jitter import JitterBuffer
+from ivr.transports.sdp import Media
+
+log = logging.getLogger(__name__)
+
+FRAME_SECONDS = 0.02
+FRAME_SAMPLES = 160
+FRAME_BYTES = FRAME_SAMPLES * 2
+SILENCE = bytes(FRAME_BYTES)
+MAX_QUEUED_BYTES = 8000 * 2 * 120  # two minutes of bot audio waiting to be sent
+RTP_TIMEOUT = 60.0
+FALLEN_BEHIND = 0.2  # a loop this late skips ahead instead of sending a burst
+CODECS = {"PCMU": (ulaw_encode, ulaw_decode), "PCMA": (alaw_encode, alaw_decode)}
+
+
+def bind_socket(host: str) -> socket.socket:
+    """A UDP socket on any free port of `host`, bound now so its port can go into the SDP."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, 0))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class RtpSession(asyncio.DatagramProtocol):
+    def __init__(self, sock: socket.socket, media: Media, peer_hosts: set[str]):
+        self.port = sock.getsockname()[1]
+        self._sock, self._peer_hosts = sock, set(peer_hosts)
+        self._transport: Optional[asyncio.DatagramTransport] = None
+        self._pacer: Optional[asyncio.Task] = None
+        self._out = bytearray()
+        self.idle = asyncio.Event()  # nothing queued to send
+        self.idle.set()
+        self._ssrc, self._sequence, self._timestamp = (secrets.randbits(32), secrets.randbits(16),
+                                                       secrets.randbits(32))
+        self._their_ssrc: Optional[int] = None
+        self._jitter = JitterBuffer()
+        self._keypad = KeypadEvents()
+        self._last_heard = 0.0
+        self.update(media)
+        self.strangers = 0  # packets dropped for coming from someone else
+        # Where the peer's audio, keys and silence go; a bridge points them at another leg.
+        self.heard: Callable[[bytes], None] = lambda pcm: None
+        self.keyed: Callable[[str], None] = lambda key: None
+        self.lost: Callable[[], None] = lambda: None
+
+    def update(self, media: Media) -> None:
+        """A new answer or re-INVITE: the peer's address, codec or keypad payload type changed."""
+        self.media = media
+        self._remote = (media.host, media.port)
+        self._peer_hosts.add(media.host)
+        self._encode, self._decode = CODECS[media.codec]
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=self._sock)
+        self._last_heard = loop.time()
+        self._pacer = asyncio.create_task(self._pace(), name=f"rtp-{self.port}")
+
+    def close(self) -> None:
+        if self._pacer:
+            self._pacer.cancel()
+        if self._transport:
+            self._transport.close()
+        else:
+            self._sock.close()
+        self._out.clear()
+        self.idle.set()
+
+    # -- out: what to send ---------------------------------------------------------------------
+
+    def play(self, pcm: bytes) -> None:
+        if len(self._out) + len(pcm) > MAX_QUEUED_BYTES:
+            log.warning("RTP %s: over %d s of audio queued; dropping the newest", self.port,
+                        MAX_QUEUED_BYTES // 16000)
+            return
+        self._out += pcm
+        if self._out:
+            self.idle.clear()
+
+    def relay(self, pcm: bytes, latency: float) -> None:
+        """Audio from the other leg of a bridge: sent on, with no more than `latency` seconds waiting."""
+        self._out += pcm
+        excess = len(self._out) - int(latency * 8000) * 2
+        if excess > 0:
+            del self._out[:excess]
+        self.idle.clear()
+
+    def clear(self) -> None:
+        self._out.clear()
+        self.idle.set()
+
+    # -- the 20 ms clock -----------------------------------------------------------------------
+
+    async def _pace(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            self._tick(loop.time())
+            due += FRAME_SECONDS
+            late = loop.time() - due
+            if late > FALLEN_BEHIND:
+                due = loop.time()
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    def _tick(self, now: float) -> None:
+        frame = bytes(self._out[:FRAME_BYTES])
+        del self._out[:FRAME_BYTES]
+        if not self._out:
+            self.idle.set()
+        self._send(frame + SILENCE[len(frame):])
+        payload = self._jitter.get()
+        self.heard(self._decode(payload) if payload else SILENCE)
+        if now - self._last_heard > RTP_TIMEOUT:
+            self._last_heard = now
+            log.info("RTP %s: nothing from %s for %.0f s; the line is lost", self.port, self._remote, RTP_TIMEOUT)
+            self.lost()
+
+    def _send(self, pcm: bytes) -> None:
+        if self._transport is None or self.media.on_hold:
+            return
+        packet = rtp.RtpPacket(self.media.payload_type, self._sequence, self._timestamp, self._ssrc,
+                               self._encode(pcm))
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        self._timestamp = (self._timestamp + len(pcm) // 2) & 0xFFFFFFFF
+        self._transport.sendto(bytes(packet), self._remote)
+
+    # -- in: what the peer sends -----------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        if addr[0] not in self._peer_hosts:
+            self.strangers += 1
+            return
+        try:
+            packet = rtp.parse(data)
+        except rtp.BadPacket:
+            return
+        if packet.ssrc != self._their_ssrc:  # a new stream (first packet, or the peer restarted it)
+            self._their_ssrc, self._jitter = packet.ssrc, JitterBuffer()
+        self._remote = addr  # symmetric RTP: answer where the audio comes from (NAT)
+        self._last_heard = asyncio.get_running_loop().time()
+        if packet.payload_type == self.media.dtmf_payload_type:
+            key = self._keypad.key(packet.timestamp, packet.payload)
+            if key:
+                self.keyed(key)
+        elif packet.payload_type == self.media.payload_type:
+            self._jitter.put(packet.sequence, packet.payload)
+
+    def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable: the peer is not there yet
+        log.debug("RTP %s: %s", self.port, exc)
