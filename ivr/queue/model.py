@@ -19,6 +19,15 @@ ROUTABLE = (WAITING, CALLBACK)
 AVAILABLE, BUSY, WRAP_UP, OFFLINE = "available", "busy", "wrap_up", "offline"
 AGENT_STATES = (AVAILABLE, BUSY, WRAP_UP, OFFLINE)
 
+# How an agent closes a caller (wrap-up), in the words of the reports.
+DISPOSITIONS = (
+    "resolved",  # the caller got what they needed
+    "follow_up",  # more work is owed to the caller
+    "transferred",  # handed to another team
+    "no_answer",  # called back, nobody answered
+    "caller_hung_up",  # gone before the agent could help
+)
+
 
 @dataclass(frozen=True)
 class QueueEntry:
@@ -33,6 +42,7 @@ class QueueEntry:
     taken_at: Optional[datetime] = None
     ended_at: Optional[datetime] = None  # wrapped up or abandoned
     disposition: Optional[str] = None
+    connected_at: Optional[datetime] = None  # the live caller was put through to the agent
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ class Position:
 class QueueEvent:
     """One change to the queue, in order: the console's live feed and the reports' history."""
     id: int
-    kind: str  # enqueued | callback | taken | wrapped_up | abandoned | agent_state
+    kind: str  # enqueued | callback | taken | connected | wrapped_up | abandoned | agent_added | agent_state
     at: datetime
     entry_id: Optional[int] = None
     agent: Optional[str] = None

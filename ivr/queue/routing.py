@@ -14,6 +14,7 @@ FRUSTRATED_AT = 0.6  # a caller this upset is served before calm ones
 # Reasons that mean the bot failed the caller on something that matters to them.
 _HIGH_REASONS = {"frustration", "payment_declined", "payment_failed", "store_unavailable", "dialog_failure"}
 _TASK_SKILL = {"bill_pay": "billing", "balance": "billing", "address_change": "address"}
+TOPICS = tuple(sorted(set(_TASK_SKILL.values())))  # the skills besides a language: ("address", "billing")
 
 
 def priority(escalation: Escalation) -> int:

@@ -1,0 +1,488 @@
+"""The escalation queue store: queued callers, agents and the history of every change. All of their SQL lives here.
+
+SQLite (the embedded default, `var/queue.db`) or PostgreSQL, chosen by the URL (see ivr/storage.py). Every
+operation is one transaction and writes its event row in it, so the live feed and the state never disagree and a
+restart loses nothing.
+
+Two agents never get the same caller: on PostgreSQL the next caller is chosen and locked in one statement
+(`FOR UPDATE SKIP LOCKED`: an agent skips callers another agent is taking and gets the next one); on SQLite
+writers take the database lock up front (BEGIN IMMEDIATE) and so take turns.
+
+Routing order is priority plus ageing, one level per AGEING_SECONDS waited, then first come, first served.
+Every caller ages at the same rate, so the order never changes while callers wait: a normal caller is served
+before a high one who arrived more than AGEING_SECONDS after them.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import fields
+from datetime import datetime
+from typing import Iterable, List, Optional, Sequence, Union
+
+from sqlalchemy import (BigInteger, Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_,
+                        exc, func, literal, or_, select)
+from sqlalchemy.engine import Connection
+
+from ivr.accounts.pins import hash_pin as hash_password, pin_matches as password_matches
+from ivr.events import Escalation, TranscriptLine
+from ivr.queue.model import (ABANDONED, AGENT_STATES, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, OFFLINE, ROUTABLE,
+                             TAKEN, WAITING, WRAPPED_UP, Agent, AlreadyTaken, BadAgent, Position, QueueEntry,
+                             QueueError, QueueEvent, QueueUnavailable, UnknownEntry)
+from ivr.queue.routing import AGEING_SECONDS, TOPICS, priority, skills
+from ivr.storage import Database, DatabaseStore, from_db, now as utc_now, to_db
+
+MIGRATIONS: List[List[str]] = [
+    [
+        """CREATE TABLE queue_agents (
+            name VARCHAR(64) PRIMARY KEY,
+            password_hash VARCHAR(200) NOT NULL,
+            skills VARCHAR(200) NOT NULL,
+            state VARCHAR(16) NOT NULL CHECK (state IN ('available', 'busy', 'wrap_up', 'offline')),
+            state_since TIMESTAMP NOT NULL,
+            sip_address VARCHAR(200))""",
+        """CREATE TABLE queue_entries (
+            id {id},
+            state VARCHAR(16) NOT NULL
+                CHECK (state IN ('waiting', 'callback', 'taken', 'wrapped_up', 'abandoned')),
+            priority INTEGER NOT NULL,
+            need_language VARCHAR(200) NOT NULL,
+            need_topic VARCHAR(16),
+            reason VARCHAR(200) NOT NULL,
+            summary TEXT NOT NULL,
+            task VARCHAR(200),
+            slots TEXT NOT NULL,
+            transcript TEXT NOT NULL,
+            frustration DOUBLE PRECISION NOT NULL,
+            caller_number VARCHAR(200),
+            language VARCHAR(200) NOT NULL,
+            account VARCHAR(200),
+            authenticated BOOLEAN NOT NULL,
+            call_id VARCHAR(200) NOT NULL,
+            channel VARCHAR(200) NOT NULL,
+            enqueued_at TIMESTAMP NOT NULL,
+            enqueued_epoch DOUBLE PRECISION NOT NULL,
+            callback_number VARCHAR(64),
+            agent VARCHAR(64) REFERENCES queue_agents (name),
+            taken_at TIMESTAMP,
+            connected_at TIMESTAMP,
+            ended_at TIMESTAMP,
+            disposition VARCHAR(32))""",
+        "CREATE INDEX queue_entries_by_state ON queue_entries (state, enqueued_epoch)",
+        "CREATE INDEX queue_entries_by_time ON queue_entries (enqueued_at)",
+        """CREATE TABLE queue_events (
+            id {id},
+            kind VARCHAR(32) NOT NULL,
+            at TIMESTAMP NOT NULL,
+            entry_id BIGINT REFERENCES queue_entries (id),
+            agent VARCHAR(64),
+            detail VARCHAR(200) NOT NULL)""",
+    ],
+]
+_MIGRATION_LOCK = 2718281828  # PostgreSQL advisory lock held while migrating (the accounts store has its own)
+_EVENTS_LOCK = 2718281829  # held from writing an event to commit, so event ids are in commit order
+_RECENT_HANDLED = 20  # wrap-ups whose handle times estimate the wait
+DEFAULT_HANDLE_SECONDS = 180.0  # the estimate before any agent has wrapped up a caller
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+
+_metadata = MetaData()
+_agents = Table(
+    "queue_agents", _metadata,
+    Column("name", String, primary_key=True), Column("password_hash", String), Column("skills", String),
+    Column("state", String), Column("state_since", DateTime), Column("sip_address", String))
+# The caller's Escalation, one column per field; slots and transcript as JSON.
+_ESCALATION_COLUMNS = (
+    Column("reason", String), Column("summary", Text), Column("task", String), Column("slots", Text),
+    Column("transcript", Text), Column("frustration", Float), Column("caller_number", String),
+    Column("language", String), Column("account", String), Column("authenticated", Boolean),
+    Column("call_id", String), Column("channel", String))
+_entries = Table(
+    "queue_entries", _metadata,
+    Column("id", BigInteger, primary_key=True), Column("state", String), Column("priority", Integer),
+    Column("need_language", String), Column("need_topic", String), *_ESCALATION_COLUMNS,
+    Column("enqueued_at", DateTime), Column("enqueued_epoch", Float), Column("callback_number", String),
+    Column("agent", String), Column("taken_at", DateTime), Column("connected_at", DateTime),
+    Column("ended_at", DateTime), Column("disposition", String))
+_events = Table(
+    "queue_events", _metadata,
+    Column("id", BigInteger, primary_key=True), Column("kind", String), Column("at", DateTime),
+    Column("entry_id", BigInteger), Column("agent", String), Column("detail", String))
+
+Skills = Union[str, Iterable[str]]
+
+
+class QueueStore(DatabaseStore):
+    """Queued callers, agents and the queue's history in one database. Safe to share between threads and processes.
+
+    Methods that depend on the time take an optional `now` (timezone-aware), for reports and tests.
+    """
+
+    def __init__(self, url: str):
+        self._db = Database(url, what="queue", migrations=MIGRATIONS, version_table="queue_schema_version",
+                            migration_lock=_MIGRATION_LOCK, unavailable=QueueUnavailable)
+        self._transaction = self._db.transaction
+
+    # --- callers -------------------------------------------------------------------------------------------
+
+    def enqueue(self, escalation: Escalation, now: Optional[datetime] = None) -> QueueEntry:
+        """Queue the caller with everything the bot knew; priority and skills come from ivr.queue.routing."""
+        moment = now or utc_now()
+        needed = skills(escalation)
+        language, topic = needed[0], (needed[1] if len(needed) > 1 else None)
+        if len(needed) > 2 or (topic is not None and topic not in TOPICS):
+            raise QueueError(f"a caller needs a language and at most one of {', '.join(TOPICS)}, not {needed}")
+        values = dict(state=WAITING, priority=priority(escalation), need_language=language, need_topic=topic,
+                      enqueued_at=to_db(moment), enqueued_epoch=moment.timestamp(), **_escalation_values(escalation))
+        with self._transaction(write=True) as conn:
+            entry_id = conn.execute(_entries.insert().values(**values)).inserted_primary_key[0]
+            self._record(conn, "enqueued", moment, entry_id=entry_id, detail=escalation.reason)
+            return _entry(_entry_row(conn, entry_id))
+
+    def entry(self, entry_id: int) -> QueueEntry:
+        with self._transaction() as conn:
+            return _entry(_entry_row(conn, entry_id))
+
+    def routable(self, now: Optional[datetime] = None) -> List[QueueEntry]:
+        """Callers waiting for an agent (on hold or for a callback), the one to serve first first."""
+        with self._transaction() as conn:
+            rows = conn.execute(select(_entries).where(_entries.c.state.in_(ROUTABLE))
+                                .order_by(*_routing_order(now))).all()
+        return [_entry(row) for row in rows]
+
+    def entries(self, since: Optional[datetime] = None) -> List[QueueEntry]:
+        """Every caller ever queued (since `since`), in every state, oldest first."""
+        query = select(_entries).order_by(_entries.c.enqueued_epoch, _entries.c.id)
+        if since is not None:
+            query = query.where(_entries.c.enqueued_at >= to_db(since))
+        with self._transaction() as conn:
+            return [_entry(row) for row in conn.execute(query).all()]
+
+    def position(self, entry_id: int, now: Optional[datetime] = None) -> Position:
+        """How many callers who need the same language are served before this one, and about how long that takes:
+        recent handle times shared among the agents on duty who speak it. Nobody ahead and an agent free: 0 s.
+        A caller no longer waiting is at Position(0, 0.0)."""
+        with self._transaction() as conn:
+            me = _entry_row(conn, entry_id)
+            if me.state not in ROUTABLE:
+                return Position(ahead=0, estimated_wait_s=0.0)
+            order = conn.execute(select(_entries.c.id).where(and_(
+                _entries.c.state.in_(ROUTABLE), _entries.c.need_language == me.need_language))
+                .order_by(*_routing_order(now))).scalars().all()
+            handled = conn.execute(select(_entries.c.taken_at, _entries.c.ended_at)
+                                   .where(_entries.c.state == WRAPPED_UP)
+                                   .order_by(_entries.c.ended_at.desc(), _entries.c.id.desc())
+                                   .limit(_RECENT_HANDLED)).all()
+            agents = conn.execute(select(_agents.c.state, _agents.c.skills)).all()
+        ahead = order.index(me.id)
+        speakers = [agent.state for agent in agents if me.need_language in agent.skills.split(",")]
+        on_duty = sum(state != OFFLINE for state in speakers)
+        free = sum(state == AVAILABLE for state in speakers)
+        handle = (sum((row.ended_at - row.taken_at).total_seconds() for row in handled) / len(handled)
+                  if handled else DEFAULT_HANDLE_SECONDS)
+        return Position(ahead=ahead, estimated_wait_s=max(0, ahead + 1 - free) * handle / max(on_duty, 1))
+
+    def request_callback(self, entry_id: int, number: str, now: Optional[datetime] = None) -> QueueEntry:
+        """The caller leaves the line to be called back on `number`; they keep their place in the queue."""
+        number = _callback_number(number)
+        moment = now or utc_now()
+        with self._transaction(write=True) as conn:
+            row = _entry_row(conn, entry_id, lock=True)
+            if row.state not in ROUTABLE:
+                raise AlreadyTaken(f"caller {entry_id} is {row.state.replace('_', ' ')}: too late for a callback")
+            conn.execute(_entries.update().where(_entries.c.id == entry_id)
+                         .values(state=CALLBACK, callback_number=number))
+            self._record(conn, "callback", moment, entry_id=entry_id, detail=number)
+            return _entry(_entry_row(conn, entry_id))
+
+    def abandon(self, entry_id: int, now: Optional[datetime] = None) -> QueueEntry:
+        """The caller on hold hung up. A caller already taken, or waiting for a callback (they hang up on purpose),
+        is left as they are and returned."""
+        moment = now or utc_now()
+        with self._transaction(write=True) as conn:
+            row = _entry_row(conn, entry_id, lock=True)
+            if row.state != WAITING:
+                return _entry(row)
+            conn.execute(_entries.update().where(_entries.c.id == entry_id)
+                         .values(state=ABANDONED, ended_at=to_db(moment)))
+            self._record(conn, "abandoned", moment, entry_id=entry_id)
+            return _entry(_entry_row(conn, entry_id))
+
+    # --- agents --------------------------------------------------------------------------------------------
+
+    def add_agent(self, name: str, password: str, skills: Skills, sip_address: Optional[str] = None) -> Agent:
+        """A new agent (offline until they set themselves available), or new password and skills (and SIP address,
+        when given) for an existing one."""
+        name, skill_text = _agent_name(name), ",".join(agent_skills(skills))
+        if not isinstance(password, str) or not password:
+            raise BadAgent(f"agent {name} needs a password that is not empty")
+        if sip_address is not None and not re.fullmatch(r"sips?:\S+", sip_address):
+            raise BadAgent(f"a SIP address looks like sip:alice@127.0.0.1:5070, not {sip_address!r}")
+        password_hash, moment = hash_password(password), utc_now()
+        for attempt in range(2):
+            try:
+                with self._transaction(write=True) as conn:
+                    exists = conn.execute(select(_agents.c.name).where(_agents.c.name == name)
+                                          .with_for_update()).first()
+                    values = dict(password_hash=password_hash, skills=skill_text)
+                    if sip_address is not None:
+                        values["sip_address"] = sip_address
+                    if exists:
+                        conn.execute(_agents.update().where(_agents.c.name == name).values(**values))
+                    else:
+                        conn.execute(_agents.insert().values(name=name, state=OFFLINE, state_since=to_db(moment),
+                                                             **values))
+                    self._record(conn, "agent_added", moment, agent=name, detail=skill_text)
+                    return _agent(_agent_row(conn, name))
+            except exc.IntegrityError:  # the same name added at the same moment elsewhere: update it instead
+                if attempt:
+                    raise QueueUnavailable(f"could not add agent {name} in {self._db.where}") from None
+        raise AssertionError("unreachable")
+
+    def check_agent(self, name: str, password: str) -> Agent:
+        """The agent, when the password is theirs; BadAgent (the same message) for a wrong name or password."""
+        with self._transaction() as conn:
+            row = conn.execute(select(_agents).where(_agents.c.name == str(name))).first()
+        stored = row.password_hash if row is not None else _no_agent_hash()
+        if not password_matches(str(password), stored) or row is None:
+            raise BadAgent("unknown agent or wrong password")
+        return _agent(row)
+
+    def agent(self, name: str) -> Agent:
+        with self._transaction() as conn:
+            return _agent(_agent_row(conn, name))
+
+    def agents(self) -> List[Agent]:
+        with self._transaction() as conn:
+            return [_agent(row) for row in conn.execute(select(_agents).order_by(_agents.c.name)).all()]
+
+    def set_agent_state(self, name: str, state: str, now: Optional[datetime] = None) -> Agent:
+        if state not in AGENT_STATES:
+            raise BadAgent(f"an agent's state is one of {', '.join(AGENT_STATES)}, not {state!r}")
+        moment = now or utc_now()
+        with self._transaction(write=True) as conn:
+            _agent_row(conn, name, lock=True)
+            conn.execute(_agents.update().where(_agents.c.name == name)
+                         .values(state=state, state_since=to_db(moment)))
+            self._record(conn, "agent_state", moment, agent=name, detail=state)
+            return _agent(_agent_row(conn, name))
+
+    def take_next(self, agent_name: str, now: Optional[datetime] = None) -> Optional[QueueEntry]:
+        """The agent takes the first caller in routing order whose skills they have (None when there is nobody)."""
+        moment = now or utc_now()
+        with self._transaction(write=True) as conn:
+            agent = _agent_on_duty(conn, agent_name)
+            has = agent.skills.split(",")
+            query = (select(_entries.c.id)
+                     .where(and_(_entries.c.state.in_(ROUTABLE), _entries.c.need_language.in_(has),
+                                 or_(_entries.c.need_topic.is_(None), _entries.c.need_topic.in_(has))))
+                     .order_by(*_routing_order(moment)).limit(1))
+            if not self._db.sqlite:
+                query = query.with_for_update(skip_locked=True)
+            entry_id = conn.execute(query).scalar()
+            if entry_id is None:
+                return None
+            return self._take(conn, entry_id, agent_name, moment)
+
+    def take(self, entry_id: int, agent_name: str, now: Optional[datetime] = None) -> QueueEntry:
+        """The agent takes this caller. AlreadyTaken when someone else did first or the caller hung up;
+        BadAgent when the agent lacks a skill the caller needs."""
+        moment = now or utc_now()
+        with self._transaction(write=True) as conn:
+            agent = _agent_on_duty(conn, agent_name)
+            row = _entry_row(conn, entry_id, lock=True)
+            if row.state not in ROUTABLE:
+                by = f" by {row.agent}" if row.agent else ""
+                raise AlreadyTaken(f"caller {entry_id} was already {row.state.replace('_', ' ')}{by}")
+            missing = [skill for skill in (row.need_language, row.need_topic)
+                       if skill and skill not in agent.skills.split(",")]
+            if missing:
+                raise BadAgent(f"agent {agent_name} lacks {', '.join(missing)}, which caller {entry_id} needs")
+            return self._take(conn, entry_id, agent_name, moment)
+
+    def connected(self, entry_id: int, now: Optional[datetime] = None) -> QueueEntry:
+        """The live caller was put through to their agent (the first time counts)."""
+        moment = now or utc_now()
+        with self._transaction(write=True) as conn:
+            row = _entry_row(conn, entry_id, lock=True)
+            if row.state != TAKEN:
+                raise QueueError(f"caller {entry_id} is {row.state.replace('_', ' ')}, not with an agent")
+            if row.connected_at is None:
+                conn.execute(_entries.update().where(_entries.c.id == entry_id).values(connected_at=to_db(moment)))
+                self._record(conn, "connected", moment, entry_id=entry_id, agent=row.agent)
+            return _entry(_entry_row(conn, entry_id))
+
+    def wrap_up(self, entry_id: int, agent_name: str, disposition: str,
+                now: Optional[datetime] = None) -> QueueEntry:
+        """The agent is done with their caller: the disposition is recorded and the agent is available again
+        (unless they still hold another caller). Wrapping up the same caller twice returns it unchanged."""
+        if disposition not in DISPOSITIONS:
+            raise QueueError(f"a disposition is one of {', '.join(DISPOSITIONS)}, not {disposition!r}")
+        moment = now or utc_now()
+        with self._transaction(write=True) as conn:
+            _agent_row(conn, agent_name, lock=True)
+            row = _entry_row(conn, entry_id, lock=True)
+            if row.agent != agent_name:
+                holder = f"{row.agent}'s" if row.agent else row.state.replace("_", " ")
+                raise QueueError(f"caller {entry_id} is {holder}, not {agent_name}'s to wrap up")
+            if row.state == WRAPPED_UP:
+                return _entry(row)
+            conn.execute(_entries.update().where(_entries.c.id == entry_id)
+                         .values(state=WRAPPED_UP, ended_at=to_db(moment), disposition=disposition))
+            still_holding = conn.execute(select(func.count()).select_from(_entries).where(and_(
+                _entries.c.agent == agent_name, _entries.c.state == TAKEN))).scalar()
+            conn.execute(_agents.update().where(_agents.c.name == agent_name).values(
+                state=BUSY if still_holding else AVAILABLE, state_since=to_db(moment)))
+            self._record(conn, "wrapped_up", moment, entry_id=entry_id, agent=agent_name, detail=disposition)
+            return _entry(_entry_row(conn, entry_id))
+
+    # --- live feed and history -----------------------------------------------------------------------------
+
+    def last_event_id(self) -> int:
+        with self._transaction() as conn:
+            return conn.execute(select(func.max(_events.c.id))).scalar() or 0
+
+    def events_after(self, event_id: int, limit: int = 500) -> List[QueueEvent]:
+        """Changes after `event_id`, oldest first. Ids follow commit order, so a reader that asks again with the
+        last id it saw misses nothing."""
+        with self._transaction() as conn:
+            rows = conn.execute(select(_events).where(_events.c.id > event_id)
+                                .order_by(_events.c.id).limit(limit)).all()
+        return [QueueEvent(id=row.id, kind=row.kind, at=from_db(row.at), entry_id=row.entry_id, agent=row.agent,
+                           detail=row.detail) for row in rows]
+
+    def metrics(self, now: Optional[datetime] = None) -> dict:
+        """The manager's figures: callers on hold and waiting for callbacks, the longest current hold, totals,
+        every answered caller's wait in seconds (oldest first) and escalations by reason."""
+        moment = to_db(now or utc_now())
+        with self._transaction() as conn:
+            by_state = dict(conn.execute(select(_entries.c.state, func.count())
+                                         .group_by(_entries.c.state)).all())
+            oldest = conn.execute(select(func.min(_entries.c.enqueued_at))
+                                  .where(_entries.c.state == WAITING)).scalar()
+            answered = conn.execute(select(_entries.c.enqueued_at, _entries.c.taken_at)
+                                    .where(_entries.c.taken_at.is_not(None))
+                                    .order_by(_entries.c.enqueued_epoch, _entries.c.id)).all()
+            reasons = dict(conn.execute(select(_entries.c.reason, func.count())
+                                        .group_by(_entries.c.reason)).all())
+        return {
+            "waiting": by_state.get(WAITING, 0),
+            "callbacks_pending": by_state.get(CALLBACK, 0),
+            "longest_wait_s": max(0.0, (moment - oldest).total_seconds()) if oldest else 0.0,
+            "taken_total": len(answered),
+            "abandoned_total": by_state.get(ABANDONED, 0),
+            "wait_seconds": [(row.taken_at - row.enqueued_at).total_seconds() for row in answered],
+            "escalations_by_reason": reasons,
+        }
+
+    # --- inside --------------------------------------------------------------------------------------------
+
+    def _take(self, conn: Connection, entry_id: int, agent_name: str, moment: datetime) -> QueueEntry:
+        conn.execute(_entries.update().where(_entries.c.id == entry_id)
+                     .values(state=TAKEN, agent=agent_name, taken_at=to_db(moment)))
+        conn.execute(_agents.update().where(_agents.c.name == agent_name)
+                     .values(state=BUSY, state_since=to_db(moment)))
+        self._record(conn, "taken", moment, entry_id=entry_id, agent=agent_name)
+        return _entry(_entry_row(conn, entry_id))
+
+    def _record(self, conn: Connection, kind: str, moment: datetime, entry_id: Optional[int] = None,
+                agent: Optional[str] = None, detail: str = "") -> None:
+        """The change's event row: the last statement of every writing transaction."""
+        if not self._db.sqlite:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_EVENTS_LOCK})")
+        conn.execute(_events.insert().values(kind=kind, at=to_db(moment), entry_id=entry_id, agent=agent,
+                                             detail=detail[:200]))
+
+
+def agent_skills(given: Skills) -> tuple[str, ...]:
+    """"billing,en" or ["en", "billing"] -> ("billing", "en"): at least one language code, and topics."""
+    words = given.split(",") if isinstance(given, str) else list(given)
+    found = sorted({word.strip().lower() for word in words if isinstance(word, str) and word.strip()})
+    wrong = [word for word in found if word not in TOPICS and not _LANGUAGE.fullmatch(word)]
+    if wrong or not any(_LANGUAGE.fullmatch(word) for word in found):
+        raise BadAgent(f"skills are one or more language codes (en, es, …) plus any of {', '.join(TOPICS)}, "
+                       f"separated by commas, e.g. billing,en; not {given!r}")
+    return tuple(found)
+
+
+def _agent_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise BadAgent(f"an agent's name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
+                       f"or digit; not {name!r}")
+    return name
+
+
+def _callback_number(number: str) -> str:
+    number = number.strip() if isinstance(number, str) else ""
+    digits = re.sub(r"[\s().-]", "", number)
+    if not re.fullmatch(r"\+?[0-9]{3,20}", digits):
+        raise QueueError(f"a callback number is 3 to 20 digits, e.g. +1 312 555 0100; not {number!r}")
+    return digits
+
+
+def _routing_order(now: Optional[datetime]) -> Sequence:
+    """Priority plus ageing, highest first; then first come, first served."""
+    epoch = (now or utc_now()).timestamp()
+    score = _entries.c.priority + (literal(epoch, Float) - _entries.c.enqueued_epoch) / AGEING_SECONDS
+    return score.desc(), _entries.c.enqueued_epoch, _entries.c.id
+
+
+def _entry_row(conn: Connection, entry_id: int, lock: bool = False):
+    query = select(_entries).where(_entries.c.id == entry_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise UnknownEntry(f"no caller {entry_id} in the queue")
+    return row
+
+
+def _agent_row(conn: Connection, name: str, lock: bool = False):
+    query = select(_agents).where(_agents.c.name == name)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise BadAgent(f"no agent named {name!r}: add one with  ivr agents add NAME --skills en")
+    return row
+
+
+def _agent_on_duty(conn: Connection, name: str):
+    row = _agent_row(conn, name, lock=True)
+    if row.state == OFFLINE:
+        raise BadAgent(f"agent {name} is offline: set them available before taking callers")
+    return row
+
+
+def _escalation_values(escalation: Escalation) -> dict:
+    values = {field.name: getattr(escalation, field.name) for field in fields(Escalation)}
+    try:
+        values["slots"] = json.dumps(dict(escalation.slots), ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError) as error:
+        raise QueueError(f"a caller's slots must be plain values to store: {error}") from error
+    values["transcript"] = json.dumps([[line.speaker, line.text] for line in escalation.transcript],
+                                      ensure_ascii=False)
+    values["frustration"] = float(escalation.frustration)
+    values["authenticated"] = bool(escalation.authenticated)
+    return values
+
+
+def _entry(row) -> QueueEntry:
+    values = {field.name: getattr(row, field.name) for field in fields(Escalation)}
+    values["slots"] = json.loads(row.slots)
+    values["transcript"] = tuple(TranscriptLine(speaker, text) for speaker, text in json.loads(row.transcript))
+    values["authenticated"] = bool(row.authenticated)
+    return QueueEntry(
+        id=row.id, escalation=Escalation(**values), priority=row.priority,
+        skills=tuple(skill for skill in (row.need_language, row.need_topic) if skill), state=row.state,
+        enqueued_at=from_db(row.enqueued_at), callback_number=row.callback_number, agent=row.agent,
+        taken_at=from_db(row.taken_at), ended_at=from_db(row.ended_at), disposition=row.disposition,
+        connected_at=from_db(row.connected_at))
+
+
+def _agent(row) -> Agent:
+    return Agent(name=row.name, skills=tuple(row.skills.split(",")), state=row.state,
+                 state_since=from_db(row.state_since), sip_address=row.sip_address)
+
+
+@functools.lru_cache(maxsize=1)
+def _no_agent_hash() -> str:
+    """A hash to check against for unknown names, so a wrong name takes as long as a wrong password."""
+    return hash_password("no such agent")
