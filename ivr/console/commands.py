@@ -10,22 +10,34 @@ log = logging.getLogger(__name__)
 
 def register(commands, bench_commands) -> None:
     """Add this area's subcommands; each sets run=function(args, settings) -> exit status."""
-    serve = commands.add_parser("serve", help="the agents' web console, until Ctrl-C")
+    from ivr import lines
+
+    serve = commands.add_parser("serve", help="the agents' web console and the phone lines, until Ctrl-C")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0 picks a free one)")
+    lines.add_arguments(serve)
     serve.set_defaults(run=_serve)
 
 
 def _serve(args, settings) -> int:
+    from ivr import lines
     from ivr.console.app import make_console
-    from ivr.console.serve import ListenError, WebListener, serve
+    from ivr.console.serve import ListenError, WebListener
     from ivr.queue import open_queue
 
+    try:
+        allowed = lines.allowed_networks(args.allow)
+    except ValueError as error:
+        print(f"ivr serve: {error}", file=sys.stderr)
+        return 2
+    if args.max_calls < 1:
+        print(f"ivr serve: --max-calls must be 1 or more, not {args.max_calls}", file=sys.stderr)
+        return 2
     store = open_queue(settings)  # a database that cannot be reached is said before anything listens
     records = _call_records(settings)
     try:
         console = make_console(store, settings.var_dir, call_counts=records.counts if records else None)
-        asyncio.run(serve([WebListener(console, args.host, args.port)], announce=_announce))
+        asyncio.run(_serve_all(args, settings, WebListener(console, args.host, args.port), allowed))
     except ListenError as error:
         print(f"ivr serve: {error}", file=sys.stderr)
         return 2
@@ -35,6 +47,26 @@ def _serve(args, settings) -> int:
         store.close()
     print("ivr serve: stopped", file=sys.stderr)
     return 0
+
+
+async def _serve_all(args, settings, console, allowed) -> None:
+    """The console, and with any phone line the bot itself (loaded once, shared by every call)."""
+    from ivr import lines
+    from ivr.console.serve import serve
+
+    if not lines.wanted(args):
+        await serve([console], announce=_announce)
+        return
+    from ivr.bot import Bot
+    from ivr.switchboard import Switchboard
+
+    bot = await Bot.load(settings)
+    switchboard = Switchboard(bot, args.max_calls)
+    try:
+        await serve([console, *lines.listeners(args, switchboard, allowed)], announce=_announce)
+    finally:
+        await switchboard.close()
+        await bot.close()
 
 
 def _announce(line: str) -> None:
