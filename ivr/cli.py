@@ -195,7 +195,9 @@ def _call(args, settings: Settings) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
-        print(f"call {result.call_id}: {result.outcome}" + (f" ({result.escalation.reason})" if result.escalation else ""))
+        queued = f"; queue entry {result.queue_entry}: {result.queue_outcome}" if result.queue_entry else ""
+        print(f"call {result.call_id}: {result.outcome}" + (f" ({result.escalation.reason})" if result.escalation else "")
+              + queued)
     return 0
 
 
