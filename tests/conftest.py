@@ -96,3 +96,27 @@ def voiced_seconds(pcm: bytes, rate: int) -> float:
 
     vad, frame = webrtcvad.Vad(2), int(rate * 0.02) * 2
     return sum(vad.is_speech(pcm[i:i + frame], rate) for i in range(0, len(pcm) - frame, frame)) * 0.02
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server for the whole test session (tests/postgres.py)."""
+    from postgres import PostgresUnavailable, start_postgres
+
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as error:
+        pytest.fail(f"these tests need a PostgreSQL server and none could be started: {error}", pytrace=False)
+    yield server
+    server.stop()
+
+
+def fresh_database(request, tmp_path, sqlite_file: str):
+    """A fresh, empty database for one test: `request.param` is sqlite or postgresql (a generator for a fixture)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'var' / sqlite_file}"
+        return
+    server = request.getfixturevalue("postgres")
+    name = server.create_database()
+    yield server.url(name)
+    server.drop_database(name)

@@ -19,23 +19,11 @@ from ivr.accounts import (Address, BadAddress, CardRefused, CardTokens, Payment,
                           StoreUnavailable, UnknownAccount, database_url, install_secret, place_for_zip, seed)
 from ivr.accounts.pins import hash_pin, pin_matches
 from ivr.config import Settings
-from postgres import PostgresUnavailable, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = date(2026, 11, 24)
 KEYED = "4111 1111 1111 1111"  # a card a caller keys in; must never reach the database
 DEMO_NUMBERS = ("4242424242424242", "5555555555511881")
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    try:
-        server = start_postgres()
-    except PostgresUnavailable as error:
-        pytest.fail(f"the accounts tests need a PostgreSQL server and none could be started: {error}",
-                    pytrace=False)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -9,18 +9,15 @@ import pytest
 
 from ivr.queue import open_queue
 from tests.console_helpers import AgentBrowser, EventStream, Serve, escalation, settings_for
-from tests.postgres import start_postgres
 
 AGENTS, CALLERS = 20, 12
 
 
 @pytest.fixture(scope="module")
-def database_url():
-    server = start_postgres()
-    try:
-        yield server.url(server.create_database())
-    finally:
-        server.stop()
+def database_url(postgres):
+    name = postgres.create_database()
+    yield postgres.url(name)
+    postgres.drop_database(name)
 
 
 @pytest.fixture(scope="module")

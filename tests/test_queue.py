@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from conftest import ivr_command
+from conftest import fresh_database, ivr_command
 from ivr.accounts import Store
 from ivr.config import Settings
 from ivr.events import Escalation, TranscriptLine
@@ -24,7 +24,6 @@ from ivr.queue import (ABANDONED, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, OFFLI
                        AlreadyTaken, BadAgent, Position, QueueError, QueueStore, QueueUnavailable, UnknownEntry, queue_url)
 from ivr.queue.routing import AGEING_SECONDS
 from ivr.queue.store import DEFAULT_HANDLE_SECONDS
-from postgres import PostgresUnavailable, start_postgres
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 
@@ -50,26 +49,10 @@ def full_context(call_id: str) -> Escalation:
 
 # --- databases -------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        server = start_postgres()
-    except PostgresUnavailable as error:
-        pytest.fail(f"the queue tests need a PostgreSQL server and none could be started: {error}", pytrace=False)
-    yield server
-    server.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
     """A fresh, empty queue database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'var' / 'queue.db'}"
-        return
-    server = request.getfixturevalue("postgres")
-    name = server.create_database()
-    yield server.url(name)
-    server.drop_database(name)
+    yield from fresh_database(request, tmp_path, "queue.db")
 
 
 @pytest.fixture

@@ -8,35 +8,18 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import ivr_command
+from conftest import fresh_database, ivr_command
 from ivr.call import CallResult
 from ivr.events import Escalation, TranscriptLine, Turn
 from ivr.records import CallRecords, RecordsUnavailable, UnknownCall, database_url
 from ivr.config import Settings
-from postgres import PostgresUnavailable, start_postgres
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        server = start_postgres()
-    except PostgresUnavailable as error:
-        pytest.fail(f"the records tests need a PostgreSQL server and none could be started: {error}", pytrace=False)
-    yield server
-    server.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'var' / 'calls.db'}"
-        return
-    server = request.getfixturevalue("postgres")
-    name = server.create_database()
-    yield server.url(name)
-    server.drop_database(name)
+    yield from fresh_database(request, tmp_path, "calls.db")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from ivr.masking import mask_card_numbers
 from ivr import storage
-from ivr.storage import Database, from_db, now, to_db
+from ivr.storage import Database, DatabaseStore, from_db, now, to_db
 
 if TYPE_CHECKING:
     from ivr.call import CallResult
@@ -95,28 +95,13 @@ def database_url(settings, env: Mapping[str, str] = os.environ) -> str:
     return storage.database_url(settings, "calls.db", env)
 
 
-class CallRecords:
+class CallRecords(DatabaseStore):
     """Every call, stored at its end. Safe to share between threads and processes."""
 
     def __init__(self, url: str):
         self._db = Database(url, what="call records", migrations=MIGRATIONS,
                             version_table="call_records_schema_version", migration_lock=_MIGRATION_LOCK,
                             unavailable=RecordsUnavailable)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> "CallRecords":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"CallRecords({self._db.where!r})"
-
-    def schema_version(self) -> int:
-        return self._db.schema_version()
 
     # --- writing -------------------------------------------------------------------------------------------
 
