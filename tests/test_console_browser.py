@@ -1,11 +1,15 @@
 """The agents' console in a real headless Chromium against a real `ivr serve`: what an agent sees and does."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+
 import pytest
 
 from ivr.events import TranscriptLine
 from ivr.queue import open_queue
-from tests.console_helpers import Serve, escalation, settings_for
+from tests.console_helpers import IVR, ROOT, Serve, escalation, settings_for
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
@@ -142,3 +146,46 @@ def test_signing_out_sets_the_agent_offline_and_ends_the_session(page, console, 
     assert store.agent("alice").state == "offline"
     page.goto(console.url + "agent")
     assert page.url.endswith("/login")
+
+
+def test_a_scripted_caller_is_seen_taken_and_put_through_from_the_browser(page, console, store, var_dir, tmp_path):
+    """The whole handoff: a caller's voice through the real pipeline, the queue, an agent's Chromium."""
+    scenario = tmp_path / "caller.yml"
+    scenario.write_text(
+        'name: a caller asks for a person mid-payment and waits on hold\n'
+        'caller: {voice: "flite:slt", channel: phone, number: "+13125550177"}\n'
+        'turns:\n'
+        '  - say: "I want to pay my bill."\n'
+        '    expect: {intent: pay_bill, bot_says: "account number"}\n'
+        '  - say: "Let me talk to a real person."\n'
+        '    expect: {intent: request_agent, bot_says: "in line"}\n'
+        '  - hold: 90\n'
+        'expect: {outcome: escalated, reason: caller_request, queue: taken, summary: "wants to pay a bill"}\n')
+    env = dict(os.environ, IVR_VAR=str(var_dir))
+    env.pop("IVR_DATABASE_URL", None)
+    subprocess.run([str(IVR), "db", "seed"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=120)
+    caller = subprocess.Popen([str(IVR), "simulate", str(scenario), "--json"], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        sign_in(page, console)
+        page.get_by_label("alice is").select_option("available")
+        page.get_by_role("button", name="Set").click()
+        page.evaluate("window.notReloaded = true")
+        row = page.locator("#queue tr", has_text="wants to pay a bill")
+        row.wait_for(timeout=90_000)  # the caller's words, heard and queued by another process, pushed here
+        assert page.evaluate("window.notReloaded") is True
+        row.get_by_role("button", name="Take").click()
+        assert "wants to pay a bill; asked for a person" in page.locator("#pop-summary").inner_text()
+        assert page.locator("#pop-number").inner_text() == "+13125550177"
+        transcript = " ".join(page.locator("#pop-transcript li").all_inner_texts()).lower()
+        assert "caller: i want to pay my bill" in transcript and "account number" in transcript
+        out, err = caller.communicate(timeout=60)  # the caller hears "connecting you" and the call ends
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+    report = json.loads(out)
+    assert report["passed"] == 1, (report["scenarios"][0]["failures"], err[-2000:])
+    assert report["scenarios"][0]["turns"][-1]["bot"].endswith("Connecting you.")
+    page.get_by_label("Disposition").select_option("resolved")
+    page.get_by_role("button", name="Wrap up").click()
+    assert store.entry(report["scenarios"][0]["queue_entry"]).state == "wrapped_up"
