@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import secrets
 import struct
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -166,6 +167,38 @@ class RawPeer:
             if packet.payload_type in (0, 8):
                 pcm += (ulaw_decode if packet.payload_type == 0 else alaw_decode)(packet.payload)
         return bytes(pcm)
+
+
+def garbage(rng: random.Random, valid: list[bytes], count: int) -> Iterator[bytes]:
+    """Datagrams a SIP port may get from a broken or hostile peer: random bytes, RTP where SIP is
+    expected, and real SIP messages with bytes changed, cut out or put in."""
+    for index in range(count):
+        kind = index % 4
+        if kind == 0:
+            yield rng.randbytes(rng.randint(0, 1400))
+        elif kind == 1:
+            yield bytes(rtp.RtpPacket(rng.choice([0, 8, 101, 13]), rng.randrange(65536), rng.randrange(2**32),
+                                      rng.randrange(2**32), rng.randbytes(rng.randint(0, 200))))
+        else:
+            data = bytearray(rng.choice(valid))
+            for _ in range(rng.randint(1, 8)):
+                at, choice = rng.randrange(len(data)), rng.random()
+                if choice < 0.4:
+                    data[at] = rng.randrange(256)
+                elif choice < 0.7:
+                    del data[at:at + rng.randint(1, 20)]
+                else:
+                    data[at:at] = rng.choice([b"\r\n", b":", b";", b"<", b"\x00", b"999999999", b"SIP/2.0 "])
+            yield bytes(data)
+
+
+def valid_messages(peer: "RawPeer") -> list[bytes]:
+    """One of each request the line takes, outside any call, and a stray response: what garbage is made of."""
+    requests = [peer.request(m, peer.new_dialog(), OFFER.format(port=peer.rtp_port) if m == "INVITE" else "",
+                             "application/sdp" if m == "INVITE" else "").encode()
+                for m in ("INVITE", "OPTIONS", "BYE", "INFO", "ACK", "CANCEL")]
+    return requests + [b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\n"
+                       b"To: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"]
 
 
 def _rtp_address(body: bytes) -> tuple:

@@ -1,0 +1,202 @@
+"""Real phones on the SIP line: Debian's baresip calls a serving process with the real bot (Rasa,
+Whisper, pyttsx3, the queue and call records), speaks flite audio, keys digits, finds the line
+busy, is put through to an agent's phone (a second baresip), and the line outlives garbage."""
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ivr.audio.pcm import read_wav, write_wav
+from ivr.config import Settings
+from ivr.events import AudioChunk
+from tests.conftest import ivr_command, voiced_seconds
+from tests.sip_baresip import Baresip, available, free_port
+from tests.sip_peer import RawPeer, garbage, valid_messages
+from tests.sip_server import Served
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not available(), reason="baresip is not installed (apt-get install baresip)")]
+
+LEAD = 8.5  # the caller waits this long for the greeting to end before speaking
+
+
+@pytest.fixture(scope="module")
+def voice(tmp_path_factory):
+    """A caller's side of a call as an 8 kHz WAV: flite sentences and seconds of silence, in order.
+    Returns the file and when (in seconds) each part ends."""
+    folder = tmp_path_factory.mktemp("sip-voices")
+
+    def render(name: str, *parts) -> tuple[Path, list[float]]:
+        pcm, ends = b"", []
+        for index, part in enumerate(parts):
+            if isinstance(part, str):
+                spoken, narrow = folder / f"{name}-{index}.wav", folder / f"{name}-{index}-8k.wav"
+                subprocess.run(["flite", "-voice", "slt", "-t", part, "-o", str(spoken)], check=True)
+                subprocess.run(["sox", str(spoken), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True)
+                pcm += read_wav(narrow).pcm
+            else:
+                pcm += bytes(int(part * 8000) * 2)
+            ends.append(len(pcm) / 16000)
+        path = folder / f"{name}.wav"
+        write_wav(path, AudioChunk(pcm, 8000))
+        return path, ends
+
+    return render
+
+
+@pytest.fixture(scope="module")
+def line(trained_model, tmp_path_factory):
+    """`ivr serve` with the SIP line, one call at a time, its own accounts, queue and call records;
+    agent1 (skills en, billing) has a phone at sip:agent1@127.0.0.1:<line.agent_port>."""
+    var = tmp_path_factory.mktemp("sip-var")
+    env = {"IVR_VAR": str(var)}
+    seeded = ivr_command("db", "seed", env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    agent_port = free_port()
+    added = ivr_command("agents", "add", "agent1", "--skills", "en,billing", "--sip",
+                        f"sip:agent1@127.0.0.1:{agent_port}", "--password-stdin", env=env, input="secret\n")
+    assert added.returncode == 0, added.stderr
+    served = Served(free_port(), var, max_calls=1, log=var / "serve.log")
+    served.agent_port = agent_port
+    served.uri = f"sip:ivr@{served.address[0]}:{served.address[1]}"
+    yield served
+    served.stop()
+
+
+@pytest.fixture
+def phones(tmp_path):
+    started = []
+
+    def phone(user: str, source: Path, **options) -> Baresip:
+        started.append(Baresip(tmp_path / user, source, user=user, **options))
+        return started[-1]
+
+    yield phone
+    for each in started:
+        each.stop()
+
+
+def last_call(line, caller: str) -> dict:
+    """The newest call record, through `ivr calls last --json`, once it is this caller's."""
+    deadline = time.monotonic() + 30
+    while True:
+        shown = ivr_command("calls", "last", "--json", env={"IVR_VAR": str(line.var_dir)})
+        record = json.loads(shown.stdout) if shown.returncode == 0 and shown.stdout.strip() else {}
+        if record.get("caller_number") == caller:
+            return record
+        assert time.monotonic() < deadline, f"no call record from {caller}: {shown.stdout[-500:]} {shown.stderr[-500:]}"
+        time.sleep(1)
+
+
+def test_a_caller_is_understood_and_keys_their_account_number(line, voice, phones):
+    audio, ends = voice("balance", LEAD, "I want to check my balance", 5.0, 11.0)
+    said_at, keys_at = ends[1], ends[2]
+    caller = phones("balance-caller", audio)
+    caller.dial(line.uri)
+    caller.wait_for("CALL_ESTABLISHED", timeout=10)
+    time.sleep(keys_at)
+    caller.send_keys("48151623")  # RFC 4733 events, at the account number prompt
+    caller.wait_for("CALL_CLOSED", timeout=30)  # the caller hangs up when their audio ends
+
+    record = last_call(line, "balance-caller")
+    turns = record["turns"]
+    assert record["channel"] == "sip" and record["task"] == "balance" and record["outcome"] == "abandoned"
+    assert turns[0]["intent"] == "check_balance", turns
+    keyed = [turn for turn in turns if turn["kind"] == "dtmf"]
+    assert keyed and keyed[0]["heard"] == "48151623", turns
+    assert "4 8 1 5 1 6 2 3" in " ".join(keyed[0]["bot"])
+    heard = caller.heard()
+    answer = heard.pcm[int((said_at + 0.3) * 8000) * 2:int(keys_at * 8000) * 2]
+    assert voiced_seconds(answer, 8000) > 1.5  # the bot answered in speech the caller heard
+
+
+def test_a_second_caller_finds_the_line_busy(line, voice, phones):
+    quiet, _ = voice("quiet", 20.0)
+    first = phones("first-caller", quiet)
+    first.dial(line.uri)
+    first.wait_for("CALL_ESTABLISHED", timeout=10)
+    second = phones("second-caller", quiet)
+    second.dial(line.uri)
+    refused = second.wait_for("CALL_CLOSED", "CALL_ESTABLISHED", timeout=10)
+    assert refused["type"] == "CALL_CLOSED" and "486" in refused["param"], refused
+    first.hang_up()
+    first.wait_for("CALL_CLOSED", timeout=10)
+    last_call(line, "first-caller")  # the line is free again for the next test
+
+
+def test_a_caller_who_asks_for_a_person_is_put_through_to_the_agents_phone(line, voice, phones):
+    from ivr.queue import open_queue
+
+    settings = Settings.from_env(dict(os.environ, IVR_VAR=str(line.var_dir)))
+    hold, _ = voice("agent-waits", 120.0)
+    asks, _ = voice("asks-for-agent", LEAD, "I want to talk to an agent", 90.0)
+    to_agent, _ = voice("to-the-agent", 0.5, "Hello, I have a question about my bill.", 1.0)
+    agent = phones("agent1", hold, auto_answer=True, sip_port=line.agent_port)
+    with open_queue(settings) as queue:
+        queue.set_agent_state("agent1", "available")
+        caller = phones("transfer-caller", asks)
+        caller.dial(line.uri)
+        caller.wait_for("CALL_ESTABLISHED", timeout=10)
+        deadline, taken = time.monotonic() + 40, None
+        while taken is None:  # agent1 at the console takes the next caller as soon as there is one
+            assert time.monotonic() < deadline, "the caller never joined the queue"
+            time.sleep(0.5)
+            taken = queue.take_next("agent1")
+        agent.wait_for("CALL_ESTABLISHED", timeout=40)  # the line rang agent1's phone; it answered
+        caller.speak(to_agent)
+        caller.wait_for("CALL_CLOSED", timeout=20)  # the caller hangs up after speaking to the agent...
+        agent.wait_for("CALL_CLOSED", timeout=10)  # ...and the line hangs up the agent's side too
+        assert queue.entry(taken.id).connected_at is not None
+
+    assert voiced_seconds(agent.heard().pcm, 8000) > 1.2  # the agent heard the caller
+    record = last_call(line, "transfer-caller")
+    assert record["turns"][0]["intent"] == "request_agent", record["turns"]
+    assert (record["outcome"], record["queue_outcome"]) == ("escalated", "taken")
+
+
+def test_the_line_outlives_garbage_with_its_memory_and_still_takes_calls(line, voice, phones):
+    async def flood() -> tuple[int, int]:
+        peer = await RawPeer(line.address, user="garbage-peer").open()
+        stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        stranger.bind(("127.0.0.2", 0))  # another host: its RTP is not the caller's
+        try:
+            dialog, responses = await peer.call()
+            assert responses[-1].status == 200
+            await asyncio.sleep(1.0)
+            before = line.rss_kb()
+            rng = random.Random(11)
+            for index, data in enumerate(garbage(rng, valid_messages(peer), 4000)):
+                peer.send(data)
+                stranger.sendto(data, line.address)
+                stranger.sendto(rng.randbytes(rng.randint(12, 300)), dialog.remote_rtp)
+                peer.send_rtp(b"\x00" + rng.randbytes(rng.randint(0, 200)), dialog.remote_rtp)  # not RTP at all
+                if index % 40 == 0:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(1.0)
+            after = line.rss_kb()
+            options = peer.new_dialog()
+            peer.send(peer.request("OPTIONS", options))
+            while (answer := await peer.receive()).call_id != options.call_id:
+                pass
+            assert answer.status == 200
+            peer.hang_up(dialog)
+            return before, after
+        finally:
+            stranger.close()
+            peer.close()
+
+    before, after = asyncio.run(flood())
+    assert after - before < 5000, f"RSS grew {after - before} kB under garbage"
+    last_call(line, "garbage-peer")
+    greeting, _ = voice("listens", 6.0)
+    caller = phones("after-garbage", greeting)
+    caller.dial(line.uri)
+    caller.wait_for("CALL_ESTABLISHED", timeout=10)
+    caller.wait_for("CALL_CLOSED", timeout=15)
+    assert voiced_seconds(caller.heard().pcm, 8000) > 1.5  # greeted as usual
