@@ -24,7 +24,7 @@ log = logging.getLogger("ivr")
 
 
 # Each area adds its own commands: register(commands, bench_commands) on the argparse subparsers.
-AREA_COMMANDS = ("ivr.queue.commands", "ivr.console.commands", "ivr.records.commands")
+AREA_COMMANDS = ("ivr.queue.commands", "ivr.console.commands", "ivr.records.commands", "ivr.transports.commands")
 
 
 class UserError(Exception):
