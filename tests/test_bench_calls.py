@@ -1,0 +1,26 @@
+"""`ivr bench calls`: many callers over media streams against a real `ivr serve`; a benchmark, so
+only the shape of its report is checked here, never its timings."""
+import json
+import numbers
+
+from conftest import ivr_command
+
+
+def test_the_calls_benchmark_reports_latency_underruns_and_cpu_per_step_as_json(tmp_path):
+    env = {"IVR_VAR": str(tmp_path)}
+    assert ivr_command("db", "seed", env=env).returncode == 0
+    done = ivr_command("bench", "calls", "--max", "2", "--json", "tests/scenarios/goodbye_espeak.yml",
+                       env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+
+    assert report["scenarios"] == ["caller says goodbye (espeak female voice, wideband)"]
+    assert [step["callers"] for step in report["steps"]] == [1, 2]
+    for step in report["steps"]:
+        assert step["completed"] + len(step["problems"]) == step["callers"]
+        assert step["latency"]["n"] >= 1
+        figures = [step["latency"][k] for k in ("p50", "p95", "max")] + [step["cpu_seconds_per_call"],
+                   step["wall_seconds"]] + list(step["underruns"].values())
+        assert all(isinstance(f, numbers.Real) and f >= 0 for f in figures), step
+    most = report["most_callers_within_target"]
+    assert most is None or most in (1, 2)
