@@ -279,31 +279,33 @@ async def run_caller(session, url: str, script: Script, delay: float) -> dict[st
 
 
 class Server:
-    """`ivr serve` with a media stream line, in its own process; its CPU time read from /proc."""
+    """`ivr serve` with phone lines, in its own process: what it announces (`urls`, by scheme: ws, tcp),
+    its log (stderr, in a file: a pipe nobody reads would fill and stall it), its CPU time from /proc."""
 
-    def __init__(self, max_calls: int):
-        self.command = [str(Path(sys.executable).parent / "ivr"), "serve", "--port", "0",
-                        "--media-stream", "127.0.0.1:0", "--max-calls", str(max_calls)]
+    def __init__(self, lines: list[str], env: Optional[dict[str, str]] = None):
+        self.command = [str(Path(sys.executable).parent / "ivr"), "serve", "--port", "0", *lines]
+        self.env = env
+        self.urls: dict[str, str] = {}
         self.process: Optional[subprocess.Popen] = None
-        self.url = ""
+        self._log = tempfile.NamedTemporaryFile("w", prefix="ivr-serve-", suffix=".log", delete=False)
 
-    def start(self) -> None:
-        self._log = tempfile.TemporaryFile("w+")  # a pipe nobody reads would fill and stall the server
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=self._log)
+    def start(self, schemes: tuple[str, ...] = ("ws",)) -> None:
+        """Start it and wait until it announces an address for each of `schemes`."""
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=self._log, env=self.env)
         said, deadline = "", time.monotonic() + SERVER_START_SECONDS
-        while time.monotonic() < deadline and self.process.poll() is None:
-            if not select.select([self.process.stdout], [], [], 1.0)[0]:
-                continue
-            said += os.read(self.process.stdout.fileno(), 4096).decode()
-            found = re.search(r"ws://\S+(?=\n)", said)
-            if found:
-                self.url = found.group(0)
-                return
-        from ivr.cli import UserError
+        while set(schemes) - set(self.urls) and time.monotonic() < deadline and self.process.poll() is None:
+            if select.select([self.process.stdout], [], [], 1.0)[0]:
+                said += os.read(self.process.stdout.fileno(), 4096).decode()
+                self.urls = {scheme: f"{scheme}://{rest}" for scheme, rest in re.findall(r"\b(\w+)://(\S+)\n", said)}
+        if set(schemes) - set(self.urls):
+            from ivr.cli import UserError
 
-        self.stop()
-        self._log.seek(0)
-        raise UserError(f"`ivr {' '.join(self.command[1:])}` did not start: {self._log.read()[-2000:]}")
+            self.stop()
+            raise UserError(f"`ivr {' '.join(self.command[1:])}` did not start: {self.log_text()[-2000:]}")
+
+    def log_text(self) -> str:
+        self._log.flush()
+        return Path(self._log.name).read_text(errors="replace")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -313,6 +315,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process:
+            self.process.stdout.close()
+        self._log.close()
+        Path(self._log.name).unlink(missing_ok=True)
 
     def cpu_seconds(self) -> float:
         """User and system time of the server and every process under it (the action server)."""
@@ -355,7 +361,7 @@ async def _step(server: Server, found: list[Script], callers: int) -> dict[str, 
 
     cpu, began = server.cpu_seconds(), time.monotonic()
     async with aiohttp.ClientSession() as session:
-        runs = await asyncio.gather(*(run_caller(session, server.url, found[n % len(found)], n * STAGGER_SECONDS)
+        runs = await asyncio.gather(*(run_caller(session, server.urls["ws"], found[n % len(found)], n * STAGGER_SECONDS)
                                       for n in range(callers)))
     await asyncio.sleep(1.0)  # the server finishes the calls' records
     spoken = [t["latency"] for r in runs for t in r["turns"] if t["kind"] == "speech"]
@@ -389,7 +395,7 @@ async def _bench(server: Server, found: list[Script], most: int) -> dict[str, An
 
 def bench_calls(settings: Settings, paths: list[Path], most: int, as_json: bool) -> int:
     found = scripts(paths)  # the callers' voices are rendered before the server loads
-    server = Server(most)
+    server = Server(["--media-stream", "127.0.0.1:0", "--max-calls", str(most)])
     server.start()
     try:
         report = asyncio.run(_bench(server, found, most))

@@ -5,37 +5,24 @@ import atexit
 import functools
 import os
 import re
-import select
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-IVR = Path(sys.executable).parent / "ivr"
+import pytest
+
+from ivr.bench_calls import Server
 
 
-class RunningServer:
-    """A server process; `urls` maps ws:// and tcp:// to what it announced."""
+class RunningServer(Server):
+    """`ivr serve --media-stream --audiosocket`, one call at a time, on its own var/; what the tests ask of it."""
 
     def __init__(self, var_dir: Path, max_calls: int = 1):
-        lines = ["--media-stream", "127.0.0.1:0", "--audiosocket", "127.0.0.1:0", "--max-calls", str(max_calls)]
-        self.command = [str(IVR), "serve", "--port", "0", *lines]
+        super().__init__(["--media-stream", "127.0.0.1:0", "--audiosocket", "127.0.0.1:0", "--max-calls", str(max_calls)],
+                         env=dict(os.environ, IVR_VAR=str(var_dir)))
         self.var_dir = var_dir
-        self.env = dict(os.environ, IVR_VAR=str(var_dir))
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="ivr-serve-", suffix=".log", delete=False)
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=self.log,
-                                        env=self.env, cwd=ROOT)
-        self.urls: dict[str, str] = {}
-        said, deadline = "", time.monotonic() + 180
-        while len(self.urls) < 2 and time.monotonic() < deadline and self.process.poll() is None:
-            if select.select([self.process.stdout], [], [], 1.0)[0]:
-                said += os.read(self.process.stdout.fileno(), 4096).decode()
-                self.urls = {scheme: f"{scheme}://{url}" for scheme, url in re.findall(r"\b(ws|tcp)://(\S+)\n", said)}
-        if len(self.urls) < 2:
-            self.stop()
-            raise RuntimeError(f"{' '.join(self.command)} did not start:\n{self.log_text()[-3000:]}")
+        self.start(("ws", "tcp"))
 
     @property
     def media_stream_url(self) -> str:
@@ -46,35 +33,17 @@ class RunningServer:
         host, port = self.urls["tcp"][len("tcp://"):].rsplit(":", 1)
         return host.strip("[]"), int(port)
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
     def rss_kib(self) -> int:
-        status = Path(f"/proc/{self.pid}/status").read_text()
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
 
-    def log_text(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text()
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process.stdout.close()
-        self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
-
-
+BARGE_IN_LIMIT = 0.3  # caller speech over a prompt stops the bot's audio within this (seconds from the voice)
 _SHARED: dict[str, RunningServer] = {}
 
 
-def shared_server(tmp_path_factory) -> RunningServer:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> RunningServer:
     """One server for every line test in this pytest run (one call at a time), on its own seeded var/."""
     if "server" not in _SHARED:
         from conftest import ivr_command

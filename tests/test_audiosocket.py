@@ -4,18 +4,9 @@ import asyncio
 import random
 import uuid
 
-import pytest
-
 from conftest import voiced_seconds
 from stream_asterisk import AsteriskCaller, frame
-from stream_server import caller_says, record, shared_server
-
-BARGE_IN_LIMIT = 0.3
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    return shared_server(tmp_path_factory)
+from stream_server import BARGE_IN_LIMIT, caller_says, record, server  # noqa: F401 - server is a fixture
 
 
 def test_an_asterisk_caller_talks_over_the_greeting_keys_an_account_number_and_hangs_up(server):

@@ -11,14 +11,7 @@ import pytest
 
 from conftest import ivr_command, voiced_seconds
 from ivr.bench_calls import StreamCaller
-from stream_server import caller_says, record, shared_server
-
-BARGE_IN_LIMIT = 0.3
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    return shared_server(tmp_path_factory)
+from stream_server import BARGE_IN_LIMIT, caller_says, record, server  # noqa: F401 - server is a fixture
 
 
 def test_a_caller_talks_over_the_greeting_keys_an_account_number_and_hangs_up(server):
