@@ -162,7 +162,9 @@ def expected(truths: List[Truth], since: Optional[datetime] = None) -> dict:
         attempted = [t for t in calls if t.task == name]
         served = sum(t.outcome == "self_served" for t in attempted)
         tasks[name] = {"attempted": len(attempted), "self_served": served, "completion_rate": served / len(attempted)}
-    taken = [t for t in queued if t.wait is not None]
+    on_line = [t for t in queued if not t.callback]  # speed of answer etc. are about callers on the line
+    taken = [t for t in on_line if t.wait is not None]
+    returned = [t for t in queued if t.callback and t.wait is not None]
     wrapped = [t for t in queued if t.handle is not None]
     prompts = {}
     for turn in (turn for t in calls for turn in t.turns):
@@ -189,14 +191,15 @@ def expected(truths: List[Truth], since: Optional[datetime] = None) -> dict:
         "queued": len(queued),
         "answered": len(taken),
         "abandoned_in_queue": sum(t.fate == "abandoned" for t in queued),
-        "abandonment_rate": sum(t.fate == "abandoned" for t in queued) / len(queued),
+        "abandonment_rate": sum(t.fate == "abandoned" for t in queued) / len(on_line),
         "average_speed_of_answer_s": sum(t.wait for t in taken) / len(taken),
-        "service_level": sum(t.wait <= 20 for t in taken) / len(queued),
+        "service_level": sum(t.wait <= 20 for t in taken) / len(on_line),
         "service_level_seconds": 20.0,
         "agent_handle_time_s": sum(t.handle for t in wrapped) / len(wrapped),
         "callbacks": {"requested": sum(t.callback for t in queued),
                       "returned": sum(t.fate == "callback_returned" for t in queued),
-                      "waiting": sum(t.fate == "callback" for t in queued)},
+                      "waiting": sum(t.fate == "callback" for t in queued),
+                      "average_wait_s": sum(t.wait for t in returned) / len(returned)},
         "answer_waits": [{"over_s": low, "up_to_s": high,
                           "answered": sum((low == 0 or t.wait > low) and (high is None or t.wait <= high)
                                           for t in taken)} for low, high in bounds],

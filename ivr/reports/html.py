@@ -50,7 +50,8 @@ def render(figures: Dict[str, Any], title: str, period: str) -> str:
                  lambda: [_prompts_table(figures), _plot(_prompts_plot, figures)]),
         '<p class="note">Containment: calls the bot finished without handing the caller to an agent. Completion: '
         "calls that self-served a task out of those that attempted it. Bot handle time: call length. Agent handle "
-        "time: taken to wrap-up. Speed of answer: queued to taken by an agent. Service level: queued callers taken "
+        "time: taken to wrap-up. Speed of answer, service level and abandonment count callers waiting on the line "
+        "(not callbacks): speed of answer is queued to taken by an agent, service level the share taken "
         f"within {figures['service_level_seconds']:g} s. No-input: the caller said nothing; no-match: what they said "
         "was not understood (fallback intent or nothing heard).</p>",
         "</body></html>",
@@ -86,13 +87,14 @@ def _reasons_table(f: Dict[str, Any]) -> str:
 def _queue_table(f: Dict[str, Any]) -> str:
     callbacks = f["callbacks"]
     return _table(("", ""), [
-        ("callers queued", f["queued"]), ("taken by an agent", f["answered"]),
+        ("callers queued", f["queued"]), ("on the line, taken by an agent", f["answered"]),
         ("abandoned while waiting", f"{f['abandoned_in_queue']} ({_percent(f['abandonment_rate'])})"),
         ("average speed of answer", _seconds(f["average_speed_of_answer_s"])),
         (f"service level (taken within {f['service_level_seconds']:g} s)", _percent(f["service_level"])),
         ("agent handle time", _seconds(f["agent_handle_time_s"])),
         ("callbacks requested / returned / still waiting",
-         f"{callbacks['requested']} / {callbacks['returned']} / {callbacks['waiting']}")])
+         f"{callbacks['requested']} / {callbacks['returned']} / {callbacks['waiting']}"),
+        ("average wait for a returned callback", _seconds(callbacks["average_wait_s"]))])
 
 
 def _prompts_table(f: Dict[str, Any]) -> str:

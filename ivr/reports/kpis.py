@@ -4,9 +4,10 @@ Pure computation, no database and no drawing. How each figure is measured:
 - containment: calls the bot finished without handing the caller to a person (every outcome but escalated).
 - completion per task: calls that self-served a task / calls that attempted it (the call's task).
 - bot handle time: mean call seconds; agent handle time: mean wrapped_up - taken over wrapped-up entries.
-- speed of answer: taken - enqueued over entries an agent took; service level: share of queued callers taken
-  within SERVICE_LEVEL_SECONDS; abandonment: queue entries abandoned / queue entries.
-- callbacks: queue entries that left a number to be called back on.
+- speed of answer, service level and abandonment are about callers waiting on the line (entries without a
+  callback number): speed of answer is taken - enqueued over those an agent took; service level the share of
+  them taken within SERVICE_LEVEL_SECONDS; abandonment the share that hung up while waiting.
+- callbacks: queue entries that left a number to be called back on, with how long a returned one waited.
 - no-input / no-match: a turn with kind no_input, or whose intent is a fallback or whose heard text is empty,
   counted against the prompt it answered.
 """
@@ -57,25 +58,31 @@ def _call_figures(calls: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def _queue_figures(entries: List[Dict[str, Any]]) -> Dict[str, Any]:
-    waits = [_seconds(entry["enqueued_at"], entry["taken_at"]) for entry in entries if entry["taken_at"]]
+    on_line = [entry for entry in entries if not entry["callback_number"]]
+    callbacks = [entry for entry in entries if entry["callback_number"]]
+    waits = _waits(on_line)
     handled = [_seconds(entry["taken_at"], entry["ended_at"]) for entry in entries
                if entry["state"] == "wrapped_up" and entry["taken_at"] and entry["ended_at"]]
     abandoned = sum(entry["state"] == "abandoned" for entry in entries)
-    callbacks = [entry for entry in entries if entry["callback_number"]]
     return {
         "queued": len(entries),
         "answered": len(waits),
         "abandoned_in_queue": abandoned,
-        "abandonment_rate": _share(abandoned, len(entries)),
+        "abandonment_rate": _share(abandoned, len(on_line)),
         "average_speed_of_answer_s": _mean(waits),
-        "service_level": _share(sum(wait <= SERVICE_LEVEL_SECONDS for wait in waits), len(entries)),
+        "service_level": _share(sum(wait <= SERVICE_LEVEL_SECONDS for wait in waits), len(on_line)),
         "service_level_seconds": SERVICE_LEVEL_SECONDS,
         "agent_handle_time_s": _mean(handled),
         "callbacks": {"requested": len(callbacks),
                       "returned": sum(bool(entry["taken_at"]) for entry in callbacks),
-                      "waiting": sum(entry["state"] == "callback" for entry in callbacks)},
+                      "waiting": sum(entry["state"] == "callback" for entry in callbacks),
+                      "average_wait_s": _mean(_waits(callbacks))},
         "answer_waits": _wait_buckets(waits),
     }
+
+
+def _waits(entries: List[Dict[str, Any]]) -> List[float]:
+    return [_seconds(entry["enqueued_at"], entry["taken_at"]) for entry in entries if entry["taken_at"]]
 
 
 def no_input_no_match(calls: Iterable[Dict[str, Any]], top: int = TOP_PROMPTS) -> List[Dict[str, Any]]:
