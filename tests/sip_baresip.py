@@ -18,6 +18,7 @@ from typing import Optional
 
 from ivr.audio.pcm import read_wav
 from ivr.events import AudioChunk
+from tests.sip_server import end_process
 
 CONFIG = """\
 poll_method\t\tpoll
@@ -157,10 +158,5 @@ class Baresip:
         try:
             self._socket.close()
         finally:
-            self._process.terminate()
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            end_process(self._process, wait=5)
             self._log.close()

@@ -43,11 +43,16 @@ class Served:
         return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process, wait=20)
         self._log.close()
+
+
+def end_process(process: subprocess.Popen, wait: float) -> None:
+    """SIGTERM, and SIGKILL if it is still there after `wait` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

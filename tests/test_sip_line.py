@@ -9,6 +9,7 @@ import random
 import pytest
 
 from ivr.audio.pcm import rms_dbfs, ulaw_decode, ulaw_encode
+from ivr.events import AudioChunk
 from ivr.lines import allowed_networks
 from ivr.switchboard import Switchboard
 from ivr.transports import rtp
@@ -18,11 +19,11 @@ from tests.sip_peer import OFFER, Dialog, RawPeer, ToneBot, garbage, noise, tone
 
 
 @contextlib.asynccontextmanager
-async def line(max_calls: int = 4, allow=("127.0.0.0/8",)):
+async def line(max_calls: int = 4, allow=("127.0.0.0/8",), host: str = "127.0.0.1"):
     bot = ToneBot()
     switchboard = Switchboard(bot, max_calls)
-    sip = SipLine("127.0.0.1", 0, switchboard, allowed_networks(list(allow)))
-    await sip.start()
+    sip = SipLine(host, 0, switchboard, allowed_networks(list(allow)))
+    sip.announced = await sip.start()
     peer = await RawPeer(("127.0.0.1", sip.port)).open()
     try:
         yield sip, bot, peer
@@ -30,6 +31,13 @@ async def line(max_calls: int = 4, allow=("127.0.0.0/8",)):
         peer.close()
         await sip.stop()
         await switchboard.close()
+
+
+async def answered(peer, bot):
+    """The peer calls, the line answers, the bot has the call: the peer's dialog."""
+    dialog, _ = await peer.call()
+    await until(lambda: bot.calls)
+    return dialog
 
 
 def run(test):
@@ -79,8 +87,7 @@ def test_a_call_is_answered_with_our_sdp_and_audio_and_keys_flow_both_ways():
 def test_the_bot_hangs_up_with_bye():
     async def test():
         async with line() as (sip, bot, peer):
-            dialog, _ = await peer.call()
-            await until(lambda: bot.calls)
+            dialog = await answered(peer, bot)
             bot.calls[0].finish.set()
             bye = await peer.receive(skip_provisional=True)
             assert bye.method == "BYE" and bye.call_id == dialog.call_id
@@ -160,8 +167,7 @@ def test_retransmitted_invites_get_the_same_answer_and_the_200_is_repeated_until
 def test_a_reinvite_moves_the_audio_and_hold_stops_ours():
     async def test():
         async with line() as (sip, bot, peer):
-            dialog, _ = await peer.call()
-            await until(lambda: bot.calls)
+            dialog = await answered(peer, bot)
             other = await RawPeer(peer.line).open()
             try:
                 dialog.cseq += 1
@@ -207,8 +213,7 @@ def test_a_caller_who_never_acks_or_goes_silent_is_hung_up_on(monkeypatch):
 def test_garbage_leaves_the_line_answering_with_bounded_state(caplog):
     async def test():
         async with line(max_calls=2) as (sip, bot, peer):
-            dialog, _ = await peer.call()
-            await until(lambda: bot.calls)
+            dialog = await answered(peer, bot)
             rng = random.Random(7)
             for index, data in enumerate(garbage(rng, valid_messages(peer), 3000)):
                 peer.send(data)
@@ -230,6 +235,21 @@ def test_garbage_leaves_the_line_answering_with_bounded_state(caplog):
     run(test)
 
 
+@contextlib.asynccontextmanager
+async def handed_over():
+    """A call whose bot hands the caller to an agent's phone (a second raw peer): the line, the bot,
+    caller and agent peers and the caller's dialog, the moment the bot starts ringing the agent."""
+    async with line() as (sip, bot, peer):
+        agent = await RawPeer(peer.line, user="agent").open()
+        bot.agent = f"sip:agent1@127.0.0.1:{agent.port}"
+        try:
+            dialog = await answered(peer, bot)
+            bot.calls[0].finish.set()
+            yield sip, bot, peer, agent, dialog
+        finally:
+            agent.close()
+
+
 async def agent_answers(agent: RawPeer, status: int = 200):
     """The agent's phone: rings, then answers (or declines) the line's INVITE; the INVITE and the ACK."""
     invite = await agent.receive(timeout=5)
@@ -245,57 +265,88 @@ async def agent_answers(agent: RawPeer, status: int = 200):
 @pytest.mark.parametrize("who_hangs_up", ["caller", "agent"])
 def test_a_caller_handed_to_an_agent_is_bridged_both_ways_until_one_hangs_up(who_hangs_up):
     async def test():
-        async with line() as (sip, bot, peer):
-            agent = await RawPeer(peer.line, user="agent").open()
-            bot.agent = f"sip:agent1@127.0.0.1:{agent.port}"
-            try:
-                dialog, _ = await peer.call()
-                await until(lambda: bot.calls)
-                bot.calls[0].finish.set()
-                invite, ack = await agent_answers(agent)
-                assert invite.uri == bot.agent and "5551234" in invite.get("From")  # the agent sees who calls
-                await asyncio.wait_for(bot.calls[0].ended.wait(), 3)
-                assert bot.calls[0].handed_over is True and sip._switchboard.active == 0
-                agent_rtp = parse_sdp(invite.body)
-                assert ack.get("To").endswith("tag=agt")
-                await peer.heard(0.3)
-                peer.send_audio(tone(1.0, hz=300), dialog.remote_rtp)
-                agent.send_audio(tone(1.0, hz=1000), (agent_rtp.host, agent_rtp.port), payload_type=8)
-                heard_by_agent = await agent.heard(1.5)
-                heard_by_caller = await peer.heard(0.5)
-                assert rms_dbfs(heard_by_agent) > -30 and rms_dbfs(heard_by_caller) > -30
-                if who_hangs_up == "caller":
-                    peer.hang_up(dialog)
-                    replies = [await peer.receive(), await agent.receive()]
-                    assert replies[0].status == 200 and replies[1].method == "BYE"
-                    agent.respond(replies[1], 200, "OK")
-                else:
-                    agent_dialog = Dialog(invite.call_id, "agt", to=invite.get("From"), cseq=1)
-                    agent.send(agent.request("BYE", agent_dialog, uri=invite.get("Contact").strip("<>")))
-                    replies = [await agent.receive(), await peer.receive()]
-                    assert replies[0].status == 200 and replies[1].method == "BYE"
-                    assert replies[1].call_id == dialog.call_id
-                    peer.respond(replies[1], 200, "OK")
-                await until(lambda: not sip._legs)
-            finally:
-                agent.close()
+        async with handed_over() as (sip, bot, peer, agent, dialog):
+            invite, ack = await agent_answers(agent)
+            assert invite.uri == bot.agent and "5551234" in invite.get("From")  # the agent sees who calls
+            await asyncio.wait_for(bot.calls[0].ended.wait(), 3)
+            assert bot.calls[0].handed_over is True and sip._switchboard.active == 0
+            agent_rtp = parse_sdp(invite.body)
+            assert ack.get("To").endswith("tag=agt")
+            await peer.heard(0.3)
+            peer.send_audio(tone(1.0, hz=300), dialog.remote_rtp)
+            agent.send_audio(tone(1.0, hz=1000), (agent_rtp.host, agent_rtp.port), payload_type=8)
+            heard_by_agent = await agent.heard(1.5)
+            heard_by_caller = await peer.heard(0.5)
+            assert rms_dbfs(heard_by_agent) > -30 and rms_dbfs(heard_by_caller) > -30
+            if who_hangs_up == "caller":
+                peer.hang_up(dialog)
+                replies = [await peer.receive(), await agent.receive()]
+                assert replies[0].status == 200 and replies[1].method == "BYE"
+                agent.respond(replies[1], 200, "OK")
+            else:
+                agent_dialog = Dialog(invite.call_id, "agt", to=invite.get("From"), cseq=1)
+                agent.send(agent.request("BYE", agent_dialog, uri=invite.get("Contact").strip("<>")))
+                replies = [await agent.receive(), await peer.receive()]
+                assert replies[0].status == 200 and replies[1].method == "BYE"
+                assert replies[1].call_id == dialog.call_id
+                peer.respond(replies[1], 200, "OK")
+            await until(lambda: not sip._legs)
     run(test)
 
 
 def test_an_agent_who_declines_leaves_the_caller_with_the_bot():
     async def test():
+        async with handed_over() as (sip, bot, peer, agent, dialog):
+            invite, ack = await agent_answers(agent, status=486)
+            assert ack.branch == invite.branch  # the ACK of a refusal is part of the INVITE's transaction
+            await asyncio.wait_for(bot.calls[0].ended.wait(), 3)
+            assert bot.calls[0].handed_over is False
+            assert (await peer.receive(skip_provisional=True)).method == "BYE"  # the bot's call ended
+    run(test)
+
+
+def test_an_agent_who_does_not_answer_is_cancelled(monkeypatch):
+    from ivr.transports import sip as sip_module
+
+    monkeypatch.setattr(sip_module, "RING_SECONDS", 1.0)
+
+    async def test():
+        async with handed_over() as (sip, bot, peer, agent, dialog):
+            invite = await agent.receive(timeout=5)
+            agent.respond(invite, 180, "Ringing", to_tag="agt")
+            cancel = await agent.receive(timeout=3)
+            assert (cancel.method, cancel.branch, cancel.cseq) == ("CANCEL", invite.branch, (invite.cseq[0], "CANCEL"))
+            agent.respond(cancel, 200, "OK", to_tag="agt")
+            agent.respond(invite, 487, "Request Terminated", to_tag="agt")
+            ack = await agent.receive()
+            assert ack.method == "ACK" and ack.branch == invite.branch and ack.get("To").endswith("tag=agt")
+            await asyncio.wait_for(bot.calls[0].ended.wait(), 3)
+            assert bot.calls[0].handed_over is False
+    run(test)
+
+
+def test_barge_in_drops_the_queued_audio_at_once():
+    async def test():
         async with line() as (sip, bot, peer):
-            agent = await RawPeer(peer.line, user="agent").open()
-            bot.agent = f"sip:agent1@127.0.0.1:{agent.port}"
-            try:
-                dialog, _ = await peer.call()
-                await until(lambda: bot.calls)
-                bot.calls[0].finish.set()
-                invite, ack = await agent_answers(agent, status=486)
-                assert ack.branch == invite.branch  # the ACK of a refusal is part of the INVITE's transaction
-                await asyncio.wait_for(bot.calls[0].ended.wait(), 3)
-                assert bot.calls[0].handed_over is False
-                assert (await peer.receive(skip_provisional=True)).method == "BYE"  # the bot's call ended
-            finally:
-                agent.close()
+            dialog = await answered(peer, bot)
+            transport = bot.calls[0].transport
+            await transport.play(AudioChunk(tone(3.0), 8000))  # three more seconds queued behind the first tone
+            assert rms_dbfs(await peer.heard(0.3)) > -20
+            transport.clear()
+            await peer.heard(0.06)  # what was already on its way
+            assert rms_dbfs(await peer.heard(0.5)) == float("-inf")  # then silence: nothing left queued
+            await asyncio.wait_for(transport.flush(), 0.1)
+            peer.hang_up(dialog)
+    run(test)
+
+
+def test_listening_on_every_interface_tells_each_peer_the_address_it_reaches():
+    async def test():
+        async with line(host="0.0.0.0") as (sip, bot, peer):
+            assert sip.announced.startswith("SIP line: sip:0.0.0.0:")
+            dialog, responses = await peer.call()
+            assert f"<sip:ivr@127.0.0.1:{sip.port}>" == responses[-1].get("Contact")
+            assert parse_sdp(responses[-1].body).host == "127.0.0.1"
+            peer.hang_up(dialog)  # at once, before its audio has even started
+            assert (await peer.receive(skip_provisional=True)).status == 200
     run(test)

@@ -69,18 +69,20 @@ BARESIP_OFFER = (b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\
 
 
 def test_an_offer_is_answered_with_its_first_g711_codec_and_its_telephone_event_type():
-    media, answer = sdp.answer(BARESIP_OFFER, "127.0.0.1", 30000)
+    origin = sdp.Origin(session=42)
+    media, answer = sdp.answer(BARESIP_OFFER, "127.0.0.1", 30000, origin)
     assert (media.host, media.port, media.payload_type, media.codec, media.dtmf_payload_type) == (
         "127.0.0.1", 20000, 0, "PCMU", 101)
     assert sdp.parse(answer) == sdp.Media("127.0.0.1", 30000, 0, "PCMU", 101, "sendrecv")
-    assert b"a=ptime:20" in answer
+    assert b"a=ptime:20" in answer and b"o=ivr 42 1 IN IP4 127.0.0.1" in answer
+    assert b"o=ivr 42 2 " in sdp.answer(BARESIP_OFFER, "127.0.0.1", 30000, origin)[1]  # a re-INVITE's answer
 
 
 def test_a_law_only_hold_and_video_first_offers():
     alaw = BARESIP_OFFER.replace(b"RTP/AVP 0 8 101", b"RTP/AVP 8 96").replace(b"101 tele", b"96 tele")
     assert sdp.parse(alaw).codec == "PCMA" and sdp.parse(alaw).dtmf_payload_type == 96
     held = BARESIP_OFFER.replace(b"a=sendrecv", b"a=sendonly")
-    media, answer = sdp.answer(held, "127.0.0.1", 30000)
+    media, answer = sdp.answer(held, "127.0.0.1", 30000, sdp.Origin())
     assert media.on_hold and b"a=recvonly" in answer
     video_first = BARESIP_OFFER.replace(b"m=audio", b"m=video 20002 RTP/AVP 96\r\nm=audio")
     assert sdp.parse(video_first).port == 20000

@@ -49,6 +49,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.port = sock.getsockname()[1]
         self._sock, self._peer_hosts = sock, set(peer_hosts)
         self._transport: Optional[asyncio.DatagramTransport] = None
+        self._closed = self._starting = False
         self._pacer: Optional[asyncio.Task] = None
         self._out = bytearray()
         self.idle = asyncio.Event()  # nothing queued to send
@@ -74,17 +75,25 @@ class RtpSession(asyncio.DatagramProtocol):
         self._encode, self._decode = CODECS[media.codec]
 
     async def start(self) -> None:
+        if self._closed:  # the call ended before its audio started
+            return
         loop = asyncio.get_running_loop()
-        self._transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=self._sock)
+        self._starting = True
+        transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=self._sock)
+        if self._closed:  # ended while the endpoint was being made: its socket is the transport's to close
+            transport.close()
+            return
+        self._transport = transport
         self._last_heard = loop.time()
         self._pacer = asyncio.create_task(self._pace(), name=f"rtp-{self.port}")
 
     def close(self) -> None:
+        self._closed = True
         if self._pacer:
             self._pacer.cancel()
         if self._transport:
             self._transport.close()
-        else:
+        elif not self._starting:
             self._sock.close()
         self._out.clear()
         self.idle.set()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 CODECS = {0: "PCMU", 8: "PCMA"}  # static payload types (RFC 3551)
@@ -108,24 +108,34 @@ def _encoding(pt: int, rtpmap: dict[int, str]) -> str:
     return f"{CODECS[pt].lower()}/8000" if pt in CODECS else ""
 
 
-def answer(offer: bytes, host: str, port: int) -> tuple[Media, bytes]:
+@dataclass
+class Origin:
+    """Our o= line in one call leg: the same session id throughout, its version one up each time (RFC 3264 §8)."""
+    session: int = field(default_factory=lambda: secrets.randbelow(2**31))
+    version: int = 0
+
+    def next(self) -> str:
+        self.version += 1
+        return f"{self.session} {self.version}"
+
+
+def answer(offer: bytes, host: str, port: int, origin: Origin) -> tuple[Media, bytes]:
     """Our answer to an offer: the agreed stream (toward the offerer) and the SDP body to send back."""
     media = parse(offer)
     ours = _MIRROR[media.direction]
-    return media, describe(host, port, [(media.payload_type, media.codec)], media.dtmf_payload_type, ours)
+    return media, describe(host, port, [(media.payload_type, media.codec)], media.dtmf_payload_type, origin, ours)
 
 
-def offer(host: str, port: int) -> bytes:
+def offer(host: str, port: int, origin: Origin) -> bytes:
     """Our offer, for a call we place (to an agent's phone)."""
-    return describe(host, port, [(0, "PCMU"), (8, "PCMA")], DTMF_PAYLOAD)
+    return describe(host, port, [(0, "PCMU"), (8, "PCMA")], DTMF_PAYLOAD, origin)
 
 
-def describe(host: str, port: int, codecs: list[tuple[int, str]], dtmf: Optional[int],
+def describe(host: str, port: int, codecs: list[tuple[int, str]], dtmf: Optional[int], origin: Origin,
              direction: str = "sendrecv") -> bytes:
     family = "IP6" if ":" in host else "IP4"
-    session = secrets.randbelow(2**31)
     formats = " ".join(str(pt) for pt, _ in codecs) + (f" {dtmf}" if dtmf is not None else "")
-    lines = ["v=0", f"o=ivr {session} {session} IN {family} {host}", "s=ivr", f"c=IN {family} {host}", "t=0 0",
+    lines = ["v=0", f"o=ivr {origin.next()} IN {family} {host}", "s=ivr", f"c=IN {family} {host}", "t=0 0",
              f"m=audio {port} RTP/AVP {formats}"]
     lines += [f"a=rtpmap:{pt} {name}/8000" for pt, name in codecs]
     if dtmf is not None:

@@ -12,7 +12,6 @@ and aiosip has not been maintained since 2017.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import re
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ivr.lines import is_allowed
-from ivr.transports import sdp
+from ivr.transports import network_line, sdp
 from ivr.transports.dtmf import info_key
 from ivr.transports.media import RtpSession, bind_socket
 from ivr.transports.sip_call import SipCall
@@ -44,7 +43,7 @@ Address = tuple  # (host, port)
 
 def add_arguments(group) -> None:
     """Add this line's flag to `ivr serve`."""
-    group.add_argument("--sip", metavar="HOST:PORT", type=listen_address,
+    group.add_argument("--sip", metavar="HOST:PORT", type=network_line.host_port,
                        help="answer SIP calls on this UDP address, e.g. 0.0.0.0:5060 (G.711 mu-law or A-law; "
                             "keypad by RFC 4733 or SIP INFO)")
 
@@ -56,16 +55,8 @@ def wanted(args) -> bool:
 def listeners(args, switchboard, allowed) -> list:
     if not wanted(args):
         return []
-    host, port = args.sip if isinstance(args.sip, tuple) else listen_address(args.sip)
+    host, port = args.sip if isinstance(args.sip, tuple) else network_line.host_port(args.sip)
     return [SipLine(host, port, switchboard, allowed)]
-
-
-def listen_address(text: str) -> tuple[str, int]:
-    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]\s]+):(\d{1,5})", text.strip())
-    port = int((match[2] or match[4])) if match else -1
-    if not match or port > 65535:
-        raise argparse.ArgumentTypeError(f"--sip takes HOST:PORT, e.g. 0.0.0.0:5060 or [::1]:5060, not {text!r}")
-    return match[1] or match[3], port
 
 
 @dataclass(eq=False)
@@ -79,6 +70,7 @@ class Leg:
     target: str  # the Request-URI of our requests in the dialog (their Contact)
     peer: Address  # where their signalling comes from and ours goes
     sdp: bytes  # our side of the session description
+    origin: sdp.Origin  # its o= line
     media: Optional[RtpSession] = None
     cseq: int = 1
     call: Optional[SipCall] = None  # the bot's view of a caller
@@ -213,15 +205,16 @@ class SipLine(asyncio.DatagramProtocol):
             log.error("SIP: no port for the audio of a call from %s: %s", addr[0], error)
             self._reply(request, addr, 503, "Service Unavailable")
             return
+        origin = sdp.Origin()
         try:
-            media, answer = sdp.answer(request.body, local, sock.getsockname()[1])
+            media, answer = sdp.answer(request.body, local, sock.getsockname()[1], origin)
         except (sdp.BadSdp, sdp.NoCommonCodec) as error:
             sock.close()
             status = (400, "Bad SDP") if isinstance(error, sdp.BadSdp) else (488, "Not Acceptable Here")
             self._reply(request, addr, *status, headers=_warning(str(error)))
             return
         leg = Leg(request.call_id, new_tag(), tag(request.get("From")), without_tag(request.get("To")),
-                  without_tag(request.get("From")), target, addr, answer, RtpSession(sock, media, {addr[0]}),
+                  without_tag(request.get("From")), target, addr, answer, origin, RtpSession(sock, media, {addr[0]}),
                   cseq=secrets.randbelow(2**16))
         self._legs[leg.key] = leg
         self._reply(request, addr, 100, "Trying", remember=False)
@@ -259,7 +252,7 @@ class SipLine(asyncio.DatagramProtocol):
         """A new offer in the dialog (hold, a new address or codec): answer it; the call goes on."""
         if request.body:
             try:
-                media, leg.sdp = sdp.answer(request.body, self._local_host(addr[0]), leg.media.port)
+                media, leg.sdp = sdp.answer(request.body, self._local_host(addr[0]), leg.media.port, leg.origin)
             except (sdp.BadSdp, sdp.NoCommonCodec) as error:
                 self._reply(request, addr, 488, "Not Acceptable Here", headers=_warning(str(error)))
                 return
@@ -348,8 +341,9 @@ class SipLine(asyncio.DatagramProtocol):
             return False
         local = self._local_host(peer[0])
         number = parse_uri(address_uri(caller.remote_uri)).user or "ivr"
+        origin = sdp.Origin()
         agent = Leg(f"{secrets.token_hex(12)}@ivr", new_tag(), "", f"<sip:{number}@{host_port(local, self._port)}>",
-                    f"<{address}>", address, peer, sdp.offer(local, sock.getsockname()[1]), cseq=0)
+                    f"<{address}>", address, peer, sdp.offer(local, sock.getsockname()[1], origin), origin, cseq=0)
         self._legs[agent.key] = agent
         try:
             answer = await self._ring(caller, agent, self._request(agent, "INVITE", body=agent.sdp, headers=[
