@@ -101,7 +101,7 @@ def test_a_caller_is_understood_and_keys_their_account_number(line, voice, phone
     caller.dial(line.uri)
     caller.wait_for("CALL_ESTABLISHED", timeout=10)
     time.sleep(keys_at)
-    caller.send_keys("48151623")  # RFC 4733 events, at the account number prompt
+    caller.send_keys("48151623#")  # RFC 4733 events, at the account number prompt
     caller.wait_for("CALL_CLOSED", timeout=30)  # the caller hangs up when their audio ends
 
     record = last_call(line, "balance-caller")
