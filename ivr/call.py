@@ -287,10 +287,10 @@ class Call:
             turn.heard = caller_turn.digits
         else:
             return
-        self._state.turns.append(turn)
-        if self.on_turn:
-            self.on_turn(turn)
-        self._hold.hear(turn.heard)
+        if self._hold.hear(turn.heard):
+            self._state.turns.append(turn)
+            if self.on_turn:
+                self.on_turn(turn)
 
     async def _respond(self, text: str):
         try:
@@ -416,7 +416,9 @@ class Call:
         return await asyncio.get_running_loop().run_in_executor(None, getattr(self.backstage.queue, method), *args)
 
     async def _say_on_hold(self, text: str, name: str, expects: Expectation) -> None:
-        turn = self._state.turns[-1] if self._state.turns else Turn()
+        turn = self._state.turns[-1] if self._state.turns else Turn()  # the record keeps it with the last turn
+        if self.on_turn:
+            self.on_turn(Turn(kind="", bot=[text]))
         await self._speak([Prompt(text, name, expects, barge_in=True)], turn, None)
 
     async def _play_music(self, seconds: float) -> None:

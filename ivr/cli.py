@@ -180,6 +180,7 @@ def _call(args, settings: Settings) -> int:
             if not args.json:
                 call.on_turn = _print_turn
             if not args.caller_audio:
+                _hang_up_on_signals(transport)
                 print("Listening. Speak to the bot; Ctrl-C hangs up.", file=sys.stderr, flush=True)
             return await call.run()
 
@@ -199,6 +200,20 @@ def _call(args, settings: Settings) -> int:
         print(f"call {result.call_id}: {result.outcome}" + (f" ({result.escalation.reason})" if result.escalation else "")
               + queued)
     return 0
+
+
+def _hang_up_on_signals(transport) -> None:
+    """Ctrl-C or SIGTERM hangs up like a caller (a queued caller is marked abandoned, the call recorded);
+    a second one stops at once."""
+    loop = asyncio.get_running_loop()
+
+    def hang_up() -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        transport.hang_up()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, hang_up)
 
 
 def _device(value: Optional[str]):

@@ -5,7 +5,9 @@ the bot's speech goes to another null sink, recorded from its monitor.
 """
 import os
 import queue
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -77,7 +79,10 @@ def test_ivr_call_hears_the_microphone_and_answers_on_the_speaker(sound_card, tm
         subprocess.run(["paplay", "-d", "caller", str(caller_wav)], check=True)
         assert wait_for(out, "caller:", 30, seen), seen
         assert wait_for(out, "agent", 30, seen), seen
-        assert wait_for(out, "escalated", 60, seen), seen  # the call ends by itself once transferred
+        assert wait_for(out, "in line", 30, seen), seen  # queued for a person: place in line, then hold music
+        time.sleep(3)
+        call.send_signal(signal.SIGINT)  # the caller hangs up while waiting
+        assert wait_for(out, "escalated", 60, seen), seen
         call.wait(timeout=30)
     finally:
         if call.poll() is None:
@@ -87,6 +92,7 @@ def test_ivr_call_hears_the_microphone_and_answers_on_the_speaker(sound_card, tm
     heard = next(line for line in seen if line.startswith("caller:"))
     assert "agent" in heard.lower()
     assert call.returncode == 0
+    assert re.search(r"escalated \(caller_request\); queue entry \d+: abandoned", seen[-1]), seen[-1]
 
     with wave.open(str(bot_wav)) as wav:
         rate, pcm = wav.getframerate(), wav.readframes(wav.getnframes())
@@ -119,6 +125,9 @@ def test_the_bot_never_hears_its_own_voice_from_the_loudspeaker(loudspeaker, tmp
         assert not heard_itself, f"the bot took its own echo for the caller: {seen}"
         subprocess.run(["paplay", "-d", "caller", str(caller_wav)], check=True)
         assert wait_for(out, "caller:", 30, seen), seen
+        assert wait_for(out, "in line", 30, seen), seen
+        time.sleep(8)  # the place in line and hold music play on the loudspeaker and echo back meanwhile
+        call.send_signal(signal.SIGINT)
         assert wait_for(out, "escalated", 60, seen), seen
         call.wait(timeout=30)
     finally:

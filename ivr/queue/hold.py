@@ -61,6 +61,7 @@ class OnHold:
         self._line, self.entry_id, self._settings = line, entry_id, settings
         self._caller_number = caller_number
         self._answers: asyncio.Queue[str] = asyncio.Queue()
+        self._awaiting_number = False
         self.outcome: Optional[str] = None  # taken | callback | the entry's state when it left the queue
 
     @property
@@ -68,9 +69,13 @@ class OnHold:
         """What the caller may answer while on hold: the callback words, or one key."""
         return Expectation("free", 1, self._settings.callback_words)
 
-    def hear(self, answer: str) -> None:
-        """What the caller said or keyed while on hold ("" for nothing understood)."""
+    def hear(self, answer: str) -> bool:
+        """What the caller said or keyed while on hold. False: nothing the hold acts on (on a loudspeaker,
+        say, the hold music's own echo taken for words), so not worth keeping as a caller turn."""
+        if not (self._awaiting_number or self._wants_callback(answer)):
+            return False
         self._answers.put_nowait(answer)
+        return True
 
     async def run(self) -> str:
         loop = asyncio.get_running_loop()
@@ -87,7 +92,7 @@ class OnHold:
                 await self._announce()
                 next_announcement = loop.time() + self._settings.announce_every_s
             answer = await self._music_until_answer(MUSIC_STEP_S)
-            if answer is not None and self._wants_callback(answer):
+            if answer is not None:
                 if await self._callback():
                     return self._end(CALLBACK)
                 next_announcement = loop.time()
@@ -125,11 +130,14 @@ class OnHold:
     async def _callback(self) -> bool:
         number = self._caller_number and callback_number(self._caller_number)
         if not number:
-            await self._line.say(self._settings.ask_number, "hold_ask_number", Expectation("digits"))
+            self._awaiting_number = True
             try:
+                await self._line.say(self._settings.ask_number, "hold_ask_number", Expectation("digits"))
                 keyed = await asyncio.wait_for(self._answers.get(), NUMBER_WAIT_S)
             except asyncio.TimeoutError:
                 keyed = ""
+            finally:
+                self._awaiting_number = False
             number = callback_number("".join(c for c in keyed if c.isdigit() or c == "+"))
         if not number:
             await self._line.say(self._settings.bad_number, "hold_bad_number", self.offer)

@@ -15,7 +15,7 @@ import numpy as np
 from ivr.audio.echo import EchoCanceller
 from ivr.audio.pcm import WIDEBAND_RATE, StreamResampler, resample
 from ivr.events import AudioChunk
-from ivr.transports.base import Incoming
+from ivr.transports.base import Hangup, Incoming
 
 BLOCK_SECONDS = 0.02
 
@@ -146,6 +146,11 @@ class Microphone:
     async def incoming(self) -> AsyncIterator[Incoming]:
         while (chunk := await self._queue.get()) is not None:
             yield chunk
+        yield Hangup(self.now())
+
+    def hang_up(self) -> None:
+        """The person at the microphone hangs up (Ctrl-C): the call ends as a caller's hang-up does."""
+        self._queue.put_nowait(None)
 
     async def play(self, chunk: AudioChunk) -> None:
         self._speaker.push(resample(chunk, self._out_rate).pcm)
