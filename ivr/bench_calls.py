@@ -4,13 +4,15 @@ Callers are simulated the way Twilio carries them: 20 ms of mu-law every 20 ms (
 say nothing), one `dtmf` message per key, marks echoed as the bot's audio arrives, `stop` to hang
 up. Each runs a short scenario from the scenario files (spoken with the scenario's caller voice,
 through the phone channel). The ramp doubles the callers at once, 1, 2, 4, ... up to --max, and
-for each step reports:
+at each step every scenario is called at least once (a line calls again
+when there are more scenarios than callers), and the step reports:
 - per spoken turn, end of the caller's voice -> first bot audio frame received (p50/p95), which
   includes the endpoint silence;
 - audio underruns: gaps over 40 ms between the bot's 20 ms frames while a reply plays, split into
   gaps inside one chunk of audio (pacing) and gaps between chunks (speech not ready in time);
 - CPU seconds per call of the server (its process and its children, from /proc).
-The server runs in its own process so the callers' work is not counted as the server's.
+The server runs in its own process so the callers' work is not counted as the server's; how late
+the callers' own event loop woke is reported too, as it would show up as the server's gaps.
 """
 from __future__ import annotations
 
@@ -356,19 +358,44 @@ def ramp(most: int) -> list[int]:
     return steps + [most]
 
 
+async def _line(session, url: str, scripts_: list[Script], delay: float) -> list[dict[str, Any]]:
+    """One caller's line: its scenarios one call after another."""
+    runs = []
+    for n, script in enumerate(scripts_):
+        runs.append(await run_caller(session, url, script, delay if n == 0 else 0.5))
+    return runs
+
+
+async def _loop_stalls(stalls: list[float]) -> None:
+    """How late this process's own event loop wakes (its lateness shows up as the server's gaps)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time() + 0.01
+        await asyncio.sleep(0.01)
+        if loop.time() - asked > UNDERRUN_SECONDS / 2:
+            stalls.append(loop.time() - asked)
+
+
 async def _step(server: Server, found: list[Script], callers: int) -> dict[str, Any]:
+    """`callers` at once; each line calls again until every scenario has been called at least once."""
     import aiohttp
 
+    rounds = -(-len(found) // callers)
+    lines = [[found[(k + r * callers) % len(found)] for r in range(rounds)] for k in range(callers)]
+    stalls: list[float] = []
+    watch = asyncio.create_task(_loop_stalls(stalls))
     cpu, began = server.cpu_seconds(), time.monotonic()
     async with aiohttp.ClientSession() as session:
-        runs = await asyncio.gather(*(run_caller(session, server.urls["ws"], found[n % len(found)], n * STAGGER_SECONDS)
-                                      for n in range(callers)))
+        runs = [r for line in await asyncio.gather(*(_line(session, server.urls["ws"], line, k * STAGGER_SECONDS)
+                                                     for k, line in enumerate(lines))) for r in line]
     await asyncio.sleep(1.0)  # the server finishes the calls' records
+    cpu = server.cpu_seconds() - cpu
+    watch.cancel()
     spoken = [t["latency"] for r in runs for t in r["turns"] if t["kind"] == "speech"]
     keyed = [t["latency"] for r in runs for t in r["turns"] if t["kind"] == "keypad"]
     windows = [w for r in runs for w in r["underruns"]]
     return {
-        "callers": callers, "completed": sum(r["problem"] is None for r in runs),
+        "callers": callers, "calls": len(runs), "completed": sum(r["problem"] is None for r in runs),
         "problems": [r["problem"] for r in runs if r["problem"]],
         "wall_seconds": round(time.monotonic() - began, 1),
         "latency": percentiles(spoken), "keypad_latency": percentiles(keyed),
@@ -376,13 +403,14 @@ async def _step(server: Server, found: list[Script], callers: int) -> dict[str, 
                       "between_chunks": sum(w["between_chunks"] for w in windows),
                       "bot_audio_seconds": round(sum(w["frames"] for w in windows) * FRAME_SECONDS, 1),
                       "worst_gap": max((w["worst_gap"] for w in windows), default=0.0)},
-        "cpu_seconds_per_call": round((server.cpu_seconds() - cpu) / callers, 2),
+        "cpu_seconds_per_call": round(cpu / len(runs), 2),
+        "callers_own_loop_stalls": {"count": len(stalls), "worst": max(stalls, default=0.0)},
     }
 
 
 async def _bench(server: Server, found: list[Script], most: int) -> dict[str, Any]:
     steps = [await _step(server, found, n) for n in ramp(most)]
-    good = [s["callers"] for s in steps if s["completed"] == s["callers"] and s["latency"].get("n")
+    good = [s["callers"] for s in steps if s["completed"] == s["calls"] and s["latency"].get("n")
             and s["latency"]["p95"] < TARGET_P95]
     held = 0
     for step in steps:  # the largest N such that it and every smaller step kept p95 under the target
@@ -409,18 +437,23 @@ def bench_calls(settings: Settings, paths: list[Path], most: int, as_json: bool)
 
 
 def _print(report: dict[str, Any]) -> None:
-    print(f"server: {report['server']} ({report['cores']} cores)")
-    print(f"scenarios: {', '.join(report['scenarios'])}")
-    print(f"{'callers':>8}{'done':>6}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'keyed p95':>10}"
-          f"{'gaps in/between':>17}{'worst ms':>9}{'CPU s/call':>11}")
+    print(f"server: ivr {report['server']} ({report['cores']} cores)")
+    print(f"scenarios: {'; '.join(report['scenarios'])}")
+    print("latency: end of the caller's voice -> first bot audio frame (includes the endpoint silence)")
+    print("gaps: over 40 ms between the bot's 20 ms frames while it speaks, inside a chunk / between chunks")
+    print(f"{'callers':>7}{'calls':>6}{'done':>5}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}{'keyed p95':>10}"
+          f"{'gaps':>10}{'worst ms':>9}{'of audio s':>11}{'CPU s/call':>11}{'own stalls':>11}")
+
+    def ms(figures: dict, key: str) -> str:
+        return f"{figures[key] * 1000:.0f}" if figures.get("n") else "-"
+
     for step in report["steps"]:
-        latency, keyed, gaps_ = step["latency"], step["keypad_latency"], step["underruns"]
-        ms = (lambda f, k: f"{f[k] * 1000:.0f}" if f.get("n") else "-")
-        print(f"{step['callers']:>8}{step['completed']:>6}{ms(latency, 'p50'):>9}{ms(latency, 'p95'):>9}"
-              f"{ms(latency, 'max'):>9}{ms(keyed, 'p95'):>10}"
-              f"{str(gaps_['within_chunks']) + ' / ' + str(gaps_['between_chunks']):>17}"
-              f"{gaps_['worst_gap'] * 1000:>9.0f}{step['cpu_seconds_per_call']:>11.2f}")
+        latency, gaps_, stalls = step["latency"], step["underruns"], step["callers_own_loop_stalls"]
+        print(f"{step['callers']:>7}{step['calls']:>6}{step['completed']:>5}{ms(latency, 'p50'):>8}"
+              f"{ms(latency, 'p95'):>8}{ms(latency, 'max'):>8}{ms(step['keypad_latency'], 'p95'):>10}"
+              f"{gaps_['within_chunks']:>5} /{gaps_['between_chunks']:>3}{gaps_['worst_gap'] * 1000:>9.0f}"
+              f"{gaps_['bot_audio_seconds']:>11.0f}{step['cpu_seconds_per_call']:>11.2f}{stalls['count']:>11}")
         for problem in step["problems"][:3]:
-            print(f"         {problem}")
+            print(f"        {problem}")
     held = report["most_callers_within_target"]
     print(f"most callers at once with p95 under {report['target_p95']:.0f} s: {held if held else 'none'}")

@@ -17,10 +17,11 @@ def test_the_calls_benchmark_reports_latency_underruns_and_cpu_per_step_as_json(
     assert report["scenarios"] == ["caller says goodbye (espeak female voice, wideband)"]
     assert [step["callers"] for step in report["steps"]] == [1, 2]
     for step in report["steps"]:
-        assert step["completed"] + len(step["problems"]) == step["callers"]
+        assert step["calls"] == step["callers"]  # one scenario: one call a line
+        assert step["completed"] + len(step["problems"]) == step["calls"]
         assert step["latency"]["n"] >= 1
         figures = [step["latency"][k] for k in ("p50", "p95", "max")] + [step["cpu_seconds_per_call"],
-                   step["wall_seconds"]] + list(step["underruns"].values())
+                   step["wall_seconds"]] + list(step["underruns"].values()) + list(step["callers_own_loop_stalls"].values())
         assert all(isinstance(f, numbers.Real) and f >= 0 for f in figures), step
     most = report["most_callers_within_target"]
     assert most is None or most in (1, 2)

@@ -129,12 +129,16 @@ class _Session:
         self.stream: Optional[MediaStream] = None
         self._call_sid = ""
         self.closing: Optional[tuple[int, str]] = None  # (code, reason) once we decide to end it
+        self._start_due = asyncio.get_running_loop().time() + START_SECONDS
+        self._connected_said = False
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self.closing is None and not self._ws.closed:
                 try:
-                    message = await self._ws.receive(timeout=IDLE_SECONDS if self.stream else START_SECONDS)
+                    message = await self._ws.receive(
+                        timeout=IDLE_SECONDS if self.stream else max(0.001, self._start_due - loop.time()))
                 except asyncio.TimeoutError:
                     self.closing = (WSCloseCode.GOING_AWAY, "no messages: the stream is gone" if self.stream
                                     else f"no start message within {START_SECONDS:.0f} s")
@@ -171,7 +175,9 @@ class _Session:
             handle(message)
 
     def _connected(self, message: dict) -> None:
-        pass  # says which protocol follows; there is only one
+        if self._connected_said:  # says which protocol follows, once; there is only one
+            self.budget.spend("connected again")
+        self._connected_said = True
 
     def _start(self, message: dict) -> None:
         start = message.get("start")
