@@ -121,3 +121,24 @@ def test_random_bytes_and_impossible_lengths_neither_crash_nor_bloat_the_server(
     caller = asyncio.run(real_call())
     assert voiced_seconds(caller.heard(), 8000) > 1.5
     assert record(server, str(caller.uuid))["channel"] == "audiosocket"
+
+
+def test_a_peer_outside_the_allowed_networks_is_hung_up_before_any_call():
+    from ivr.lines import allowed_networks
+    from ivr.switchboard import Switchboard
+    from ivr.transports.audiosocket import AudioSocketListener
+
+    async def knock():
+        listener = AudioSocketListener(Switchboard(bot=None, max_calls=1), "127.0.0.1", 0,
+                                       allowed_networks(["192.0.2.0/24"]))
+        host, port = (await listener.start()).rsplit("//", 1)[1].rsplit(":", 1)
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(frame(0x01, uuid.uuid4().bytes))
+            heard = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+        finally:
+            await listener.stop()
+        return heard
+
+    assert asyncio.run(knock()) == b""  # closed without a word, and no call (the switchboard has no bot)

@@ -253,8 +253,8 @@ class MediaStreamListener:
         return line.replace("http://", "ws://", 1) + PATH.lstrip("/")
 
     async def stop(self) -> None:
-        for ws in list(self._sockets):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the IVR is stopping")
+        await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"the IVR is stopping")
+                               for ws in list(self._sockets)), return_exceptions=True)
         await self._web.stop()
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
