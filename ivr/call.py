@@ -382,25 +382,31 @@ class Call:
 
     async def _wait_on_hold(self) -> None:
         try:
-            self._state.queue_outcome = await self._hold.run()
-            if self._state.queue_outcome == TAKEN:
-                await self._put_through(self._hold.entry_id)
+            while True:
+                self._state.queue_outcome = await self._hold.run()
+                if self._state.queue_outcome != TAKEN or await self._put_through(self._hold.entry_id):
+                    break
+                await self._queue_call("return_to_queue", self._hold.entry_id)
+                await self._say_on_hold(self.backstage.hold.agent_unreachable, "hold_agent_unreachable", FREE)
+                self._hold = OnHold(self._hold.line, self._hold.entry_id, self.backstage.hold, self.caller_number)
         except QueueError:
             log.exception("call %s: the queue failed while the caller was on hold", self.call_id)
         finally:
             self._done.set()
 
-    async def _put_through(self, entry_id: int) -> None:
-        """The agent who took the caller has a phone (a SIP address) and this line can reach it: connect them."""
+    async def _put_through(self, entry_id: int) -> bool:
+        """The agent who took the caller has a phone (a SIP address) and this line can reach it: connect them.
+        False when the agent's phone did not answer (the caller goes back to their place in line)."""
         hand_over = getattr(self.transport, "hand_over", None)
         entry = await self._queue_call("entry", entry_id)
         agent = await self._queue_call("agent", entry.agent) if entry.agent else None
         if hand_over is None or agent is None or not agent.sip_address:
-            return
+            return True  # the agent calls back or picks up on their side; nothing for this line to do
         if await hand_over(agent.sip_address):
             await self._queue_call("connected", entry_id)
-        else:
-            log.error("call %s: could not connect the caller to %s at %s", self.call_id, agent.name, agent.sip_address)
+            return True
+        log.error("call %s: could not connect the caller to %s at %s", self.call_id, agent.name, agent.sip_address)
+        return False
 
     async def _left_hold(self) -> None:
         """The call is over; a caller still waiting hung up: their place is given up (abandoned)."""

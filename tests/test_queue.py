@@ -153,6 +153,23 @@ def test_a_caller_who_hangs_up_is_abandoned_unless_already_taken(queue):
         queue.abandon(9999)
 
 
+def test_a_caller_whose_agent_never_picked_up_goes_back_to_their_place(queue):
+    first = queue.enqueue(caller(), now=at(0))
+    second = queue.enqueue(caller(), now=at(10))
+    on_duty(queue, "alice")
+    on_duty(queue, "bob")
+    assert queue.take_next("alice", now=at(20)).id == first.id
+    back = queue.return_to_queue(first.id, now=at(50))
+    assert (back.state, back.agent, back.taken_at, back.enqueued_at) == (WAITING, None, None, at(0))
+    assert queue.agent("alice").state == OFFLINE  # not at her phone: she gets no more callers
+    assert [e.id for e in queue.routable(now=at(51))] == [first.id, second.id]  # still first in line
+    assert queue.take_next("bob", now=at(52)).id == first.id
+    assert [e.kind for e in queue.events_after(0)].count("returned") == 1
+    queue.connected(first.id)
+    with pytest.raises(QueueError, match="not waiting to be put through"):
+        queue.return_to_queue(first.id)  # once put through, the caller is the agent's
+
+
 def test_wrap_up_records_the_disposition_and_frees_the_agent(queue):
     entry = queue.enqueue(caller(task="bill_pay"), now=at(0))
     on_duty(queue, "alice")

@@ -160,6 +160,39 @@ def test_a_caller_who_asks_for_a_person_is_put_through_to_the_agents_phone(line,
     assert (record["outcome"], record["queue_outcome"]) == ("escalated", "taken")
 
 
+def test_a_caller_whose_agent_does_not_pick_up_goes_back_to_their_place_in_line(line, voice, phones):
+    from ivr.queue import open_queue
+
+    settings = Settings.from_env(dict(os.environ, IVR_VAR=str(line.var_dir)))
+    hold, _ = voice("agent-away", 60.0)
+    asks, _ = voice("asks-for-agent-again", LEAD, "I want to talk to an agent", 40.0)
+    agent = phones("agent1", hold, sip_port=line.agent_port)  # rings, nobody answers
+    with open_queue(settings) as queue:
+        queue.set_agent_state("agent1", "available")
+        caller = phones("unlucky-caller", asks)
+        caller.dial(line.uri)
+        caller.wait_for("CALL_ESTABLISHED", timeout=10)
+        deadline, taken = time.monotonic() + 40, None
+        while taken is None:
+            assert time.monotonic() < deadline, "the caller never joined the queue"
+            time.sleep(0.5)
+            taken = queue.take_next("agent1")
+        agent.wait_for("CALL_INCOMING", timeout=20)
+        agent.hang_up()  # declines the call
+        deadline = time.monotonic() + 20
+        while queue.entry(taken.id).state != "waiting":
+            assert time.monotonic() < deadline, f"the caller did not go back in line: {queue.entry(taken.id)}"
+            time.sleep(0.3)
+        back = queue.entry(taken.id)
+        assert back.enqueued_at == taken.enqueued_at and back.agent is None  # their old place
+        assert queue.agent("agent1").state == "offline"  # not at their phone: no more callers for them
+        caller.hang_up()
+        caller.wait_for("CALL_CLOSED", timeout=10)
+    record = last_call(line, "unlucky-caller")
+    assert "could not be reached" in " ".join(record["turns"][0]["bot"])
+    assert (record["outcome"], record["queue_outcome"]) == ("escalated", "abandoned")
+
+
 def test_the_line_outlives_garbage_with_its_memory_and_still_takes_calls(line, voice, phones):
     async def flood() -> tuple[int, int]:
         peer = await RawPeer(line.address, user="garbage-peer").open()

@@ -18,7 +18,8 @@ ENDPOINT_KEYS = {"trailing_silence_ms", "no_input_ms", "max_utterance_ms"}
 TTS_KEYS = {"voice", "rate"}
 HINT_KEYS = {"intents", "examples_per_intent"}
 FRUSTRATION_KEYS = {"threshold", "phrases"}
-HOLD_TEXTS = {"announcement", "callback_offer", "ask_number", "callback_confirmed", "bad_number", "connecting"}
+HOLD_TEXTS = {"announcement", "callback_offer", "ask_number", "callback_confirmed", "bad_number", "connecting",
+              "agent_unreachable"}
 HOLD_KEYS = {"announce_every_s", "callback_words", "callback_key", *HOLD_TEXTS}
 TOP_KEYS = {"prompts", "endpointing", "tts", "hints", "frustration", "hold"}
 DEFAULT_HINT_INTENTS = ("pay_bill", "check_balance", "change_address", "request_agent", "goodbye")
@@ -54,6 +55,7 @@ class HoldSettings:
     callback_confirmed: str = "Thank you. We will call you back at {number}, and you keep your place in line. Goodbye."
     bad_number: str = "Sorry, that is not a number we can call."
     connecting: str = "An agent is ready for you now. Connecting you."
+    agent_unreachable: str = "I'm sorry, that agent could not be reached. You keep your place in line."
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def spoken_number(number: str) -> str:
 
 class OnHold:
     def __init__(self, line: HoldLine, entry_id: int, settings: HoldSettings, caller_number: Optional[str]):
-        self._line, self.entry_id, self._settings = line, entry_id, settings
+        self.line, self.entry_id, self._settings = line, entry_id, settings
         self._caller_number = caller_number
         self._answers: asyncio.Queue[str] = asyncio.Queue()
         self._awaiting_number = False
@@ -82,9 +82,9 @@ class OnHold:
         await self._announce()
         next_announcement = loop.time() + self._settings.announce_every_s
         while True:
-            state = (await self._line.queue_call("entry", self.entry_id)).state
+            state = (await self.line.queue_call("entry", self.entry_id)).state
             if state == TAKEN:
-                await self._line.say(self._settings.connecting, "hold_connecting", Expectation())
+                await self.line.say(self._settings.connecting, "hold_connecting", Expectation())
                 return self._end(TAKEN)
             if state not in ROUTABLE:
                 return self._end(state)
@@ -99,7 +99,7 @@ class OnHold:
 
     async def _music_until_answer(self, seconds: float) -> Optional[str]:
         """Hold music for `seconds`, cut short by whatever the caller says or keys."""
-        music = asyncio.ensure_future(self._line.play_music(seconds))
+        music = asyncio.ensure_future(self.line.play_music(seconds))
         answer = asyncio.ensure_future(self._answers.get())
         try:
             await asyncio.wait({music, answer}, return_when=asyncio.FIRST_COMPLETED)
@@ -115,13 +115,13 @@ class OnHold:
 
     async def _announce(self) -> None:
         try:
-            position: Position = await self._line.queue_call("position", self.entry_id)
+            position: Position = await self.line.queue_call("position", self.entry_id)
         except QueueError:
             log.exception("queue entry %s: no position to announce", self.entry_id)
             position = Position(0, 0.0)
         text = self._settings.announcement.format(position=position.place,
                                                   minutes=minutes_phrase(position.estimated_wait_s))
-        await self._line.say(f"{text} {self._settings.callback_offer}", "hold_announcement", self.offer)
+        await self.line.say(f"{text} {self._settings.callback_offer}", "hold_announcement", self.offer)
 
     def _wants_callback(self, answer: str) -> bool:
         answer = answer.lower().strip()
@@ -132,7 +132,7 @@ class OnHold:
         if not number:
             self._awaiting_number = True
             try:
-                await self._line.say(self._settings.ask_number, "hold_ask_number", Expectation("digits"))
+                await self.line.say(self._settings.ask_number, "hold_ask_number", Expectation("digits"))
                 keyed = await asyncio.wait_for(self._answers.get(), NUMBER_WAIT_S)
             except asyncio.TimeoutError:
                 keyed = ""
@@ -140,9 +140,9 @@ class OnHold:
                 self._awaiting_number = False
             number = callback_number("".join(c for c in keyed if c.isdigit() or c == "+"))
         if not number:
-            await self._line.say(self._settings.bad_number, "hold_bad_number", self.offer)
+            await self.line.say(self._settings.bad_number, "hold_bad_number", self.offer)
             return False
-        await self._line.queue_call("request_callback", self.entry_id, number)
-        await self._line.say(self._settings.callback_confirmed.format(number=spoken_number(number)),
+        await self.line.queue_call("request_callback", self.entry_id, number)
+        await self.line.say(self._settings.callback_confirmed.format(number=spoken_number(number)),
                              "hold_callback_confirmed", Expectation())
         return True

@@ -69,7 +69,7 @@ class Position:
 class QueueEvent:
     """One change to the queue, in order: the console's live feed and the reports' history."""
     id: int
-    kind: str  # enqueued | callback | taken | connected | wrapped_up | abandoned | agent_added | agent_state
+    kind: str  # enqueued | callback | taken | connected | returned | wrapped_up | abandoned | agent_added | agent_state
     at: datetime
     entry_id: Optional[int] = None
     agent: Optional[str] = None

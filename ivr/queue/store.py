@@ -313,6 +313,22 @@ class QueueStore(DatabaseStore):
                 self._record(conn, "connected", moment, entry_id=entry_id, agent=row.agent)
             return _entry(_entry_row(conn, entry_id))
 
+    def return_to_queue(self, entry_id: int, now: Optional[datetime] = None) -> QueueEntry:
+        """The agent's phone did not answer: the caller waits again in their old place (enqueued_at kept), and
+        the agent, who is not at their phone, goes offline."""
+        moment = now or utc_now()
+        with self._transaction(write=True) as conn:
+            row = _entry_row(conn, entry_id, lock=True)
+            if row.state != TAKEN or row.connected_at is not None:
+                raise QueueError(f"caller {entry_id} is {row.state.replace('_', ' ')}, not waiting to be put through")
+            conn.execute(_entries.update().where(_entries.c.id == entry_id)
+                         .values(state=WAITING, agent=None, taken_at=None))
+            conn.execute(_agents.update().where(_agents.c.name == row.agent).values(
+                state=OFFLINE, state_since=to_db(moment)))
+            self._record(conn, "returned", moment, entry_id=entry_id, agent=row.agent,
+                         detail="the agent's phone did not answer")
+            return _entry(_entry_row(conn, entry_id))
+
     def wrap_up(self, entry_id: int, agent_name: str, disposition: str,
                 now: Optional[datetime] = None) -> QueueEntry:
         """The agent is done with their caller: the disposition is recorded and the agent is available again
