@@ -120,3 +120,17 @@ def fresh_database(request, tmp_path, sqlite_file: str):
     name = server.create_database()
     yield server.url(name)
     server.drop_database(name)
+
+
+@pytest.fixture
+def call(bot, event_loop_for_bot, accounts):
+    """Runs a scenario file from tests/scenarios through the whole bot; fails with the turns if it does not pass."""
+    from ivr.simulate import load_scenario, run_scenario
+
+    def run(name: str) -> dict:
+        result = event_loop_for_bot.run_until_complete(run_scenario(bot, load_scenario(ROOT / "tests" / "scenarios" / name)))
+        turns = "\n".join(f"  said {t['said']!r} heard {t['heard']!r} -> {t['intent']} / bot: {t['bot']!r}"
+                          for t in result["turns"])
+        assert result["passed"], f"{result['failures']}\n{turns}"
+        return result
+    return run

@@ -94,18 +94,6 @@ def test_hold_settings_with_mistakes_are_reported_by_file_and_line(tmp_path):
 
 # -- through the real pipeline into the real queue ---------------------------------------------------
 
-@pytest.fixture
-def call(bot, event_loop_for_bot, accounts):
-    def run(name: str, scenario=None) -> dict:
-        scenario = scenario or load_scenario(SCENARIOS / name)
-        result = event_loop_for_bot.run_until_complete(run_scenario(bot, scenario))
-        turns = "\n".join(f"  said {t['said']!r} heard {t['heard']!r} -> {t['intent']} / bot: {t['bot']!r}"
-                          for t in result["turns"])
-        assert result["passed"], f"{result['failures']}\n{turns}"
-        return result
-    return run
-
-
 def test_an_upset_caller_is_queued_first_with_their_mood_and_words(call, bot):
     result = call("frustrated_caller_flite.yml")
     entry = bot.backstage.queue.entry(result["queue_entry"])

@@ -1,23 +1,5 @@
 """The routine tasks end to end, by voice and keypad, and what they leave in the accounts database."""
-from pathlib import Path
-
-import pytest
-
 from ivr.accounts import Address
-from ivr.simulate import load_scenario, run_scenario
-
-SCENARIOS = Path(__file__).parent / "scenarios"
-
-
-@pytest.fixture
-def call(bot, event_loop_for_bot, accounts):
-    def run(name: str) -> dict:
-        result = event_loop_for_bot.run_until_complete(run_scenario(bot, load_scenario(SCENARIOS / name)))
-        turns = "\n".join(f"  said {t['said']!r} heard {t['heard']!r} -> {t['intent']} / bot: {t['bot']!r}"
-                          for t in result["turns"])
-        assert result["passed"], f"{result['failures']}\n{turns}"
-        return result
-    return run
 
 
 def test_paying_the_full_balance_with_the_card_on_file_leaves_nothing_due(call, accounts):
