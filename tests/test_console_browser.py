@@ -11,7 +11,7 @@ from ivr.events import TranscriptLine
 from ivr.queue import open_queue
 from tests.console_helpers import IVR, ROOT, Serve, escalation, settings_for
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+import playwright.sync_api as playwright_api  # noqa: E402 - installed by make setup; missing is a failure
 CHROMIUM = "/usr/bin/chromium"
 
 
