@@ -98,6 +98,10 @@ def test_agent_sees_a_caller_arrive_takes_them_and_wraps_up(page, console, store
     assert transcript == ["Bot: How can I help you?", f"Caller: {hostile}"]
     assert page.locator("#pop-transcript script").count() == 0
     assert page.locator("#agent-state").inner_text() == "Busy"
+    assert page.locator("#pop-line").inner_text() == "Ringing your phone…"
+    store.connected(entry.id)  # the phone line put the caller through to alice's phone
+    playwright_api.expect(page.locator("#pop-line")).to_have_text("Connected to your phone",
+                                                                   timeout=10_000)  # pushed, no reload
     page.screenshot(path=str(tmp_path / "screen-pop.png"), full_page=True)
     print(f"screenshot: {tmp_path / 'screen-pop.png'}")
 

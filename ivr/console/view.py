@@ -96,7 +96,19 @@ def screen_pop(entry: QueueEntry, at: datetime) -> dict:
         "call_id": escalation.call_id,
         "transcript": [{"speaker": line.speaker, "text": line.text} for line in escalation.transcript],
         "agent": entry.agent,
+        "line": line_text(entry),
     }
+
+
+def line_text(entry: QueueEntry) -> str:
+    """Where the caller is, for the agent who took them."""
+    if entry.connected_at:
+        return "Connected to your phone"
+    if entry.callback_number:
+        return "Left the line: call them back"
+    if entry.escalation.channel == "sip":
+        return "Ringing your phone…"
+    return "On hold: the bot is telling them you are taking the call"
 
 
 def agent_counts(agents: Iterable[Agent]) -> dict[str, int]:

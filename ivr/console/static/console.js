@@ -12,6 +12,13 @@
     summary.textContent = update.summary;
     status.textContent = "";
   });
+  feed.addEventListener("change", function (event) {
+    const change = JSON.parse(event.data);
+    const line = document.getElementById("pop-line");  // the caller this agent holds was put through
+    if (line && change.kind === "connected" && String(change.entry_id) === line.dataset.entry) {
+      line.textContent = "Connected to your phone";
+    }
+  });
   feed.addEventListener("problem", function (event) {
     status.textContent = "Queue unavailable: " + event.data + " Retrying…";
   });
