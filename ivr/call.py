@@ -219,13 +219,13 @@ class Call:
 
     def _on_dtmf(self, digits: str) -> None:
         state = self._state
-        if state.speaking:
-            self._barge_in()
         for key in digits:
+            if key == "#" and not state.digits:
+                continue  # the pound key after an entry already complete at its length: the read-back plays on
+            if state.speaking:
+                self._barge_in()
             if key == "*":
                 state.digits = ""
-            elif key == "#" and not state.digits:
-                continue  # the pound key after an entry already complete at its length
             elif key == "#" or (state.expects.length and len(state.digits + key) >= state.expects.length):
                 typed = state.digits + (key if key != "#" else "")
                 state.digits = ""

@@ -28,12 +28,16 @@ def test_a_caller_talks_over_the_greeting_keys_an_account_number_and_hangs_up(se
             await caller.bot_finished(caller.prompts_done)
             asked = caller.heard(answer)
             keyed = await caller.keys("48151623")
-            await caller.first_audio_after(keyed)
-            await asyncio.sleep(1.0)
+            read_back = await caller.first_audio_after(keyed)
+            await caller.keys("#")  # out of habit, while the bot reads the number back
+            await asyncio.sleep(7.0)
             await caller.hang_up()
-        return caller, greeting, spoke, answer, asked
+        return caller, greeting, spoke, answer, asked, read_back
 
-    caller, greeting, spoke, answer, asked = asyncio.run(call())
+    caller, greeting, spoke, answer, asked, read_back = asyncio.run(call())
+    # The pound key after a complete number is not an answer: the read-back plays on, nothing is cleared.
+    assert not [t for t, kind, _ in caller.events if kind == "clear" and t > read_back]
+    assert voiced_seconds(caller.heard(read_back), 8000) > 3.5  # "... account 4 8 1 5 1 6 2 3. Now ... PIN"
     media = [t for t, kind, _ in caller.events if kind == "media"]
     clear = next(t for t, kind, _ in caller.events if kind == "clear")
     assert clear - spoke < BARGE_IN_LIMIT, f"clear came {clear - spoke:.3f} s after the caller began"
