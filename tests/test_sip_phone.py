@@ -99,6 +99,19 @@ def last_call(line, caller: str) -> dict:
         time.sleep(1)
 
 
+def taken_by_agent1(queue, caller: Baresip, line):
+    """The caller dials the bot and asks for a person; agent1, available, takes them as soon as they are queued."""
+    queue.set_agent_state("agent1", "available")
+    caller.dial(line.uri)
+    caller.wait_for("CALL_ESTABLISHED", timeout=10)
+    deadline, taken = time.monotonic() + 40, None
+    while taken is None:
+        assert time.monotonic() < deadline, "the caller never joined the queue"
+        time.sleep(0.5)
+        taken = queue.take_next("agent1")
+    return caller, taken
+
+
 def test_a_caller_is_understood_and_keys_their_account_number(line, voice, phones):
     audio, ends = voice("balance", LEAD, "I want to check my balance", 5.0, 11.0)
     said_at, keys_at = ends[1], ends[2]
@@ -144,15 +157,7 @@ def test_a_caller_who_asks_for_a_person_is_put_through_to_the_agents_phone(line,
     to_agent, _ = voice("to-the-agent", 0.5, "Hello, I have a question about my bill.", 1.0)
     agent = phones("agent1", hold, auto_answer=True, sip_port=line.agent_port)
     with open_queue(settings) as queue:
-        queue.set_agent_state("agent1", "available")
-        caller = phones("transfer-caller", asks)
-        caller.dial(line.uri)
-        caller.wait_for("CALL_ESTABLISHED", timeout=10)
-        deadline, taken = time.monotonic() + 40, None
-        while taken is None:  # agent1 at the console takes the next caller as soon as there is one
-            assert time.monotonic() < deadline, "the caller never joined the queue"
-            time.sleep(0.5)
-            taken = queue.take_next("agent1")
+        caller, taken = taken_by_agent1(queue, phones("transfer-caller", asks), line)
         agent.wait_for("CALL_ESTABLISHED", timeout=40)  # the line rang agent1's phone; it answered
         caller.speak(to_agent)
         caller.wait_for("CALL_CLOSED", timeout=20)  # the caller hangs up after speaking to the agent...
@@ -173,15 +178,7 @@ def test_a_caller_whose_agent_does_not_pick_up_goes_back_to_their_place_in_line(
     asks, _ = voice("asks-for-agent-again", LEAD, "I want to talk to an agent", 40.0)
     agent = phones("agent1", hold, sip_port=line.agent_port)  # rings, nobody answers
     with open_queue(settings) as queue:
-        queue.set_agent_state("agent1", "available")
-        caller = phones("unlucky-caller", asks)
-        caller.dial(line.uri)
-        caller.wait_for("CALL_ESTABLISHED", timeout=10)
-        deadline, taken = time.monotonic() + 40, None
-        while taken is None:
-            assert time.monotonic() < deadline, "the caller never joined the queue"
-            time.sleep(0.5)
-            taken = queue.take_next("agent1")
+        caller, taken = taken_by_agent1(queue, phones("unlucky-caller", asks), line)
         agent.wait_for("CALL_INCOMING", timeout=20)
         agent.hang_up()  # declines the call
         deadline = time.monotonic() + 20
