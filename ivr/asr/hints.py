@@ -18,8 +18,10 @@ def whisper_prompt(expects: Expectation) -> str:
     """Text Whisper reads as what came before: it primes the wording and the way numbers are written."""
     if expects.kind == "digits":
         count = expects.length or 8
-        example = " ".join(("4815162342" * 2)[:count])
-        return f"Account number: {example}. Zero is 0."
+        # Every digit in the example (the old one, 4815162342, had no 0, 7 or 9): free decodes of the
+        # benchmark's digit strings went from 77/63/29 % exact to 81/69/34 % (wideband/phone/noisy).
+        example = " ".join(("9073481562" * 2)[:count])
+        return f"Account number: {example}."
     if expects.kind == "yes_no":
         return "Yes. No. Yes, that's right. No, that's wrong."
     if expects.kind == "amount":

@@ -17,6 +17,7 @@ import numpy as np
 
 from ivr.asr.base import RecognitionError
 from ivr.asr.hints import whisper_prompt
+from ivr.asr.numbers import without_runaway
 from ivr.audio.pcm import WIDEBAND_RATE, resample, rms_dbfs
 from ivr.events import AudioChunk, Expectation, Transcript
 
@@ -126,10 +127,24 @@ class WhisperRecognizer:
         if audio.seconds < 0.1 or _loudest(audio) < SILENCE_DBFS:
             return Transcript("", 0.0)
         samples = np.frombuffer(resample(audio, WIDEBAND_RATE).pcm, "<i2").astype(np.float32) / 32768
+        if expects.wants_digits and expects.length:
+            keyed = self._transcribe(samples, audio.seconds, expects, digits_only=True)
+            if len(without_runaway(re.sub(r"\D", "", keyed.text), expects.length)) == expects.length:
+                return keyed
+        return self._transcribe(samples, audio.seconds, expects)
+
+    def _transcribe(self, samples: np.ndarray, seconds: float, expects: Expectation,
+                    digits_only: bool = False) -> Transcript:
+        """`digits_only`: Whisper may write nothing but digits, and no more of them than the prompt
+        asks for (plus two, so a longer answer still shows as too long). Left free, tiny.en writes
+        "nine oh" as "I know", drops digits into words ("I made 3") and loops ("9 4 1 4 9 4 1 4 ...")."""
+        options = window(seconds, expects)
+        if digits_only:
+            options.update(suppress_tokens=_all_but_digits(self._model), max_new_tokens=expects.length + 2)
         segments, _ = self._model.transcribe(
             samples, language="en", beam_size=1, temperature=0.0, without_timestamps=True,
             condition_on_previous_text=False, vad_filter=False, initial_prompt=whisper_prompt(expects),
-            **window(audio.seconds, expects))
+            **options)
         segments = [s for s in segments if not (s.no_speech_prob > NO_SPEECH and s.avg_logprob < POOR_LOGPROB)]
         text = without_repeats(" ".join(s.text.strip() for s in segments).strip())
         if not text:
@@ -173,6 +188,16 @@ class WhisperUtterance:
         before = AudioChunk(bytes(self._audio[:self._speculated_at]), self._rate)
         # Quiet relative to the caller's own speech as well as absolutely: phone lines hiss.
         return _loudest(after) < max(SILENCE_DBFS, _loudest(before) - 20.0)
+
+
+@lru_cache(maxsize=None)
+def _all_but_digits(model) -> tuple[int, ...]:
+    """Every text token but single digits, spaces and the punctuation Whisper puts between digits:
+    suppressing the rest leaves the decoder only digits to write."""
+    tokenizer = model.hf_tokenizer
+    end_of_text = tokenizer.token_to_id("<|endoftext|>")
+    return tuple(i for i in range(end_of_text)
+                 if not re.fullmatch(r"\s?[0-9]|\s?[.,-]|\s", tokenizer.decode([i])))
 
 
 def _loudest(audio: AudioChunk) -> float:
