@@ -17,7 +17,7 @@ import numpy as np
 
 from ivr.asr.base import RecognitionError
 from ivr.asr.hints import whisper_prompt
-from ivr.asr.numbers import without_runaway
+from ivr.asr.numbers import numeric, without_runaway
 from ivr.audio.pcm import WIDEBAND_RATE, resample, rms_dbfs
 from ivr.events import AudioChunk, Expectation, Transcript
 
@@ -100,7 +100,18 @@ def without_repeats(text: str) -> str:
         plain, previous = sentence.strip(" .,!?").lower(), kept[-1].strip(" .,!?").lower() if kept else ""
         if len(previous.split()) < 3 or len(plain.split()) < 3 or not previous.startswith(plain):
             kept.append(sentence)  # not a repeat of the sentence before, nor its cut-off start
-    return " ".join(kept)
+    return _without_looped_phrase(" ".join(kept))
+
+
+def _without_looped_phrase(text: str) -> str:
+    """"balance, balance, balance, balance, bal" is "balance": a phrase said three times or more in
+    one breath, then cut off by the token cap, is Whisper looping. Never numbers ("5, 5, 5, 5" is a PIN)."""
+    phrases = [p.strip().lower() for p in re.split(r"[,.!?]", text) if p.strip()]
+    first = phrases[0] if phrases else ""
+    if (len(phrases) < 3 or any(numeric(w) for w in first.split())
+            or not all(p == first or first.startswith(p) for p in phrases[1:])):
+        return text
+    return re.split(r"[,.!?]", text.strip())[0].strip() + "."
 
 
 class WhisperRecognizer:
