@@ -31,6 +31,16 @@ def test_spoken_and_written_digits_become_a_digit_string(heard, digits):
     assert normalise(heard, DIGITS) == digits
 
 
+@pytest.mark.parametrize("heard, length, digits", [
+    ("9 4 1 4 9 4 1", 4, "9414"),  # Whisper started the PIN over
+    ("7 1 7 0 7 6 9 1 7 1 7", 8, "71707691"),
+    ("1 2 3 4 5 6 7 8 9", 8, "123456789"),  # a ninth digit that is new stays: the caller is asked again
+    ("1 2 3 4", 8, "1234"),
+])
+def test_a_runaway_repeat_is_cut_at_the_expected_length(heard, length, digits):
+    assert normalise(heard, Expectation("digits", length)) == digits
+
+
 def test_words_that_are_not_digits_are_kept_for_the_dialog():
     assert normalise("I want to talk to an agent", DIGITS) == "I want to talk to an agent"
     assert normalise("I don't know it", DIGITS) == "I don't know it"

@@ -122,6 +122,11 @@ def test_a_sentence_whisper_says_twice_is_kept_once_but_repeated_digits_are_not_
     assert without_repeats("4. 4. 8. 1.") == "4. 4. 8. 1."
     assert without_repeats("Four, four, eight, one.") == "Four, four, eight, one."
     assert without_repeats("No. No.") == "No. No."
+    assert without_repeats("balance, balance, balance, balance, bal") == "balance."
+    assert without_repeats("Let me pay my bill, let me pay my bill, let me pay my bill, let") == "Let me pay my bill."
+    assert without_repeats("5, 5, 5, 5") == "5, 5, 5, 5"
+    assert without_repeats("Five, five, five, five.") == "Five, five, five, five."
+    assert without_repeats("Bye, bye.") == "Bye, bye."
 
 
 def test_open_questions_prime_whisper_with_words_not_whole_sentences():

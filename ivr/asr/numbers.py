@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Optional
 
 from text_to_num import alpha2digit, text2num
 
@@ -26,12 +27,21 @@ NO = {"no", "nope", "nah", "wrong", "incorrect", "negative"}
 def normalise(text: str, expects: Expectation) -> str:
     """Digits as a digit string, yes/no as "yes"/"no", amounts as "50.25"; otherwise the text as heard."""
     if expects.kind == "digits":
-        return _digits(words(text)) or text.strip()
+        return without_runaway(_digits(words(text)), expects.length) or text.strip()
     if expects.kind == "yes_no":
         return _yes_no(words(text)) or text.strip()
     if expects.kind == "amount":
         return _amount(text) or text.strip()
     return text.strip()
+
+
+def without_runaway(digits: str, length: Optional[int]) -> str:
+    """The first `length` digits when Whisper ran on by starting the string over ("9 4 1 4 9 4 1"
+    for 9414): a caller who says more digits than asked says new ones, not the same again."""
+    extra = len(digits) - (length or len(digits))
+    if extra > 0 and digits[length:] == (digits * (extra // len(digits) + 2))[:extra]:
+        return digits[:length]
+    return digits
 
 
 def words(text: str) -> list[str]:
