@@ -102,11 +102,14 @@ def test_a_prompt_that_is_not_a_response_is_reported(dialogs_copy):
 
 
 def test_open_questions_are_hinted_with_the_callers_own_words_from_nlu(dialogs_copy):
+    voice = dialogs_copy / "voice.yml"
+    assert load_voice_settings(dialogs_copy).prompt("utter_greet").expects.phrases == ()  # the domain's words
+    voice.write_text(voice.read_text().replace("intents: []", "intents: [pay_bill, check_balance, change_address, "
+                                                              "request_agent, goodbye]"))
     settings = load_voice_settings(dialogs_copy)
     greet = settings.prompt("utter_greet").expects
     assert "i want to pay my bill" in greet.phrases and "agent" in greet.phrases
     assert settings.prompt("utter_ask_account_number").expects.phrases == ()  # digits have their own hints
-    voice = dialogs_copy / "voice.yml"
     voice.write_text(voice.read_text().replace("request_agent, goodbye]", "request_agent, say_goodbye]"))
     assert any("say_goodbye" in str(p) and "voice.yml:" in str(p) for p in check_dialogs(dialogs_copy))
 
