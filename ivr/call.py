@@ -28,7 +28,7 @@ from ivr.events import (FREE, AudioChunk, Dtmf, Escalation, Expectation, NoInput
 from ivr.masking import HIDDEN, Seal
 from ivr.queue.handoff import handoff
 from ivr.queue.hold import HoldLine, OnHold
-from ivr.queue.model import ABANDONED, TAKEN, WAITING, QueueError
+from ivr.queue.model import TAKEN, WAITING, QueueError
 from ivr.transports.base import Hangup, Transport
 
 log = logging.getLogger(__name__)
@@ -281,8 +281,7 @@ class Call:
         """While queued, what the caller says goes to the hold (a callback), not to the dialog."""
         if caller_turn.kind == "speech":
             transcript = await asyncio.get_running_loop().run_in_executor(self._asr, caller_turn.utterance.finish)
-            turn.heard = normalise(transcript.text, self._state.expects).strip()
-            turn.confidence = transcript.confidence
+            self._understood(transcript, turn)
         elif caller_turn.kind == "dtmf":
             turn.heard = caller_turn.digits
         else:
@@ -367,11 +366,10 @@ class Call:
     # -- escalation -> queue -> on hold ----------------------------------------------------------
 
     async def _join_queue(self, escalation: Escalation) -> None:
-        queue = self.backstage.queue
-        if queue is None:
+        if self.backstage.queue is None:
             return
         try:
-            entry = await asyncio.get_running_loop().run_in_executor(None, queue.enqueue, escalation)
+            entry = await self._queue_call("enqueue", escalation)
         except QueueError:
             log.exception("call %s: the queue is unavailable; the caller cannot be held for an agent", self.call_id)
             return
@@ -413,8 +411,7 @@ class Call:
         if self._hold is None or self._hold.outcome is not None:
             return
         try:
-            entry = await self._queue_call("abandon", self._hold.entry_id)
-            self._state.queue_outcome = entry.state if entry.state != WAITING else ABANDONED
+            self._state.queue_outcome = (await self._queue_call("abandon", self._hold.entry_id)).state
         except QueueError:
             log.exception("call %s: could not mark queue entry %s abandoned", self.call_id, self._hold.entry_id)
 
