@@ -104,6 +104,7 @@ class CallerFiles:
                     await asyncio.sleep(0)
             self._speaking = False
             self._next = index + 1  # what the bot plays from now on answers this item
+            self._play_out()
             async for chunk in self._silence(self._wait_limit, until=self._bot_spoke, at_least=SETTLE):
                 yield chunk
         self._next = len(self._items)
@@ -150,6 +151,15 @@ class CallerFiles:
             if not self._playing:
                 self._drained.set()
         return caller_frame
+
+    def _play_out(self) -> None:
+        """No barge-in is due any more: the rest of the prompt plays while the caller is silent. Left queued, it
+        would wait for caller frames that never come (the caller waits for the bot to finish): a deadlock."""
+        if self._playing and not self._barge_in_due():
+            self.heard.append(AudioChunk(bytes(self._playing), self.rate, self._clock))
+            self._clock += len(self._playing) / SAMPLE_WIDTH / self.rate
+            self._playing.clear()
+            self._drained.set()
 
     def _barge_in_due(self) -> bool:
         return self._next < len(self._items) and self._items[self._next].barge_in_at is not None
