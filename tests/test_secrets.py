@@ -41,11 +41,16 @@ expect: {outcome: self_served, task: bill_pay}
 """
 
 
-def leaks(text: str) -> list[str]:
-    """Where a text shows the PIN or the card number, in the ways a person or a program would write them."""
-    patterns = [rf"(?<!\d){PIN}(?!\d)", r"2\W{0,3}4\W{0,3}6\W{0,3}8(?!\d)", "two four six eight",
+def leaks(text: str, besides: str = "") -> list[str]:
+    """Where a text shows the PIN or the card number, in the ways a person or a program would write them.
+
+    Digits inside a longer number are not the PIN: a timestamp's microseconds, a latency, or the
+    random confirmation number `besides` (read back "K M 4 8 2 4 6 8") may end in 2468 by chance."""
+    if besides:
+        text = re.sub(r"\W{0,3}".join(map(re.escape, besides)), "", text, flags=re.IGNORECASE)
+    patterns = [rf"(?<![\d.]){PIN}(?!\d)", r"(?<![\d.])2\W{0,3}4\W{0,3}6\W{0,3}8(?!\d)", "two four six eight",
                 r"4111\W?1111\W?1111\W?1111", r"4\W1\W1\W1\W1\W1\W1\W1", "four one one one"]
-    return [m.group() for p in patterns for m in re.finditer(p, text, re.IGNORECASE)]
+    return [text[max(0, m.start() - 40):m.end() + 40] for p in patterns for m in re.finditer(p, text, re.IGNORECASE)]
 
 
 def transcripts(recognizer, channel: AudioChunk) -> list[str]:
@@ -84,13 +89,14 @@ def test_a_pin_and_card_number_reach_no_file_log_tracker_or_recording(bot, event
     (var_dir / "recordings").mkdir(exist_ok=True)
     recording.save(var_dir / "recordings" / "call.wav")
 
+    confirmation = accounts.payments("48151623")[-1].confirmation
     shown = json.dumps(verdict) + json.dumps(result.as_dict())
-    assert leaks(shown) == [], "the call's own report (what ivr simulate --json prints)"
+    assert leaks(shown, confirmation) == [], "the call's own report (what ivr simulate --json prints)"
     tracker = json.dumps(event_loop_for_bot.run_until_complete(bot.dialog.history(result.call_id)))
-    assert leaks(tracker) == [], "the Rasa tracker"
+    assert leaks(tracker, confirmation) == [], "the Rasa tracker"
     assert '"sealed"' in tracker  # the PIN did reach the dialog, sealed
     for path in sorted(p for p in Path(var_dir).rglob("*") if p.is_file()):
-        assert leaks(path.read_bytes().decode("latin-1")) == [], path
+        assert leaks(path.read_bytes().decode("latin-1"), confirmation) == [], path
     assert accounts.payments("48151623")[-1].card_last4 == "1111"
 
     with_call = read_wav(var_dir / "recordings" / "call.wav")

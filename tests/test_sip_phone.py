@@ -113,7 +113,7 @@ def taken_by_agent1(queue, caller: Baresip, line):
 
 
 def test_a_caller_is_understood_and_keys_their_account_number(line, voice, phones):
-    audio, ends = voice("balance", LEAD, "I want to check my balance", 5.0, 11.0)
+    audio, ends = voice("balance", LEAD, "I want to check my balance", 6.5, 11.0)
     said_at, keys_at = ends[1], ends[2]
     caller = phones("balance-caller", audio)
     caller.dial(line.uri)
@@ -131,7 +131,9 @@ def test_a_caller_is_understood_and_keys_their_account_number(line, voice, phone
     assert "4 8 1 5 1 6 2 3" in " ".join(keyed[0]["bot"])
     heard = caller.heard()
     answer = heard.pcm[int((said_at + 0.3) * 8000) * 2:int(keys_at * 8000) * 2]
-    assert voiced_seconds(answer, 8000) > 1.5  # the bot answered in speech the caller heard
+    # the bot answered in speech the caller heard (on failure: what was voiced, second by second, and the turns)
+    timeline = [round(voiced_seconds(heard.pcm[i:i + 16000], 8000), 1) for i in range(0, len(heard.pcm), 16000)]
+    assert voiced_seconds(answer, 8000) > 1.5, (said_at, keys_at, timeline, turns)
 
 
 def test_a_second_caller_finds_the_line_busy(line, voice, phones):
