@@ -74,6 +74,7 @@ class Bot:
 
     async def close(self) -> None:
         await self.dialog.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.voice.synth.close)
         for store in (self.backstage.queue, self.backstage.records):
             if store is not None:
                 store.close()

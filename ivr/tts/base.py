@@ -16,3 +16,6 @@ class Synthesizer(Protocol):
 
     def render(self, text: str) -> AudioChunk:
         """Blocking: the whole text as mono 16-bit PCM."""
+
+    def close(self) -> None:
+        """Blocking: stop rendering and remove any scratch files."""

@@ -29,7 +29,8 @@ class Pyttsx3Synthesizer:
     def __init__(self, voice: str = "en-us", rate: int = 165):
         self.voice, self.rate = voice, rate
         self._jobs: "queue.Queue[Optional[tuple[str, Future]]]" = queue.Queue()
-        self._folder = Path(tempfile.mkdtemp(prefix="ivr-tts-"))
+        self._scratch = tempfile.TemporaryDirectory(prefix="ivr-tts-")  # removed at close or process exit
+        self._folder = Path(self._scratch.name)
         ready: Future = Future()
         self._thread = threading.Thread(target=self._own_engine, args=(ready,), name="pyttsx3", daemon=True)
         self._thread.start()
@@ -42,6 +43,8 @@ class Pyttsx3Synthesizer:
 
     def close(self) -> None:
         self._jobs.put(None)
+        self._thread.join(timeout=5)
+        self._scratch.cleanup()
 
     def _own_engine(self, ready: Future) -> None:
         try:
