@@ -48,3 +48,27 @@ def test_a_long_reply_comes_sentence_by_sentence():
     assert len(parts) == 3
     assert parts[0].seconds < 1.5 < sum(p.seconds for p in parts)  # the first audio is short and ready first
     assert cache.render("Thank you.") is parts[0]  # each sentence is cached on its own
+
+
+FIRST_PROMPT = """
+from ivr.tts.pyttsx3_voice import Pyttsx3Synthesizer
+print(Pyttsx3Synthesizer().render("Hello, thanks for calling. You can pay a bill or check your balance.").seconds)
+"""
+
+
+def test_a_new_voice_speaks_its_first_prompt_while_the_machine_is_busy():
+    """pyttsx3 2.99 returned before espeak-ng had written the first prompt; on a loaded machine
+    that was most first prompts (a caller's greeting) failing with 'cannot open'."""
+    import subprocess
+    import sys
+
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        voices = [subprocess.run([sys.executable, "-c", FIRST_PROMPT], capture_output=True, text=True, timeout=60)
+                  for _ in range(5)]
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    assert [v.stderr[-300:] for v in voices if v.returncode != 0] == []
+    assert all(float(v.stdout.split()[-1]) > 2.0 for v in voices)

@@ -19,6 +19,7 @@ from ivr.events import AudioChunk
 from ivr.tts.base import SynthesisError
 
 log = logging.getLogger(__name__)
+RENDER_LIMIT_SECONDS = 30.0  # a long reply renders in well under a second; this is only a stuck engine
 
 
 def _quiet(*args, **kwargs) -> None:
@@ -52,15 +53,23 @@ class Pyttsx3Synthesizer:
         except Exception as exc:  # noqa: BLE001 - handed to the thread that asked
             ready.set_exception(exc)
             return
+        # pyttsx3 2.99's espeak driver can return from runAndWait as soon as synthesis starts (its
+        # endLoop runs first when the queue is pumped), and writes the file later from espeak's own
+        # thread; under load the file was not there yet. The driver says when it has written it.
+        written = threading.Event()
+        engine.connect("finished-utterance", lambda name, completed: completed and written.set())
         ready.set_result(None)
         count = 0
         while (job := self._jobs.get()) is not None:
             text, done = job
             count += 1
             path = self._folder / f"prompt-{count}.wav"
+            written.clear()
             try:
                 engine.save_to_file(text, str(path))
                 engine.runAndWait()
+                if not written.wait(RENDER_LIMIT_SECONDS):
+                    raise RuntimeError(f"espeak-ng wrote nothing in {RENDER_LIMIT_SECONDS} s")
                 done.set_result(read_wav(path))
             except (BadAudio, RuntimeError, OSError) as exc:
                 done.set_exception(SynthesisError(f"pyttsx3 could not render {text[:40]!r}: {exc}"))
