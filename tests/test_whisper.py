@@ -127,6 +127,15 @@ def test_a_sentence_whisper_says_twice_is_kept_once_but_repeated_digits_are_not_
     assert without_repeats("5, 5, 5, 5") == "5, 5, 5, 5"
     assert without_repeats("Five, five, five, five.") == "Five, five, five, five."
     assert without_repeats("Bye, bye.") == "Bye, bye."
+    assert without_repeats("Yes, I want to pay, I want to check my balance.") == \
+        "Yes, I want to pay, I want to check my balance."
+
+
+def test_a_sentence_with_no_pause_around_it_is_heard_once(whisper, flite):
+    """With no silence either side, tiny.en wrote this one twice ("…balance, I want to check my balance,")."""
+    utterance = whisper.utterance(16000, FREE)
+    say(utterance, flite("I want to check my balance"))
+    assert utterance.finish().text.lower().strip(" .,") == "i want to check my balance"
 
 
 def test_open_questions_prime_whisper_with_words_not_whole_sentences():

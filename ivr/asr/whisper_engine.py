@@ -108,10 +108,14 @@ def without_repeats(text: str) -> str:
 
 def _without_looped_phrase(text: str) -> str:
     """"balance, balance, balance, balance, bal" is "balance": a phrase said three times or more in
-    one breath, then cut off by the token cap, is Whisper looping. Never numbers ("5, 5, 5, 5" is a PIN)."""
+    one breath, then cut off by the token cap, is Whisper looping; so is a sentence of three words or
+    more said twice ("I want to check my balance, I want to check my balance,"). Never numbers
+    ("5, 5, 5, 5" is a PIN)."""
     phrases = [p.strip().lower() for p in re.split(r"[,.!?]", text) if p.strip()]
     first = phrases[0] if phrases else ""
-    if (len(phrases) < 3 or any(numeric(w) for w in first.split())
+    words = first.split()
+    if (len(phrases) < (2 if len(words) >= 3 else 3) or any(w.isdigit() for w in words)
+            or all(numeric(w) for w in words)
             or not all(p == first or first.startswith(p) for p in phrases[1:])):
         return text
     return re.split(r"[,.!?]", text.strip())[0].strip() + "."
