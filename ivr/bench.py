@@ -38,7 +38,7 @@ async def _latency(settings: Settings, paths: list[Path]) -> dict[str, Any]:
     bot = await Bot.load(settings)
     ready = time.monotonic() - began
     try:
-        run = await run_scenarios(bot, paths)
+        run = await run_scenarios(bot, paths, settings)
     finally:
         await bot.close()
     turns = [t["latency"] for s in run["scenarios"] for t in s["turns"] if "endpoint" in t["latency"]]

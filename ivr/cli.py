@@ -93,7 +93,8 @@ def parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="the same dialog by typing")
     chat.set_defaults(run=_chat)
 
-    simulate = commands.add_parser("simulate", help="run scenario files (or folders of them) through the real pipeline")
+    simulate = commands.add_parser("simulate", help="run scenario files (or folders of them) through the real "
+                                                    "pipeline; the demo accounts are reset before each")
     _engines(simulate)
     simulate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     simulate.add_argument("--json", action="store_true")
@@ -269,7 +270,7 @@ def _simulate(args, settings: Settings) -> int:
 
     for path in find_scenarios(args.paths):  # every file is checked before models load
         load_scenario(path)
-    report = asyncio.run(_with_bot(settings, lambda bot: run_scenarios(bot, args.paths)))
+    report = asyncio.run(_with_bot(settings, lambda bot: run_scenarios(bot, args.paths, settings)))
     if args.json:
         print(json.dumps(report, indent=2))
     else:

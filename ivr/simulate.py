@@ -1,6 +1,7 @@
 """Scenario files -> caller audio -> calls through the real pipeline -> results."""
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Any, Optional
 
 import yaml
 
+from ivr.accounts import seed_demo
 from ivr.audio.pcm import PHONE_RATE, WIDEBAND_RATE, BadAudio, phone_channel, read_wav
 from ivr.caller_voices import parse_voice
 from ivr.call import CallResult
@@ -214,8 +216,14 @@ def _barge_in_failure(number: int, turn: CallerTurn, barge_in: Optional[BargeIn]
     return None
 
 
-async def run_scenarios(bot, paths: list[Path]) -> dict[str, Any]:
+async def run_scenarios(bot, paths: list[Path], settings=None) -> dict[str, Any]:
+    """Every scenario in turn. With `settings`, the demo accounts are reset before each one: scenarios are
+    written against them ("$120.75 due"), and a payment in one must not change what the next one hears."""
     scenarios = [load_scenario(p) for p in find_scenarios(paths)]
-    results = [await run_scenario(bot, s) for s in scenarios]
+    results = []
+    for scenario in scenarios:
+        if settings is not None:
+            await asyncio.get_running_loop().run_in_executor(None, seed_demo, settings)
+        results.append(await run_scenario(bot, scenario))
     passed = sum(r["passed"] for r in results)
     return {"scenarios": results, "passed": passed, "failed": len(results) - passed}

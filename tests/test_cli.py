@@ -91,6 +91,14 @@ def test_simulate_reports_json_and_fails_on_a_failed_expectation(tmp_path, train
     assert set(failed["turns"][0]) >= {"said", "heard", "intent", "confidence", "bot"}
 
 
+def test_simulate_resets_the_demo_accounts_so_a_payment_scenario_passes_every_time(tmp_path, trained_model):
+    """The scenario pays the whole $120.75: run twice without a reset, the second caller would hear $0.00."""
+    paying = ROOT / "tests" / "scenarios" / "pay_bill_espeak.yml"
+    done = ivr_command("simulate", paying, paying, "--json", env={"IVR_VAR": str(tmp_path / "var")})
+    report = json.loads(done.stdout or "{}")
+    assert done.returncode == 0 and report["passed"] == 2, (done.stderr[-2000:], report)
+
+
 def test_an_unknown_caller_voice_is_named_with_the_installed_ones(tmp_path):
     scenario = tmp_path / "voice.yml"
     scenario.write_text('name: x\ncaller: {voice: "flite:nobody"}\nturns:\n  - say: "hi"\n')
