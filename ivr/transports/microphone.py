@@ -87,15 +87,14 @@ class Microphone:
                               f"{exc}. Devices: {names}") from exc
 
     def open(self) -> None:
-        """Start capture and playback; call from the event loop before the call starts."""
+        """Open capture and playback (a missing device is said here); call from the event loop."""
         loop = asyncio.get_running_loop()
         in_rate, out_rate = self._device_rate(self._input, "input"), self._device_rate(self._output, "output")
 
         def heard(indata, frames, when, status):  # device thread: hand over and return
             if status.input_overflow:
                 self.overflows += 1
-            at = when.inputBufferAdcTime or when.currentTime or time.monotonic()
-            loop.call_soon_threadsafe(arrived, AudioChunk(bytes(indata), in_rate, self.now()), at)
+            loop.call_soon_threadsafe(arrived, AudioChunk(bytes(indata), in_rate, self.now()))
 
         arrived = self._arrival(in_rate)
         speaker, out_bytes = self._speaker, 2
@@ -105,7 +104,7 @@ class Microphone:
             pcm = speaker.take(frames * out_bytes)
             outdata[:] = np.frombuffer(pcm, dtype="<i2").reshape(-1, 1)
             if played:
-                loop.call_soon_threadsafe(played, pcm, when.outputBufferDacTime or when.currentTime or time.monotonic())
+                loop.call_soon_threadsafe(played, pcm)
 
         self._out_rate = out_rate
         try:
@@ -115,35 +114,45 @@ class Microphone:
                 self._sd.OutputStream(samplerate=out_rate, channels=1, dtype="int16", device=self._output,
                                       blocksize=int(out_rate * BLOCK_SECONDS), callback=speak),
             ]
-            for stream in self._streams:
-                stream.start()
         except self._sd.PortAudioError as exc:
-            raise DeviceError(f"cannot open the sound devices (input {self._input or 'default'}, output "
-                              f"{self._output or 'default'}): {exc}. Pick others with --input-device/"
-                              f"--output-device; `python -m sounddevice` lists them") from exc
+            raise self._device_error(exc) from exc
+
+    def _start(self) -> None:
+        """The devices run from when the call starts listening, not while the models load: a device
+        starved by the loading underruns, and the echo canceller would have to learn the shifted
+        echo again in the caller's first seconds."""
+        try:
+            for stream in self._streams:
+                if not stream.active:
+                    stream.start()
+        except self._sd.PortAudioError as exc:
+            raise self._device_error(exc) from exc
+
+    def _device_error(self, exc: Exception) -> DeviceError:
+        return DeviceError(f"cannot open the sound devices (input {self._input or 'default'}, output "
+                           f"{self._output or 'default'}): {exc}. Pick others with --input-device/"
+                           f"--output-device; `python -m sounddevice` lists them")
 
     def _played_by(self, out_rate: int):
         """What the speaker played, as the echo canceller's reference (on the event loop)."""
         if self._echo is None:
             return None
         echo, to_call_rate = self._echo, StreamResampler(out_rate, self.rate)
-        return lambda pcm, at: echo.played(to_call_rate(AudioChunk(pcm, out_rate)).pcm, at)
+        return lambda pcm: echo.played(to_call_rate(AudioChunk(pcm, out_rate)).pcm)
 
     def _arrival(self, in_rate: int):
-        """Microphone audio as it arrives (on the event loop): at the call's rate, echo removed.
-
-        `at` is the device's capture time, on the same clock as the speaker's playing times.
-        """
+        """Microphone audio as it arrives (on the event loop): at the call's rate, echo removed."""
         to_call_rate = StreamResampler(in_rate, self.rate)
 
-        def arrived(chunk: AudioChunk, at: float) -> None:
+        def arrived(chunk: AudioChunk) -> None:
             chunk = to_call_rate(chunk)
             if self._echo is not None:
-                chunk = AudioChunk(self._echo.heard(chunk.pcm, at), chunk.rate, chunk.timestamp)
+                chunk = AudioChunk(self._echo.heard(chunk.pcm), chunk.rate, chunk.timestamp)
             self._queue.put_nowait(chunk)
         return arrived
 
     async def incoming(self) -> AsyncIterator[Incoming]:
+        self._start()
         while (chunk := await self._queue.get()) is not None:
             yield chunk
         yield Hangup(self.now())
