@@ -12,6 +12,7 @@ import yaml
 from ivr.accounts import seed_demo
 from ivr.audio.pcm import PHONE_RATE, WIDEBAND_RATE, BadAudio, phone_channel, read_wav
 from ivr.caller_voices import parse_voice
+from ivr.config import Settings
 from ivr.call import CallResult
 from ivr.events import AudioChunk, Dtmf
 from ivr.transports.files import BargeIn, CallerFiles, CallerItem, StayOnLine
@@ -216,14 +217,13 @@ def _barge_in_failure(number: int, turn: CallerTurn, barge_in: Optional[BargeIn]
     return None
 
 
-async def run_scenarios(bot, paths: list[Path], settings=None) -> dict[str, Any]:
-    """Every scenario in turn. With `settings`, the demo accounts are reset before each one: scenarios are
-    written against them ("$120.75 due"), and a payment in one must not change what the next one hears."""
+async def run_scenarios(bot, paths: list[Path], settings: Settings) -> dict[str, Any]:
+    """Every scenario in turn, the demo accounts reset before each one (in `settings`' database): scenarios
+    are written against them ("$120.75 due"), and a payment in one must not change what the next one hears."""
     scenarios = [load_scenario(p) for p in find_scenarios(paths)]
     results = []
     for scenario in scenarios:
-        if settings is not None:
-            await asyncio.get_running_loop().run_in_executor(None, seed_demo, settings)
+        await asyncio.get_running_loop().run_in_executor(None, seed_demo, settings)
         results.append(await run_scenario(bot, scenario))
     passed = sum(r["passed"] for r in results)
     return {"scenarios": results, "passed": passed, "failed": len(results) - passed}
