@@ -18,6 +18,7 @@ from ivr.masking import Seal
 from ivr.queue import QueueError, open_queue
 from ivr.records import RecordsError, open_records
 from ivr.transports.base import Transport
+from ivr.transports.typed import NoVoice
 from ivr.tts.cache import PromptCache
 from ivr.tts.pyttsx3_voice import Pyttsx3Synthesizer
 
@@ -30,18 +31,19 @@ class Bot:
     voice_settings: VoiceSettings
     recognizer: object
     dialog: Dialog
-    voice: PromptCache
+    voice: PromptCache | NoVoice
     ready_seconds: float
     backstage: Backstage = Backstage()
 
     @classmethod
-    async def load(cls, settings: Settings) -> "Bot":
+    async def load(cls, settings: Settings, speech: bool = True) -> "Bot":
+        """`speech=False`: a bot for typed callers (`ivr chat`), with no recognizer or voice to load."""
         began = time.monotonic()
         voice_settings = load_voice_settings(settings.dialogs_dir)
         loop = asyncio.get_running_loop()
         recognizer = loop.run_in_executor(None, lambda: load_recognizer(
-            settings.vosk_model, settings.whisper_model, settings.models_dir, log))
-        voice = loop.run_in_executor(None, cls._voice, voice_settings)
+            settings.vosk_model, settings.whisper_model, settings.models_dir, log) if speech else None)
+        voice = loop.run_in_executor(None, cls._voice, voice_settings) if speech else _ready(NoVoice())
         dialog = await Dialog.load(settings.dialogs_dir, settings.models_dir, voice_settings, settings.var_dir)
         try:
             bot = cls(settings, voice_settings, await recognizer, dialog, await voice, 0.0)
@@ -74,10 +76,17 @@ class Bot:
 
     async def close(self) -> None:
         await self.dialog.close()
-        await asyncio.get_running_loop().run_in_executor(None, self.voice.synth.close)
+        if isinstance(self.voice, PromptCache):
+            await asyncio.get_running_loop().run_in_executor(None, self.voice.synth.close)
         for store in (self.backstage.queue, self.backstage.records):
             if store is not None:
                 store.close()
+
+
+def _ready(value) -> asyncio.Future:
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
 
 
 def _open(opener, settings: Settings, what: str):

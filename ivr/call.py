@@ -11,8 +11,8 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
 
 from ivr.asr.numbers import normalise
@@ -23,13 +23,14 @@ from ivr.dialog.settings import HoldSettings
 from ivr.audio.endpointer import Endpointer, Timing
 from ivr.audio.pcm import resample
 from ivr.audio.recording import Recording
+from ivr.call_result import CallResult, outcome_of, tasks_of
 from ivr.events import (FREE, AudioChunk, Dtmf, Escalation, Expectation, NoInput, Prompt,
                         SpeechEnded, SpeechStarted, Transcript, TrailingSilence, Turn)
 from ivr.masking import HIDDEN, Seal
 from ivr.queue.handoff import handoff
 from ivr.queue.hold import HoldLine, OnHold
 from ivr.queue.model import TAKEN, WAITING, QueueError
-from ivr.transports.base import Hangup, Transport
+from ivr.transports.base import Hangup, Transport, Typed
 
 log = logging.getLogger(__name__)
 
@@ -42,38 +43,9 @@ APOLOGY = "I'm sorry, something went wrong on our side. Let me connect you with 
 
 
 @dataclass
-class CallResult:
-    call_id: str
-    outcome: str  # self_served | escalated | abandoned | ended
-    task: Optional[str]
-    escalation: Optional[Escalation]
-    greeting: list[str]
-    turns: list[Turn]
-    seconds: float
-    started_at: Optional[datetime] = None  # UTC
-    ended_at: Optional[datetime] = None
-    channel: str = ""  # microphone | files | sip | websocket | audiosocket
-    caller_number: Optional[str] = None
-    queue_entry: Optional[int] = None  # the escalation queue entry, when the caller was queued
-    queue_outcome: Optional[str] = None  # taken | callback | abandoned | waiting (left unresolved)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "call_id": self.call_id, "channel": self.channel, "caller_number": self.caller_number,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "outcome": self.outcome, "task": self.task,
-            "escalation": asdict(self.escalation) if self.escalation else None,
-            "queue_entry": self.queue_entry, "queue_outcome": self.queue_outcome,
-            "greeting": self.greeting, "seconds": round(self.seconds, 3),
-            "turns": [asdict(turn) for turn in self.turns],
-        }
-
-
-@dataclass
 class _CallerTurn:
     """A caller turn waiting to be taken: an utterance, keypad digits, or silence."""
-    kind: str  # speech | dtmf | no_input
+    kind: str  # speech | dtmf | no_input | typed
     utterance: Any = None
     ended: Optional[SpeechEnded] = None
     digits: str = ""
@@ -85,6 +57,7 @@ class _State:
     expects: Expectation = FREE
     prompt: str = ""  # the name of the bot's last question
     barge_in: bool = True
+    no_input_ms: Optional[int] = None  # the last prompt's patience, when it has its own
     speaking: bool = False
     interrupted: bool = False
     ignore_utterance: bool = False
@@ -96,6 +69,8 @@ class _State:
     greeting: list[str] = field(default_factory=list)
     queue_entry: Optional[int] = None
     queue_outcome: Optional[str] = None
+    tasks_started: list[str] = field(default_factory=list)
+    tasks_completed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -131,7 +106,7 @@ class Call:
         self.on_turn: Optional[Callable[[Turn], None]] = None  # e.g. print each exchange as it happens
 
     async def run(self) -> CallResult:
-        started, started_at = time.monotonic(), datetime.now(timezone.utc)
+        started, started_at, clock_began = time.monotonic(), datetime.now(timezone.utc), self.transport.now()
         worker = asyncio.create_task(self._take_turns())
         listener = asyncio.create_task(self._listen())
         ended = asyncio.create_task(self._done.wait())
@@ -155,11 +130,14 @@ class Call:
             if task.done() and not task.cancelled() and task.exception():
                 raise task.exception()
         state = self._state
-        result = CallResult(self.call_id, state.outcome or "abandoned", state.task, state.escalation,
-                            state.greeting, state.turns, time.monotonic() - started, started_at=started_at,
-                            ended_at=datetime.now(timezone.utc), channel=self.channel,
+        tasks = tasks_of(state.tasks_started, state.tasks_completed)
+        # On the call's own clock: a caller file's call lasts as long as its audio, not its processing.
+        seconds = (self.transport.now() - clock_began) or time.monotonic() - started
+        result = CallResult(self.call_id, outcome_of(state.outcome, tasks), state.task, state.escalation,
+                            state.greeting, state.turns, seconds, started_at=started_at,
+                            ended_at=started_at + timedelta(seconds=seconds), channel=self.channel,
                             caller_number=self.caller_number, queue_entry=state.queue_entry,
-                            queue_outcome=state.queue_outcome)
+                            queue_outcome=state.queue_outcome, tasks=tasks)
         await self._keep_record(result)
         return result
 
@@ -179,6 +157,8 @@ class Call:
                 return
             if isinstance(item, Dtmf):
                 self._on_dtmf(item.digits)
+            elif isinstance(item, Typed):
+                self._on_typed(item.text)
             else:
                 self._on_audio(item)
 
@@ -234,6 +214,14 @@ class Call:
             else:
                 state.digits += key
 
+    def _on_typed(self, text: str) -> None:
+        """A typed caller (`ivr chat`): a line ending in # is keyed, like the keypad; an empty one is silence."""
+        text = text.strip()
+        if text.endswith("#") and text[:-1].strip().isdigit():
+            self._queue.put_nowait(_CallerTurn("dtmf", digits=text[:-1].strip(), said=text))
+        else:
+            self._queue.put_nowait(_CallerTurn("typed" if text else "no_input", said=text))
+
     def _barge_in(self) -> None:
         self._state.interrupted = True
         self.transport.clear()
@@ -262,11 +250,13 @@ class Call:
             transcript = await asyncio.get_running_loop().run_in_executor(self._asr, caller_turn.utterance.finish)
             turn.latency["asr"] = time.monotonic() - began
             text = self._understood(transcript, turn)
+        elif caller_turn.kind == "typed":  # the same understanding as a transcript: number words, amounts
+            text = self._understood(Transcript(caller_turn.said, 1.0), turn)
         elif caller_turn.kind == "dtmf":
             text = turn.heard = caller_turn.digits
         else:
             text = NO_INPUT
-        text = self._kept_secret(text, turn, spoken=caller_turn.kind == "speech")
+        text = self._kept_secret(text, turn, spoken=caller_turn.kind in ("speech", "typed"))
         rasa_began = time.monotonic()
         reply = await self._respond(text)
         turn.intent, turn.confidence = reply.intent, reply.confidence
@@ -274,6 +264,8 @@ class Call:
                                                  reply.intent)
         if self.frustration.upset and not (reply.escalation or reply.ended):
             reply = await self._respond(FRUSTRATED)
+        elif reply.escalation and reply.escalation.reason == "caller_request" and self.frustration.upset_now:
+            reply.escalation = Escalation("frustration")  # "this is ridiculous, get me a person": the agent should know
         turn.latency["dialog"] = time.monotonic() - rasa_began
         await self._answer(reply, turn, began)
 
@@ -284,6 +276,8 @@ class Call:
             self._understood(transcript, turn)
         elif caller_turn.kind == "dtmf":
             turn.heard = caller_turn.digits
+        elif caller_turn.kind == "typed":
+            turn.heard = caller_turn.said
         else:
             return
         if self._hold.hear(turn.heard):
@@ -318,6 +312,7 @@ class Call:
     async def _answer(self, reply, turn: Turn, began: Optional[float] = None) -> None:
         state = self._state
         state.task = reply.task or state.task
+        state.tasks_started, state.tasks_completed = reply.tasks_started, reply.tasks_completed
         if began is not None:
             state.turns.append(turn)
         if reply.escalation:
@@ -332,12 +327,10 @@ class Call:
                                        greeting=state.greeting, turns=state.turns,
                                        frustration=self.frustration.score)
             await self._join_queue(state.escalation)
-        elif reply.task_completed and reply.ended:
-            state.outcome = "self_served"
-        elif reply.ended:
+        elif reply.ended:  # self_served when a task was done (ivr.call_result.outcome_of)
             state.outcome = "ended"
         elif not self.endpointer.in_speech and self._queue.empty():
-            self.endpointer.expect_answer(self.transport.now())
+            self.endpointer.expect_answer(self.transport.now(), state.no_input_ms)
 
     async def _speak(self, prompts: list[Prompt], turn: Turn, began: Optional[float]) -> None:
         state = self._state
@@ -347,6 +340,7 @@ class Call:
             for prompt in prompts:
                 turn.bot.append(prompt.text)
                 state.expects, state.barge_in, state.prompt = prompt.expects, prompt.barge_in, prompt.name
+                state.no_input_ms = prompt.no_input_ms
                 sentences = self.voice.render_sentences(prompt.text)
                 while (chunk := await loop.run_in_executor(None, next, sentences, None)) is not None:
                     if state.interrupted:

@@ -176,7 +176,8 @@ def _call(args, settings: Settings) -> int:
         recording = Recording(rate) if args.record else None
 
         async def work(bot):
-            call = bot.call(transport, "files" if args.caller_audio else "microphone", recording=recording,
+            channel = ("files-phone" if args.channel == "phone" else "files") if args.caller_audio else "microphone"
+            call = bot.call(transport, channel, recording=recording,
                             scripted=[str(p) for p in args.caller_audio] if args.caller_audio else None)
             if not args.json:
                 call.on_turn = _print_turn
@@ -229,40 +230,31 @@ def _print_turn(turn) -> None:
 
 
 def _chat(args, settings: Settings) -> int:
-    from ivr.dialog.agent import Dialog
-    from ivr.dialog.settings import load_voice_settings
-    from ivr.events import FREE
-    from ivr.masking import Seal
+    """The dialog by typing, as a call of its own: the same understanding as the voice path, and a
+    caller handed to a person waits in the agents' queue here, on the terminal, until taken."""
+    from ivr.bot import Bot
+    from ivr.transports.typed import TypedLine
 
     async def chat():
-        dialog = await Dialog.load(settings.dialogs_dir, settings.models_dir, load_voice_settings(settings.dialogs_dir),
-                                   settings.var_dir)
-        seal = Seal(settings.var_dir)
+        bot = await Bot.load(settings, speech=False)
         try:
-            reply = await dialog.start("chat")
-            while True:
-                for prompt in reply.prompts:
-                    print(f"bot: {prompt.text}", flush=True)
-                if reply.escalation or reply.ended:
-                    return
-                line = await asyncio.get_running_loop().run_in_executor(None, _read_line)
-                if line is None:
-                    return
-                expects = reply.prompts[-1].expects if reply.prompts else FREE
-                text, _ = seal.answer(line.strip() or "/no_input", expects, spoken=False)
-                reply = await dialog.respond("chat", text)
+            call = bot.call(TypedLine(), "chat")
+            call.on_turn = _print_bot
+            print("Type what the caller says; an empty line is silence, 5025# is keyed in, quit hangs up.",
+                  file=sys.stderr, flush=True)
+            return await call.run()
         finally:
-            await dialog.close()
+            await bot.close()
 
-    asyncio.run(chat())
+    result = asyncio.run(chat())
+    queued = f"; queue entry {result.queue_entry}: {result.queue_outcome}" if result.queue_entry else ""
+    print(f"call {result.call_id}: {result.outcome}{queued}", file=sys.stderr)
     return 0
 
 
-def _read_line() -> Optional[str]:
-    try:
-        return input("you: ")
-    except EOFError:
-        return None
+def _print_bot(turn) -> None:
+    for text in turn.bot:
+        print(f"bot: {text}", flush=True)
 
 
 def _simulate(args, settings: Settings) -> int:

@@ -89,6 +89,7 @@ class Prompt:
     name: str = ""  # the Rasa response that produced it, e.g. utter_ask_account_number
     expects: Expectation = FREE
     barge_in: bool = True
+    no_input_ms: Optional[int] = None  # how long silence after it lasts before it is no input (None: the default)
 
 
 @dataclass(frozen=True)

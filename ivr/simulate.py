@@ -13,7 +13,7 @@ from ivr.accounts import seed_demo
 from ivr.audio.pcm import PHONE_RATE, WIDEBAND_RATE, BadAudio, phone_channel, read_wav
 from ivr.caller_voices import parse_voice
 from ivr.config import Settings
-from ivr.call import CallResult
+from ivr.call_result import CallResult
 from ivr.events import AudioChunk, Dtmf
 from ivr.transports.files import BargeIn, CallerFiles, CallerItem, StayOnLine
 
@@ -165,7 +165,8 @@ async def run_scenario(bot, scenario: Scenario) -> dict[str, Any]:
     transport = CallerFiles(caller_items(scenario), CHANNELS[scenario.channel],
                             wait_limit=timing.no_input_ms / 1000 + 1.5)
     scripted = [said(t) for t in scenario.turns if t.dtmf is None and t.hold is None]
-    result = await bot.call(transport, "files", scripted=scripted, caller_number=scenario.number).run()
+    channel = "files-phone" if scenario.channel == "phone" else "files"  # a caller file on an 8 kHz line
+    result = await bot.call(transport, channel, scripted=scripted, caller_number=scenario.number).run()
     return judge(scenario, result, {b.item: b for b in transport.barge_ins})
 
 

@@ -42,7 +42,9 @@ def test_a_prompt_marked_barge_in_false_plays_on_and_the_words_over_it_are_ignor
     dialogs = tmp_path / "dialogs"
     shutil.copytree(ROOT / "dialogs", dialogs)
     voice = dialogs / "voice.yml"
-    voice.write_text(voice.read_text().replace("utter_greet: {expects: free}", "utter_greet: {expects: free, barge_in: false}"))
+    strict_greeting = voice.read_text().replace("utter_greet: {expects: free,", "utter_greet: {expects: free, barge_in: false,")
+    assert strict_greeting != voice.read_text()
+    voice.write_text(strict_greeting)
     settings = load_voice_settings(dialogs)
     dialog = event_loop_for_bot.run_until_complete(Dialog.load(dialogs, bot.settings.models_dir, settings, bot.settings.var_dir))
     strict = Bot(bot.settings, settings, bot.recognizer, dialog, bot.voice, 0.0)

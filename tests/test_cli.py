@@ -34,6 +34,20 @@ def test_call_with_caller_files_answers_and_records_both_sides(tmp_path, trained
     first_bot = np.argmax(np.abs(frames[:, 1]) > 500) / rate
     first_caller = np.argmax(np.abs(frames[:, 0]) > 500) / rate
     assert first_bot < first_caller  # the bot greets before the caller speaks
+    # The call lasts as long as its audio (the recording), not the time its processing took.
+    assert call["channel"] == "files" and abs(call["seconds"] - len(frames) / rate) < 0.5, (call["seconds"], len(frames) / rate)
+
+
+def test_a_caller_file_on_the_phone_channel_is_recorded_as_such(tmp_path, trained_model):
+    import subprocess
+    wav = tmp_path / "caller.wav"
+    subprocess.run(["flite", "-voice", "kal", "-t", "Representative please", "-o", str(wav)], check=True)
+    done = ivr_command("call", "--caller-audio", wav, "--channel", "phone", "--json")
+    assert done.returncode == 0, done.stderr
+    call = json.loads(done.stdout)
+    assert call["channel"] == "files-phone" and call["outcome"] == "escalated"
+    shown = ivr_command("calls", "show", call["call_id"])
+    assert "files-phone" in shown.stdout, shown.stdout
 
 
 def test_a_corrupt_caller_file_is_refused_before_anything_loads(tmp_path):

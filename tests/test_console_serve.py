@@ -70,7 +70,7 @@ def test_after_kill_9_every_queued_caller_is_there_once(var_dir, store):
 
 
 def test_metrics_are_the_stores_figures(var_dir, store):
-    from ivr.call import CallResult
+    from ivr.call_result import CallResult
 
     store.add_agent("bob", "battery staple", "en,billing")
     for name in ("alice", "bob"):

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from conftest import fresh_database, ivr_command
-from ivr.call import CallResult
+from ivr.call_result import CallResult
 from ivr.events import Escalation, TranscriptLine, Turn
 from ivr.records import CallRecords, RecordsUnavailable, UnknownCall, database_url
 from ivr.config import Settings

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-WHOLE_BALANCE = re.compile(r"\b(full|whole|entire|total|all of it|everything|pay it all|all)\b")
+# "all" alone is not an amount: it stands in "no, that's all" and "that's all I wanted".
+WHOLE_BALANCE = re.compile(r"\b(full|whole|entire|total|all of it|pay it all|all of the balance|all the balance|"
+                           r"everything i owe|all i owe|the lot)\b")
 NOTHING = re.compile(r"\b(zero|nothing|none)\b")
 
 

@@ -11,6 +11,8 @@ from ivr.asr.numbers import yes_or_no as spoken_yes_or_no
 def yes_or_no(text: str) -> Optional[bool]:
     """True, False, or None when the answer is neither. Words, not the intent classifier: a
     confident "affirm" for nonsense must never confirm a payment."""
+    if text.startswith("/"):  # silence ("/no_input") or a sealed answer: never a yes or a no
+        return None
     answer = spoken_yes_or_no(text)
     return {"yes": True, "no": False}.get(answer)
 

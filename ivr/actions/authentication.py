@@ -13,6 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from ivr.accounts import StoreUnavailable, UnknownAccount
 from ivr.actions.answers import digits_in, has_letters, one_by_one
 from ivr.actions.failures import OFFER_AFTER, failures_in_a_row
+from ivr.actions.moves import ask, asked_again, last_question
 from ivr.actions.stores import backing
 from ivr.actions.tasks import next_step
 
@@ -27,6 +28,15 @@ def stop_asking(tracker: Tracker) -> bool:
 def offer_agent_instead(dispatcher: CollectingDispatcher, slot: str) -> dict[str, Any]:
     dispatcher.utter_message(response="utter_offer_agent")
     return {slot: None, "agent_offered": True, "requested_slot": None}
+
+
+def reject(dispatcher: CollectingDispatcher, tracker: Tracker, slot: str, why: str = "") -> dict[str, Any]:
+    """The answer does not do: say why (if there is something to say) and ask again; the third time, an agent."""
+    if failures_in_a_row(tracker, rejecting_now=True) >= OFFER_AFTER:
+        return offer_agent_instead(dispatcher, slot)
+    if why:
+        dispatcher.utter_message(text=why)
+    return {slot: None}
 
 
 def store_trouble(dispatcher: CollectingDispatcher, slot: str) -> dict[str, Any]:
@@ -44,6 +54,11 @@ def not_digits(dispatcher: CollectingDispatcher, text: str, wanted: int, what: s
                                       f"but your {what} has {wanted}.")
     else:
         dispatcher.utter_message(text=f"I need the {wanted} digits of your {what}.")
+
+
+def rephrased_before(tracker: Tracker) -> bool:
+    """Asked again for the caller (repeat, help, a moment), after the question was last rephrased."""
+    return asked_again(tracker) and (last_question(tracker) or "").endswith("_rephrase")
 
 
 class ValidateAccountForm(FormValidationAction):
@@ -102,9 +117,9 @@ class AskAccountNumber(Action):
         return "action_ask_account_number"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
-        failed = failures_in_a_row(tracker) > 0
-        dispatcher.utter_message(response="utter_ask_account_number_rephrase" if failed else "utter_ask_account_number")
-        return []
+        failed = failures_in_a_row(tracker) > 0 or rephrased_before(tracker)
+        return ask(dispatcher, tracker, domain, "account_number", lambda: dispatcher.utter_message(
+            response="utter_ask_account_number_rephrase" if failed else "utter_ask_account_number"))
 
 
 class AskPin(Action):
@@ -114,12 +129,15 @@ class AskPin(Action):
         return "action_ask_pin"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
-        if failures_in_a_row(tracker) > 0:
+        return ask(dispatcher, tracker, domain, "pin", lambda: self._question(dispatcher, tracker))
+
+    @staticmethod
+    def _question(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+        if failures_in_a_row(tracker) > 0 or rephrased_before(tracker):
             dispatcher.utter_message(response="utter_ask_pin_rephrase")
         else:
             number = one_by_one(tracker.get_slot("account_number") or "")
             dispatcher.utter_message(response="utter_ask_pin", account_digits=number)
-        return []
 
 
 class Authenticated(Action):

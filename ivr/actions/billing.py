@@ -1,6 +1,7 @@
 """Balance and bill payment for an authenticated caller."""
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any, Optional
 
@@ -11,11 +12,15 @@ from rasa_sdk.executor import CollectingDispatcher
 from ivr.accounts import Account, Card, CardRefused, PaymentRefused, StoreUnavailable
 from ivr.actions.amounts import parse_amount, spoken_amount
 from ivr.actions.answers import digits_in, one_by_one, spoken_date, yes_or_no
-from ivr.actions.authentication import offer_agent_instead, stop_asking, store_trouble
+from ivr.actions.authentication import offer_agent_instead, reject, stop_asking, store_trouble
 from ivr.actions.failures import OFFER_AFTER, failures_in_a_row
 from ivr.actions.stores import backing, transfer_after_trouble
 from ivr.actions.tasks import task_done, transfer_with_apology
+from ivr.asr.numbers import normalise
+from ivr.events import Expectation
 
+NEW_CARD = re.compile(r"\b(new|different|another|other)\b")
+AMOUNT = Expectation("amount")
 PAYMENT_SLOTS = ("amount_cents", "use_card_on_file", "card_number", "card_expiry", "payment_confirmed",
                  "card_last4", "card_token", "amount_spoken")
 
@@ -46,7 +51,7 @@ class TellBalance(Action):
             paid = account.last_payment
             dispatcher.utter_message(text=f"Your last payment was {spoken_amount(paid.amount_cents)} "
                                           f"on {spoken_date(paid.posted_at.date())}.")
-        return task_done(dispatcher)
+        return task_done(dispatcher, tracker)
 
 
 def balance_sentence(account: Account) -> str:
@@ -70,7 +75,7 @@ class BeginPayment(Action):
         if account is None:
             return transfer
         if account.balance_cents <= 0:
-            return task_done(dispatcher)
+            return task_done(dispatcher, tracker)
         card = account.card.last4 if account.card else None
         return [SlotSet("card_on_file", card), FollowupAction("pay_form")]
 
@@ -107,6 +112,14 @@ class ValidatePayForm(FormValidationAction):
             dispatcher.utter_message(text=problem)
         return {"amount_cents": None}
 
+    def _new_amount(self, text: str, tracker: Tracker) -> Optional[dict[str, Any]]:
+        """"no, make it fifty" / "no, the full balance": the new amount, to confirm again."""
+        balance = caller_account(tracker).balance_cents
+        cents = parse_amount(normalise(text, AMOUNT), balance)
+        if cents is None or self._amount_problem(cents, balance):
+            return None
+        return {"amount_cents": float(cents), "amount_spoken": spoken_amount(cents), "payment_confirmed": None}
+
     @staticmethod
     def _amount_problem(cents: Optional[int], balance: int) -> Optional[str]:
         if cents is None:
@@ -120,7 +133,7 @@ class ValidatePayForm(FormValidationAction):
     def validate_use_card_on_file(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                   domain: dict) -> dict[str, Any]:
         text = str(value or "").lower()
-        answer = False if "new" in text or "different" in text or "another" in text else yes_or_no(text)
+        answer = False if NEW_CARD.search(text) else yes_or_no(text)  # silence is neither: ask again
         if answer is not None:
             return {"use_card_on_file": answer}
         if failures_in_a_row(tracker, rejecting_now=True) >= OFFER_AFTER:
@@ -151,6 +164,8 @@ class ValidatePayForm(FormValidationAction):
     def validate_card_expiry(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: dict) -> dict[str, Any]:
         expiry = digits_in(str(value or ""))
+        if str(value or "").startswith("/"):  # silence: the question again, nothing to explain
+            return reject(dispatcher, tracker, "card_expiry")
         number = digits_in(backing().unsealed(tracker.get_slot("card_number")) or "")
         try:
             card = backing().cards.read(number, expiry, date.today())
@@ -166,15 +181,30 @@ class ValidatePayForm(FormValidationAction):
 
     def validate_payment_confirmed(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                    domain: dict) -> dict[str, Any]:
-        answer = yes_or_no(str(value or ""))
+        text = str(value or "")
+        answer = yes_or_no(text)
         if answer:
             return {"payment_confirmed": True}
+        corrected = self._correction(text, tracker) if not text.startswith("/") else None
+        if corrected:
+            return corrected
         if answer is False:
             dispatcher.utter_message(text="All right, I won't make that payment. Let's start again.")
             return {slot: None for slot in PAYMENT_SLOTS}
         if failures_in_a_row(tracker, rejecting_now=True) >= OFFER_AFTER:
             return offer_agent_instead(dispatcher, "payment_confirmed")
         return {"payment_confirmed": None}
+
+
+    def _correction(self, text: str, tracker: Tracker) -> Optional[dict[str, Any]]:
+        """What the caller changed in the same breath: the card, or the amount; None for neither."""
+        if NEW_CARD.search(text.lower()) and tracker.get_slot("card_on_file"):
+            return {"use_card_on_file": False, "card_number": None, "card_expiry": None, "card_last4": None,
+                    "card_token": None, "payment_confirmed": None}
+        try:
+            return self._new_amount(text, tracker)
+        except StoreUnavailable:
+            return None
 
 
 class Pay(Action):
@@ -199,7 +229,7 @@ class Pay(Action):
             return transfer_after_trouble(dispatcher)
         dispatcher.utter_message(text=f"Thank you. Your payment of {spoken_amount(paid.amount_cents)} is done. "
                                       f"Your confirmation number is {one_by_one(paid.confirmation)}.")
-        return [SlotSet("payments_made", made + 1), *task_done(dispatcher, PAYMENT_SLOTS)]
+        return [SlotSet("payments_made", made + 1), *task_done(dispatcher, tracker, PAYMENT_SLOTS)]
 
     @staticmethod
     def _card(tracker: Tracker) -> Card:

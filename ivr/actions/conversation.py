@@ -2,18 +2,11 @@
 from __future__ import annotations
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from ivr.actions.failures import NO_INPUT, OFFER_AFTER, failures_in_a_row, was_silent
-
-
-def last_prompt(tracker: Tracker) -> str | None:
-    """The response name of the bot's last question, if Rasa recorded it."""
-    for event in reversed(tracker.events):
-        if event.get("event") == "bot":
-            return (event.get("metadata") or {}).get("utter_action")
-    return None
+from ivr.actions.moves import last_question, resume, taking_time
 
 
 def reprompt(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict, misfit: bool = False) -> list:
@@ -21,6 +14,13 @@ def reprompt(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict, m
 
     `misfit`: the caller was understood, but the answer fits no question asked (a bare yes).
     """
+    waited = tracker.get_slot("waiting")
+    nudged = taking_time(dispatcher, tracker)  # silence while the caller takes the moment they asked for
+    if nudged is not None:
+        return nudged
+    if waited and was_silent(tracker):  # the moment is over: the question again, as it was asked
+        dispatcher.utter_message(response=last_question(tracker) or "utter_greet")
+        return [SlotSet("waiting", 0)]
     if failures_in_a_row(tracker, rejecting_now=misfit) >= OFFER_AFTER:
         if tracker.get_slot("agent_offered"):  # silence or nonsense even at the offer: a person will do better
             dispatcher.utter_message(response="utter_transfer")
@@ -29,12 +29,12 @@ def reprompt(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict, m
         return [SlotSet("agent_offered", True)]
     if not was_silent(tracker):
         dispatcher.utter_message(response="utter_not_understood")
-    prompt = (last_prompt(tracker) or "utter_greet").removesuffix("_rephrase")
-    if prompt in ("utter_not_understood", "utter_offer_declined", "utter_offer_agent"):
+    prompt = (last_question(tracker) or "utter_greet").removesuffix("_rephrase")
+    if prompt in ("utter_offer_declined", "utter_not_served") or prompt.startswith("utter_where_to_find"):
         prompt = "utter_greet"
     rephrased = f"{prompt}_rephrase"
     dispatcher.utter_message(response=rephrased if rephrased in domain.get("responses", {}) else prompt)
-    return []
+    return [SlotSet("waiting", 0)] if tracker.get_slot("waiting") else []
 
 
 class Reprompt(Action):
@@ -42,7 +42,9 @@ class Reprompt(Action):
         return "action_reprompt"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
-        return reprompt(dispatcher, tracker, domain)
+        # An answer (a number, a street) where no question asked for one was heard, but fits nothing.
+        misfit = (tracker.latest_message.get("intent") or {}).get("name") == "inform"
+        return reprompt(dispatcher, tracker, domain, misfit=misfit)
 
 
 class Yes(Action):
@@ -52,7 +54,7 @@ class Yes(Action):
         return "action_yes"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
-        if last_prompt(tracker) == "utter_anything_else":
+        if last_question(tracker) == "utter_anything_else":
             dispatcher.utter_message(response="utter_what_else")
             return []
         if not tracker.get_slot("agent_offered"):
@@ -60,7 +62,8 @@ class Yes(Action):
         dispatcher.utter_message(response="utter_transfer")
         said = [e.get("text") for e in tracker.events if e.get("event") == "user"]
         silent = len(said) > 1 and said[-2] == NO_INPUT  # what led to the offer: silence, or not understood
-        return [SlotSet("escalation_reason", "no_input" if silent else "no_match")]
+        reason = tracker.get_slot("offered_for") or ("no_input" if silent else "no_match")
+        return [SlotSet("escalation_reason", reason)]
 
 
 class No(Action):
@@ -68,13 +71,18 @@ class No(Action):
         return "action_no"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
-        if last_prompt(tracker) == "utter_anything_else":  # all done: a content goodbye
+        if last_question(tracker) == "utter_anything_else":  # all done: a content goodbye
             dispatcher.utter_message(response="utter_goodbye")
             return [SlotSet("call_ended", True)]
         if not tracker.get_slot("agent_offered"):
             return reprompt(dispatcher, tracker, domain, misfit=True)
+        declined = [SlotSet("agent_offered", False), SlotSet("offered_for", None)]
+        form = resume(tracker)
+        if form:  # the task they were in the middle of goes on where it stopped
+            dispatcher.utter_message(response="utter_carry_on")
+            return [*declined, FollowupAction(form)]
         dispatcher.utter_message(response="utter_offer_declined")
-        return [SlotSet("agent_offered", False)]
+        return declined
 
 
 class TransferOnRequest(Action):

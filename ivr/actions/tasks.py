@@ -14,10 +14,12 @@ def next_step(task: str | None) -> str:
     return FIRST_STEP.get(task or "", "utter_what_else")
 
 
-def task_done(dispatcher: CollectingDispatcher, answers: Iterable[str] = ()) -> list:
+def task_done(dispatcher: CollectingDispatcher, tracker: Tracker, answers: Iterable[str] = ()) -> list:
     """A task finished (its `answers` forgotten, for the next one): the caller may have another."""
     dispatcher.utter_message(response="utter_anything_else")
-    return [SlotSet("task_completed", True), *(SlotSet(slot, None) for slot in answers)]
+    done = [*(tracker.get_slot("tasks_completed") or []), tracker.get_slot("task")]
+    return [SlotSet("task_completed", True), SlotSet("tasks_completed", done), SlotSet("open_task", None),
+            *(SlotSet(slot, None) for slot in answers)]
 
 
 def transfer_with_apology(dispatcher: CollectingDispatcher, apology: str, reason: str) -> list:
@@ -34,6 +36,10 @@ class StartTask(Action):
         return "action_start_task"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
+        task = tracker.get_slot("task")
+        # A task chosen over an offer of an agent answers the offer: the forms may ask again.
+        started = [SlotSet("open_task", task), SlotSet("tasks_started", [*(tracker.get_slot("tasks_started") or []), task]),
+                   SlotSet("agent_offered", False), SlotSet("offered_for", None)]
         if tracker.get_slot("authenticated"):
-            return [FollowupAction(next_step(tracker.get_slot("task")))]
-        return [FollowupAction("account_form")]
+            return [*started, FollowupAction(next_step(task))]
+        return [*started, FollowupAction("account_form")]

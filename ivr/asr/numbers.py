@@ -22,14 +22,18 @@ SCALES = {"thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
 FILLERS = {"and", "a"}  # "one hundred and five", "a hundred"
 YES = {"yes", "yeah", "yep", "yup", "correct", "right", "sure", "absolutely", "affirmative", "ok", "okay"}
 NO = {"no", "nope", "nah", "wrong", "incorrect", "negative"}
+# Words that add nothing to a bare yes or no ("yes please, that's right", "no, that's not it").
+POLITE = {"please", "thanks", "thank", "you", "that's", "thats", "that", "it's", "its", "it", "is", "isn't", "not",
+          "go", "ahead", "fine", "good", "sir", "ma'am", "of", "course", "uh", "um", "oh", "well"}
+IN_DIGIT_RUNS = {"oh", "o", "nought", "double", "triple"}  # digits only next to other numbers
 
 
 def normalise(text: str, expects: Expectation) -> str:
     """Digits as a digit string, yes/no as "yes"/"no", amounts as "50.25"; otherwise the text as heard."""
     if expects.kind == "digits":
         return without_runaway(_digits(words(text)), expects.length) or text.strip()
-    if expects.kind == "yes_no":
-        return _yes_no(words(text)) or text.strip()
+    if expects.kind == "yes_no":  # more than a yes or no ("no, it's six two seven oh one") is heard whole
+        return bare_yes_no(text) or (with_digits(text) if any(_numeric_word(w) for w in words(text)) else text.strip())
     if expects.kind == "amount":
         return _amount(text) or text.strip()
     return text.strip()
@@ -57,6 +61,10 @@ def _number_word(token: str) -> bool:
     except ValueError:
         return token in {"hundred", "thousand", "million"}
     return True
+
+
+def _numeric_word(token: str) -> bool:
+    return token.isdigit() or _number_word(token)
 
 
 def numeric(token: str) -> bool:
@@ -101,6 +109,34 @@ def _as_digits(token: str) -> str:
 def yes_or_no(text: str) -> str:
     """"yes", "no", or "" when the answer is neither."""
     return _yes_no(words(text))
+
+
+def bare_yes_no(text: str) -> str:
+    """"yes" or "no" when that is all the caller said; "" when they said more ("no, it's 62701",
+    "no, that's all", "agent"), which the dialog must hear whole."""
+    tokens = words(text)
+    answer = _yes_no(tokens)
+    return answer if answer and all(t in YES or t in NO or t in POLITE for t in tokens) else ""
+
+
+def with_digits(text: str) -> str:
+    """Number words in a sentence as digits, each run of them as one number: "no, it's six two seven
+    oh one" -> "no it's 62701", "the house number is three fifty two" -> "... 352". Lone homophones
+    ("to", "for") stay words: only a run with a real number in it is a number."""
+    out: list[str] = []
+    run: list[str] = []
+    for token in [*words(text), ""]:
+        if token and (token.isdigit() or _number_word(token) or token in IN_DIGIT_RUNS):
+            run.append(token)
+            continue
+        if any(t.isdigit() or _number_word(t) for t in run):
+            out.append(_digits(run) or " ".join(run))
+        else:
+            out.extend(run)
+        run = []
+        if token:
+            out.append(token)
+    return " ".join(out)
 
 
 def _yes_no(tokens: list[str]) -> str:

@@ -52,6 +52,7 @@ class Endpointer:
         self._silence_run = 0  # consecutive unvoiced frames inside an utterance
         self._paused = False
         self._waiting_since: Optional[float] = None  # when the bot began waiting for an answer
+        self._no_input_s = timing.no_input_ms / 1000
 
     @property
     def in_speech(self) -> bool:
@@ -60,9 +61,11 @@ class Endpointer:
     def utterance_so_far(self) -> AudioChunk:
         return AudioChunk(bytes(self._speech or b""), self.rate, self._speech_start)
 
-    def expect_answer(self, at: float) -> None:
-        """The bot finished its prompt: the no-input timer runs from `at`."""
+    def expect_answer(self, at: float, no_input_ms: Optional[int] = None) -> None:
+        """The bot finished its prompt: the no-input timer runs from `at`, for the prompt's own
+        patience when it has one ("take your time" waits longer than a question)."""
         self._waiting_since = at
+        self._no_input_s = (no_input_ms or self.timing.no_input_ms) / 1000
 
     def stop_waiting(self) -> None:
         self._waiting_since = None
@@ -97,7 +100,7 @@ class Endpointer:
             self._silence_run, self._paused, self._voiced_run = 0, False, 0
             self._waiting_since = None
             return [SpeechStarted(at)]
-        if self._waiting_since is not None and at - self._waiting_since >= self.timing.no_input_ms / 1000:
+        if self._waiting_since is not None and at - self._waiting_since >= self._no_input_s:
             self._waiting_since = None
             return [NoInput(at)]
         return []

@@ -42,6 +42,8 @@ class DialogReply:
     task: Optional[str] = None
     task_completed: bool = False
     slots: dict[str, Any] = field(default_factory=dict)
+    tasks_started: list[str] = field(default_factory=list)  # every task the caller began, in order
+    tasks_completed: list[str] = field(default_factory=list)
 
 
 class ActionServer:
@@ -158,19 +160,33 @@ class Dialog:
         slots = tracker.current_slot_values()
         intent = _latest_intent(tracker)
         reason = slots.get("escalation_reason")
-        prompts = [self._prompt(m, slots) for m in messages if m.get("text")]
+        prompts = [self._prompt(m, slots, tracker) for m in messages if m.get("text")]
         return DialogReply(
             prompts=prompts, intent=intent.get("name"), confidence=intent.get("confidence"),
             escalation=Escalation(reason) if reason else None, ended=bool(slots.get("call_ended")),
-            task=slots.get("task"), task_completed=bool(slots.get("task_completed")), slots=slots)
+            task=slots.get("task"), task_completed=bool(slots.get("task_completed")), slots=slots,
+            tasks_started=list(slots.get("tasks_started") or []),
+            tasks_completed=list(slots.get("tasks_completed") or []))
 
-    def _prompt(self, message: dict, slots: dict) -> Prompt:
+    def _prompt(self, message: dict, slots: dict, tracker) -> Prompt:
         name = (message.get("utter_action") or (message.get("metadata") or {}).get("utter_action")
                 or self._prompt_names.get(message["text"], ""))
         if not name and slots.get("requested_slot"):
             name = f"utter_ask_{slots['requested_slot']}"  # e.g. "I heard 7 digits…" then the same question
         setting = self._settings.prompt(name)
-        return Prompt(message["text"], name, setting.expects, setting.barge_in)
+        expects = setting.expects
+        if expects.kind == "question":  # "take your time": the answer still is the last question's
+            expects = self._settings.prompt(self._last_question(slots, tracker)).expects
+        return Prompt(message["text"], name, expects, setting.barge_in, setting.no_input_ms)
+
+    def _last_question(self, slots: dict, tracker) -> str:
+        if slots.get("requested_slot"):
+            return f"utter_ask_{slots['requested_slot']}"
+        for event in reversed(tracker.events):
+            name = (getattr(event, "metadata", None) or {}).get("utter_action") or ""
+            if name and self._settings.prompt(name).expects.kind != "question" and not name.startswith("utter_help"):
+                return name
+        return ""
 
     async def close(self) -> None:
         if self._server:

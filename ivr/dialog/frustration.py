@@ -34,11 +34,13 @@ class FrustrationMeter:
     score: float = 0.0
     _last_text: str = ""
     _last_intent: str = ""
+    _last_words: float = 0.0
     history: list[float] = field(default_factory=list)
 
     def hear(self, text: str, intent: str | None) -> float:
         """Take one caller turn (what was heard and its intent); returns the new score."""
-        signal = self._words(text) + self._course(text, intent or "")
+        self._last_words = self._words(text)
+        signal = self._last_words + self._course(text, intent or "")
         self.score = round(min(1.0, FADE * self.score + signal), 3)
         self.history.append(self.score)
         if text and not text.startswith("/"):
@@ -49,6 +51,12 @@ class FrustrationMeter:
     @property
     def upset(self) -> bool:
         return self.score >= self.settings.threshold
+
+    @property
+    def upset_now(self) -> bool:
+        """The latest turn's own words were upset (a complaint, profanity, an angry sentence), whatever
+        the score: "this is ridiculous, I want a real person" is an upset request for a person."""
+        return self._last_words >= COMPLAINT
 
     def _words(self, text: str) -> float:
         lowered = text.lower()

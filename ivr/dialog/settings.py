@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
@@ -11,8 +11,9 @@ from ruamel.yaml.error import MarkedYAMLError
 from ivr.dialog.frustration import FrustrationSettings
 from ivr.events import Expectation
 
-KINDS = ("free", "digits", "yes_no", "amount")
-PROMPT_KEYS = {"expects", "length", "barge_in", "secret", "keypad_only", "hints"}
+# "question": the prompt is no question of its own ("take your time"): the answer expected is the last question's.
+KINDS = ("free", "digits", "yes_no", "amount", "question")
+PROMPT_KEYS = {"expects", "length", "barge_in", "secret", "keypad_only", "hints", "no_input_ms", "name"}
 HINT_LISTS = ("us_streets",)  # built-in recognizer hints a prompt may name
 ENDPOINT_KEYS = {"trailing_silence_ms", "no_input_ms", "max_utterance_ms"}
 TTS_KEYS = {"voice", "rate"}
@@ -34,6 +35,8 @@ class PromptSetting:
     name: str
     expects: Expectation = Expectation()
     barge_in: bool = True
+    no_input_ms: Optional[int] = None
+    shown_as: str = ""  # what a supervisor calls it in reports ("card on file?")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ class VoiceSettings:
     phrases: tuple[str, ...] = ()  # what callers say to an open question, from data/nlu.yml
     frustration: FrustrationSettings = FrustrationSettings()
     hold: HoldSettings = HoldSettings()
+
+    def report_names(self) -> dict[str, str]:
+        """Prompt -> the name a supervisor reads in reports, where voice.yml gives one."""
+        return {name: setting.shown_as for name, setting in self.prompts.items() if setting.shown_as}
 
     def prompt(self, name: str) -> PromptSetting:
         setting = self.prompts.get(name) or PromptSetting(name)
@@ -182,6 +189,11 @@ def _prompt_problems(prompts: Any, name: str, setting: Any) -> list[tuple[int, s
     for flag in ("barge_in", "secret", "keypad_only"):
         if not isinstance(setting.get(flag, flag == "barge_in"), bool):
             found.append((line, f"prompt {name}: {flag} must be true or false"))
+    if "name" in setting and (not isinstance(setting["name"], str) or not setting["name"].strip()):
+        found.append((line, f"prompt {name}: name must be the words a supervisor reads in reports"))
+    patience = setting.get("no_input_ms")
+    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1000):
+        found.append((line, f"prompt {name}: no_input_ms must be a whole number of milliseconds, 1000 or more"))
     if setting.get("hints", HINT_LISTS[0]) not in HINT_LISTS:
         found.append((line, f"prompt {name}: hints {setting.get('hints')!r} is not one of {', '.join(HINT_LISTS)}"))
     return found
@@ -225,7 +237,8 @@ def _prompt_setting(name: str, setting: dict) -> PromptSetting:
         phrases = tuple(street_hints())
     expects = Expectation(setting.get("expects", "free"), setting.get("length"), phrases,
                           bool(setting.get("secret", False)), bool(setting.get("keypad_only", False)))
-    return PromptSetting(name, expects, setting.get("barge_in", True))
+    return PromptSetting(name, expects, setting.get("barge_in", True), setting.get("no_input_ms"),
+                         str(setting.get("name") or ""))
 
 
 def caller_phrases(data_dir: Path, intents: tuple[str, ...], per_intent: int) -> tuple[str, ...]:

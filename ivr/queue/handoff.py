@@ -14,6 +14,8 @@ from ivr.masking import HIDDEN, is_sealed, mask_card_numbers
 
 REASONS = {
     "caller_request": "asked for a person",
+    "out_of_scope": "needs something the bot does not do",
+    "dont_know": "did not have what the bot asked for",
     "no_input": "went silent after two reprompts",
     "no_match": "was not understood after two reprompts",
     "auth_failed": "failed identification three times",

@@ -18,12 +18,12 @@ from sqlalchemy.engine import Connection
 
 from ivr.masking import mask_card_numbers
 from ivr import storage
+from ivr.call_result import OUTCOMES
 from ivr.storage import Database, DatabaseStore, from_db, now, to_db
 
 if TYPE_CHECKING:
-    from ivr.call import CallResult
+    from ivr.call_result import CallResult
 
-OUTCOMES = ("self_served", "escalated", "abandoned", "ended")
 
 MIGRATIONS: List[List[str]] = [
     [

@@ -13,7 +13,13 @@ class Hangup:
     timestamp: float
 
 
-Incoming = Union[AudioChunk, Dtmf, Hangup]
+@dataclass(frozen=True)
+class Typed:
+    """A line a typed caller entered (`ivr chat`): understood as a transcript would be."""
+    text: str
+
+
+Incoming = Union[AudioChunk, Dtmf, Typed, Hangup]
 
 
 class Transport(Protocol):
@@ -23,7 +29,7 @@ class Transport(Protocol):
         """The call's clock, in seconds since it started."""
 
     def incoming(self) -> AsyncIterator[Incoming]:
-        """Caller audio in ~20 ms chunks, keypad tones, and finally Hangup or the end of the iterator."""
+        """Caller audio in ~20 ms chunks (or typed lines), keypad tones, and finally Hangup or the end."""
 
     async def play(self, chunk: AudioChunk) -> None:
         """Queue bot audio at `rate`; returns once queued, not once played."""

@@ -1,0 +1,68 @@
+"""What a finished call leaves behind: how it ended, the tasks, the turns. The call builds it; the
+call records, the simulator and the reports read it (so none of them needs the call loop)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Optional
+
+from ivr.events import Escalation, Turn
+
+# self_served: a task was completed and no person was needed, however the caller then left (goodbye
+# or hanging up); escalated: handed to the agents' queue; ended: the caller said goodbye before any
+# task was done; abandoned: the caller hung up on the bot before any task was done.
+OUTCOMES = ("self_served", "escalated", "abandoned", "ended")
+
+
+@dataclass
+class CallResult:
+    call_id: str
+    outcome: str  # one of OUTCOMES
+    task: Optional[str]
+    escalation: Optional[Escalation]
+    greeting: list[str]
+    turns: list[Turn]
+    seconds: float  # on the call's own clock: a caller file's call lasts as long as its audio
+    started_at: Optional[datetime] = None  # UTC
+    ended_at: Optional[datetime] = None
+    channel: str = ""  # microphone | files | files-phone | sip | websocket | audiosocket | chat
+    caller_number: Optional[str] = None
+    queue_entry: Optional[int] = None  # the escalation queue entry, when the caller was queued
+    queue_outcome: Optional[str] = None  # taken | callback | abandoned | waiting (left unresolved)
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # [{"task": "bill_pay", "completed": False}, …]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id, "channel": self.channel, "caller_number": self.caller_number,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "outcome": self.outcome, "task": self.task, "tasks": self.tasks,
+            "escalation": asdict(self.escalation) if self.escalation else None,
+            "queue_entry": self.queue_entry, "queue_outcome": self.queue_outcome,
+            "greeting": self.greeting, "seconds": round(self.seconds, 3),
+            "turns": [asdict(turn) for turn in self.turns],
+        }
+
+
+def tasks_of(started: list[str], completed: list[str]) -> list[dict[str, Any]]:
+    """Each task the caller began, in order, and whether it was finished (a task left for another, or
+    cancelled, was not)."""
+    left = list(completed)
+    tasks = []
+    for task in started:
+        done = task in left
+        if done:
+            left.remove(task)
+        tasks.append({"task": task, "completed": done})
+    return tasks + [{"task": task, "completed": True} for task in left]
+
+
+def outcome_of(said: Optional[str], tasks: list[dict[str, Any]]) -> str:
+    """How the call ended, from what the dialog said (escalated, ended, self_served) or, when the
+    caller just hung up, from whether anything was done for them."""
+    done = any(task["completed"] for task in tasks)
+    if said == "ended" and done:
+        return "self_served"
+    if said:
+        return said
+    return "self_served" if done else "abandoned"

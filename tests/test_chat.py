@@ -1,0 +1,104 @@
+"""`ivr chat`: the typed caller understood as the voice path understands, queued and held on handover."""
+import threading
+
+from conftest import ivr_command
+from ivr.queue.model import CALLBACK, TAKEN
+from typed_caller import typed_call
+
+
+def test_typed_answers_are_understood_the_way_spoken_ones_are(bot, event_loop_for_bot, accounts):
+    call = typed_call(bot, event_loop_for_bot, ["I want to pay my bill", "four eight one five one six two three",
+                                                "2468#", "fifty dollars and twenty-five cents", "yes", "yes"])
+    assert "4 8 1 5 1 6 2 3" in call.heard_after(1)
+    assert "paying $50.25 with the card ending 4242" in call.heard_after(4)
+    assert "payment of $50.25 is done" in call.heard_after(5)
+    assert call.result.outcome == "self_served" and call.result.channel == "chat"  # hung up after the payment
+
+
+def test_grouped_digits_dollars_and_keyed_cents(bot, event_loop_for_bot, accounts):
+    for amount, heard in (("20 dollars", "$20.00"), ("$50", "$50.00"), ("50", "$50.00"), ("5025#", "$50.25")):
+        call = typed_call(bot, event_loop_for_bot, ["pay my bill", "4815 1623", "2468#", amount])
+        assert "Thank you. I have account 4 8 1 5 1 6 2 3" in call.heard_after(1), amount
+        assert "card ending 4242" in call.heard_after(3), (amount, call.heard_after(3))
+        call = typed_call(bot, event_loop_for_bot, ["pay my bill", "4815 1623", "2468#", amount, "yes"])
+        assert f"paying {heard} with" in call.heard_after(4), (amount, call.heard_after(4))
+
+
+def test_a_typed_caller_handed_over_waits_in_the_queue_until_an_agent_takes_them(bot, event_loop_for_bot, accounts):
+    queue = bot.backstage.queue
+    queue.add_agent("chat-test-agent", "correct horse battery", "en,billing,address")
+    queue.set_agent_state("chat-test-agent", "available")
+    ended = threading.Event()
+    lines = ["I want to check my balance", "let me talk to a person"]
+
+    def read():  # the caller stays on the line; an agent at the console takes them once they are queued
+        if lines:
+            return lines.pop(0)
+        for _ in range(100):  # bounded: the caller is queued right after "I'll connect you"
+            waiting = [e for e in queue.routable() if e.escalation.channel == "chat" and e.state == "waiting"]
+            if waiting:
+                queue.take(waiting[0].id, "chat-test-agent")
+                break
+            if ended.wait(0.1):
+                return None
+        ended.wait(30)
+        return None
+
+    from ivr.transports.typed import TypedLine
+
+    call = bot.call(TypedLine(read), "chat")
+    said = []
+    call.on_turn = lambda turn: said.extend(turn.bot)
+    try:
+        result = event_loop_for_bot.run_until_complete(call.run())
+    finally:
+        ended.set()
+    assert result.outcome == "escalated" and result.queue_outcome == TAKEN and result.channel == "chat"
+    assert any("in line" in s for s in said) and said[-1].endswith("Connecting you.")
+    entry = queue.entry(result.queue_entry)
+    assert entry.state == TAKEN and entry.agent == "chat-test-agent"
+    queue.wrap_up(entry.id, "chat-test-agent", "resolved")
+
+
+def test_ivr_chat_on_the_terminal_holds_and_takes_a_callback(var_dir):
+    """A person at the terminal: answers each prompt as it appears, as they would."""
+    import queue
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT
+
+    chat = subprocess.Popen([str(Path(sys.executable).parent / "ivr"), "chat"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in chat.stdout], daemon=True).start()
+    seen = []
+
+    def until(words: str) -> None:
+        while not seen or words not in seen[-1]:
+            try:
+                seen.append(lines.get(timeout=90))  # the bot answers in well under that, loading included
+            except queue.Empty:
+                raise AssertionError(f"never said {words!r}:\n{''.join(seen)}") from None
+
+    def say(line: str) -> None:
+        chat.stdin.write(f"{line}\n")
+        chat.stdin.flush()
+
+    try:
+        until("How can I help")
+        say("agent")
+        until("in line")
+        say("callback")
+        until("ten digit number")
+        say("2175550123#")
+        until("call you back at 2 1 7, 5 5 5, 0 1 2 3")
+        chat.stdin.close()
+        assert chat.wait(120) == 0
+    finally:
+        chat.kill()
+    stderr = chat.stderr.read()
+    assert "escalated; queue entry" in stderr and CALLBACK in stderr, stderr
+    record = ivr_command("calls", "last", "--json", timeout=120)
+    assert '"channel": "chat"' in record.stdout
