@@ -197,3 +197,57 @@ def test_with_the_accounts_database_down_the_caller_hears_one_apology_and_is_tra
         run(dialog.close())
     assert "can't reach your account" in said(reply) and said(reply).count("sorry") <= 1
     assert reply.escalation and reply.escalation.reason == "store_unavailable"
+
+
+def _last_good_model(tmp_path, trained_model) -> Path:
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(trained_model, models / trained_model.name)
+    return models / trained_model.name
+
+
+def test_the_shipped_dialogs_check_prints_no_warnings_to_wade_through():
+    from conftest import ivr_command
+
+    checked = ivr_command("dialogs", "check", timeout=180)
+    assert checked.returncode == 0 and checked.stdout.strip().endswith("OK"), checked.stdout
+    assert "warning" not in checked.stdout, checked.stdout
+
+
+def test_a_rule_naming_a_missing_response_fails_the_check_on_its_line_and_training_keeps_the_good_model(
+        dialogs_copy, tmp_path, trained_model):
+    from conftest import ivr_command
+
+    rules = dialogs_copy / "data" / "rules.yml"
+    rules.write_text(rules.read_text() + "\n  - rule: greet the caller warmly\n    steps:\n      - intent: greet\n"
+                                         "      - action: utter_warm_welcome\n")
+    line = rules.read_text().splitlines().index("      - action: utter_warm_welcome") + 1
+    model = _last_good_model(tmp_path, trained_model)
+    before = model.read_bytes()
+    env = {"IVR_DIALOGS": str(dialogs_copy), "IVR_MODELS": str(model.parent)}
+    checked = ivr_command("dialogs", "check", env=env, timeout=180)
+    assert checked.returncode != 0 and f"rules.yml:{line}:" in checked.stdout and "utter_warm_welcome" in checked.stdout
+    trained = ivr_command("train", env=env, timeout=180)
+    assert trained.returncode != 0 and "utter_warm_welcome" in trained.stderr and "Traceback" not in trained.stderr
+    assert model.read_bytes() == before
+
+
+def test_empty_nlu_data_fails_the_check_and_never_replaces_the_good_model(dialogs_copy, tmp_path, trained_model):
+    from conftest import ivr_command
+
+    (dialogs_copy / "data" / "nlu.yml").write_text('version: "3.1"\nnlu: []\n')
+    model = _last_good_model(tmp_path, trained_model)
+    before = model.read_bytes()
+    env = {"IVR_DIALOGS": str(dialogs_copy), "IVR_MODELS": str(model.parent)}
+    checked = ivr_command("dialogs", "check", env=env, timeout=180)
+    assert checked.returncode != 0 and "nlu.yml:1:" in checked.stdout and "understand nothing" in checked.stdout
+    assert ivr_command("train", env=env, timeout=180).returncode != 0
+    assert model.read_bytes() == before
+
+
+def test_an_intent_without_examples_is_reported_at_its_line_in_the_domain(dialogs_copy):
+    domain = dialogs_copy / "domain.yml"
+    domain.write_text(domain.read_text().replace("  - dont_know\n", "  - dont_know\n  - order_pizza\n", 1))
+    line = domain.read_text().splitlines().index("  - order_pizza") + 1
+    problems = [str(p) for p in check_dialogs(dialogs_copy) if not p.warning]
+    assert any(f"domain.yml:{line}:" in p and "order_pizza" in p and "no examples" in p for p in problems), problems

@@ -7,9 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.dialog.settings import DialogError, line_of, load_yaml, problems_in
+from ivr.dialog.structure import structure_problems
 
-# Sent by the call loop as "/no_input", never typed or spoken, so it has no NLU examples by design.
-BY_DESIGN = re.compile(r"'no_input'.*(not found in the NLU training data|no examples)", re.S)
+# Sent by the call loop ("/no_input", "/frustrated"), never typed or spoken: no NLU examples by design.
+BY_DESIGN = re.compile(r"'(no_input|frustrated)'.*(not found in the NLU training data|no examples)", re.S)
+# Rasa's findings that ivr.dialog.structure reports itself, at the step's own file and line.
+REPORTED_BY_US = re.compile(r"is used in the stories, but is not a valid utterance action|is used in the '.*' block, "
+                            r"but it is not listed in the domain file|is listed in the domain file, but is not found "
+                            r"in the NLU training data", re.S)
 
 
 @dataclass(frozen=True)
@@ -39,15 +44,32 @@ def check_dialogs(dialogs_dir: Path) -> list[Problem]:
         return problems  # Rasa would only repeat the syntax errors less precisely
     problems.extend(_voice_problems(dialogs_dir, parsed))
     domain = parsed.get(dialogs_dir / "domain.yml") or {}
-    problems.extend(p for p in _rasa_problems(dialogs_dir) if not _used_by_actions(p))
+    problems.extend(Problem(dialogs_dir / path if not path.is_absolute() else path, line, message)
+                    for path, line, message in structure_problems(parsed, domain))
+    spoken = _spoken_by_actions()
+    problems.extend(p for p in _rasa_problems(dialogs_dir)
+                    if not _used_by_actions(p, spoken) and not REPORTED_BY_US.search(p.message))
     return [_in_domain(p, dialogs_dir / "domain.yml", domain) for p in problems]
 
 
-def _used_by_actions(problem: Problem) -> bool:
-    """Rasa cannot see responses our rasa_sdk actions utter; its 'not used' warning is wrong for those."""
+def _spoken_by_actions() -> tuple[set[str], list[re.Pattern]]:
+    """Responses our rasa_sdk actions utter: names written out, and names they put together
+    (f"utter_help_{slot}", f"{prompt}_rephrase"). Rasa cannot see these; its 'not used' warning is wrong for them."""
+    names: set[str] = set()
+    patterns: list[re.Pattern] = []
+    for source in (Path(__file__).parent.parent / "actions").glob("*.py"):
+        text = source.read_text()
+        names.update(re.findall(r'"(utter_\w+)"', text))
+        for template in re.findall(r'f"([\w{}.]*\{[^"]*)"', text):
+            if "utter_" in template or re.fullmatch(r"\{\w+\}_\w+", template):  # utter_… or {prompt}_rephrase
+                patterns.append(re.compile(re.sub(r"\\\{[^}]*\\\}", r"\\w+", re.escape(template))))
+    return names, patterns
+
+
+def _used_by_actions(problem: Problem, spoken: tuple[set[str], list[re.Pattern]]) -> bool:
     named = re.search(r"utterance '(\w+)' is not used", problem.message)
-    sources = (Path(__file__).parent.parent / "actions").glob("*.py")
-    return bool(named) and any(f'"{named.group(1)}' in s.read_text() for s in sources)
+    names, patterns = spoken
+    return bool(named) and (named.group(1) in names or any(p.fullmatch(named.group(1)) for p in patterns))
 
 
 def _in_domain(problem: Problem, domain_path: Path, domain) -> Problem:

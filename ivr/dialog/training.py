@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 from ivr.dialog.check import check_dialogs, yaml_files
@@ -40,10 +42,15 @@ def train(dialogs_dir: Path, models_dir: Path, force: bool = False) -> Path:
     from rasa.model_training import train as rasa_train
 
     models_dir.mkdir(parents=True, exist_ok=True)
-    result = rasa_train(domain=str(dialogs_dir / "domain.yml"), config=str(dialogs_dir / "config.yml"),
-                        training_files=[str(dialogs_dir / "data")], output=str(models_dir),
-                        fixed_model_name=MODEL_NAME, force_training=True)
-    if result.code != 0 or not target.exists():
-        raise DialogError(f"{dialogs_dir}:0: Rasa training failed (code {result.code})")
+    # Trained beside the last good model and swapped in only when done: a failed training keeps it.
+    with tempfile.TemporaryDirectory(dir=models_dir, prefix=".training-") as scratch:
+        result = rasa_train(domain=str(dialogs_dir / "domain.yml"), config=str(dialogs_dir / "config.yml"),
+                            training_files=[str(dialogs_dir / "data")], output=scratch,
+                            fixed_model_name=MODEL_NAME, force_training=True)
+        trained = model_path(Path(scratch))
+        if result.code != 0 or not trained.exists():
+            kept = f"; the last good model {target} is kept" if target.exists() else ""
+            raise DialogError(f"{dialogs_dir}:0: Rasa training failed (code {result.code}){kept}")
+        os.replace(trained, target)
     stamp.write_text(current)
     return target
