@@ -17,7 +17,7 @@ from typing import List, Optional
 import pytest
 
 from conftest import ivr_command
-from ivr.call import CallResult
+from ivr.call_result import CallResult
 from ivr.events import Escalation, Turn
 from ivr.queue import QueueStore
 from ivr.records import CallRecords
@@ -31,6 +31,11 @@ PROMPTS = ("utter_greet", "utter_ask_account_number", "utter_ask_pin", "utter_as
 TASKS = (None, "balance", "bill_pay", "address_change")
 REASONS = ("caller_request", "no_input", "no_match", "auth_failed", "frustration", "payment_declined")
 OUTCOMES = ("self_served", "escalated", "abandoned", "ended")
+TASK_NAMES = {"bill_pay": "bill payment", "balance": "balance enquiry", "address_change": "address change"}
+# What a supervisor reads for each prompt: voice.yml's `name:`, else the prompt's own words.
+PROMPT_NAMES = {"utter_greet": "how can I help?", "utter_ask_account_number": "account number", "utter_ask_pin": "PIN",
+                "utter_ask_amount": "amount", "utter_ask_zip_code": "new ZIP code", "utter_ask_street": "street",
+                "utter_confirm_payment": "confirm payment"}
 FATES = ("wrapped_up", "taken", "abandoned", "callback", "callback_returned", "waiting", "not_queued")
 SCREENSHOT_COPY = Path("/tmp/ivr-report-screenshot.png")  # kept for a person to look at
 
@@ -44,6 +49,7 @@ class Truth:
     seconds: float
     reason: Optional[str]
     turns: List[Turn]
+    tasks: List[dict] = field(default_factory=list)  # empty: a record from before tasks were kept
     fate: Optional[str] = None
     enqueued: Optional[datetime] = None
     wait: Optional[float] = None  # enqueued -> taken, seconds
@@ -81,6 +87,17 @@ def random_turns(rng: random.Random) -> List[Turn]:
     return turns
 
 
+def random_tasks(rng: random.Random, outcome: str, task: Optional[str]) -> List[dict]:
+    """The tasks a call started: its last one, completed only when self-served, sometimes after one it
+    left (cancelled or switched from), sometimes after another it finished; a fifth keep no list."""
+    if task is None or rng.random() < 0.2:
+        return []
+    shape, other = rng.random(), rng.choice([t for t in TASKS[1:] if t != task])
+    before = [{"task": other, "completed": False}] if shape < 0.25 else \
+        [{"task": other, "completed": True}] if shape < 0.4 and outcome == "self_served" else []
+    return [*before, {"task": task, "completed": outcome == "self_served"}]
+
+
 def generate(var: Path, rng: random.Random) -> History:
     history = History(var)
     records = CallRecords(f"sqlite:///{var / 'calls.db'}")
@@ -93,7 +110,8 @@ def generate(var: Path, rng: random.Random) -> History:
             outcome = rng.choices(OUTCOMES, weights=(45, 35, 12, 8))[0]
             task = rng.choice(TASKS) if outcome != "self_served" else rng.choice(TASKS[1:])
             truth = Truth(started, outcome, task, rng.randrange(3_000, 600_000) / 1000,
-                          rng.choice(REASONS) if outcome == "escalated" else None, random_turns(rng))
+                          rng.choice(REASONS) if outcome == "escalated" else None, random_turns(rng),
+                          random_tasks(rng, outcome, task))
             call_id = f"call-{number:04d}"
             escalation = Escalation(truth.reason, summary=f"Caller {number} wants a person.", task=task,
                                     frustration=round(rng.random(), 2), caller_number=f"+1555{number:07d}",
@@ -107,7 +125,7 @@ def generate(var: Path, rng: random.Random) -> History:
                                     truth.seconds, started_at=started,
                                     ended_at=started + timedelta(seconds=truth.seconds), channel="sip",
                                     caller_number=f"+1555{number:07d}", queue_entry=entry,
-                                    queue_outcome=queue_outcome))
+                                    queue_outcome=queue_outcome, tasks=truth.tasks))
             history.truths.append(truth)
     finally:
         records.close()
@@ -157,18 +175,22 @@ def expected(truths: List[Truth], since: Optional[datetime] = None) -> dict:
     calls = [t for t in truths if since is None or t.started >= since]
     queued = [t for t in truths if t.enqueued and (since is None or t.enqueued >= since)]
     outcomes = Counter(t.outcome for t in calls)
+    started = [s for t in calls for s in (t.tasks or ([{"task": t.task, "completed": t.outcome == "self_served"}]
+                                                      if t.task else []))]
     tasks = {}
-    for name in sorted({t.task for t in calls if t.task}):
-        attempted = [t for t in calls if t.task == name]
-        served = sum(t.outcome == "self_served" for t in attempted)
-        tasks[name] = {"attempted": len(attempted), "self_served": served, "completion_rate": served / len(attempted)}
+    for name in sorted({s["task"] for s in started}):
+        attempted = [s for s in started if s["task"] == name]
+        done = sum(s["completed"] for s in attempted)
+        tasks[name] = {"name": TASK_NAMES[name], "attempted": len(attempted), "completed": done,
+                       "completion_rate": done / len(attempted)}
     on_line = [t for t in queued if not t.callback]  # speed of answer etc. are about callers on the line
     taken = [t for t in on_line if t.wait is not None]
     returned = [t for t in queued if t.callback and t.wait is not None]
     wrapped = [t for t in queued if t.handle is not None]
     prompts = {}
     for turn in (turn for t in calls for turn in t.turns):
-        counts = prompts.setdefault(turn.prompt, {"prompt": turn.prompt, "no_input": 0, "no_match": 0, "turns": 0})
+        counts = prompts.setdefault(turn.prompt, {"prompt": turn.prompt, "name": PROMPT_NAMES[turn.prompt],
+                                                  "no_input": 0, "no_match": 0, "turns": 0})
         counts["turns"] += 1
         if turn.kind == "no_input":
             counts["no_input"] += 1
@@ -183,6 +205,9 @@ def expected(truths: List[Truth], since: Optional[datetime] = None) -> dict:
         "outcomes": {o: outcomes[o] for o in OUTCOMES},
         "contained": len(calls) - outcomes["escalated"],
         "containment_rate": (len(calls) - outcomes["escalated"]) / len(calls),
+        "abandoned_in_bot": outcomes["abandoned"],
+        "abandoned_in_bot_rate": outcomes["abandoned"] / len(calls),
+        "task_completion_rate": sum(s["completed"] for s in started) / len(started),
         "tasks": tasks,
         "escalations_by_reason": dict(Counter(t.reason for t in calls if t.outcome == "escalated").most_common()),
         "bot_handle_time_s": sum(t.seconds for t in calls) / len(calls),
@@ -208,6 +233,9 @@ def expected(truths: List[Truth], since: Optional[datetime] = None) -> dict:
 
 
 def assert_figures(report: dict, want: dict) -> None:
+    glossary = report.pop("glossary")
+    assert {"containment", "task completion", "abandoned in the bot", "abandoned in the queue"} <= set(glossary)
+    assert all(len(meaning) > 20 for meaning in glossary.values())
     assert set(report) - {"since"} == set(want)
     for name, value in want.items():
         if isinstance(value, float):
@@ -216,6 +244,8 @@ def assert_figures(report: dict, want: dict) -> None:
             assert report[name] == value and list(report[name]) == list(value)
         elif name == "prompts":
             assert [{**p, "failure_rate": pytest.approx(p["failure_rate"])} for p in value] == report[name]
+        elif name == "callbacks":  # its average is a float summed in another order
+            assert report[name] == {**value, "average_wait_s": pytest.approx(value["average_wait_s"], rel=1e-12)}
         elif name == "escalations_by_reason":
             assert report[name] == value
             assert list(report[name].values()) == sorted(value.values(), reverse=True), "most frequent first"
@@ -231,6 +261,8 @@ def test_every_figure_matches_the_generated_history(history):
     want = expected(history.truths)
     # The generator covered what the figures distinguish.
     assert all(want["outcomes"].values()) and len(want["tasks"]) == 3 and len(want["escalations_by_reason"]) == 6
+    assert any(len(t.tasks) == 2 and not t.tasks[0]["completed"] for t in history.truths)  # a task left for another
+    assert any(t.task and not t.tasks for t in history.truths)  # a record from before tasks were kept
     assert want["callbacks"]["returned"] and want["callbacks"]["waiting"] and want["abandoned_in_queue"]
     assert any(t.wait == 20.0 for t in history.truths) and want["calls_per_day"][0]["day"] == "2026-11-10"
     assert_figures(report, want)
@@ -277,7 +309,10 @@ def test_the_html_report_shows_its_plots_in_a_real_browser_without_the_network(h
     assert all(image["ok"] and image["w"] >= 400 for image in images), images
     assert requests == [page_file.as_uri()], "the page fetched something besides itself"
     assert f"{want['containment_rate'] * 100:.1f} %" in text and f"{want['service_level'] * 100:.1f} %" in text
-    assert want["prompts"][0]["prompt"] in text
+    assert want["prompts"][0]["name"] in text and "utter_" not in text
+    for term in ("containment", "task completion", "abandoned in the bot", "abandoned in the queue"):
+        assert term in text.lower(), term
+    assert f"{want['task_completion_rate'] * 100:.1f} %" in text
     assert screenshot.stat().st_size > 50_000
     shutil.copy(screenshot, SCREENSHOT_COPY)
 

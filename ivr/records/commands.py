@@ -136,11 +136,13 @@ def _clock(iso: str) -> str:
 @_records_errors_are_the_users
 def _report(args, settings) -> int:
     from ivr.reports.history import history
+    from ivr.dialog.settings import load_voice_settings
     from ivr.reports.kpis import kpis
 
     since = parse_since(args.since)
     calls, entries = history(settings, since)
-    figures = {"since": since.isoformat() if since else None, **kpis(calls, entries)}
+    names = load_voice_settings(settings.dialogs_dir).report_names()
+    figures = {"since": since.isoformat() if since else None, **kpis(calls, entries, names)}
     period = f"since {since.isoformat()}" if since else "all recorded calls"
     if not calls and not entries:
         print(f"ivr report: {_no_calls(since)}: nothing to report", file=sys.stderr)

@@ -25,6 +25,7 @@ table { border-collapse: collapse; margin: 0.5em 0; } td, th { border-bottom: 1p
 th { text-align: left; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; display: block; margin: 0.5em 0; }
 .note { color: #666; font-size: 0.9em; }
+dt { font-weight: 600; color: #333; margin-top: 0.5em; } dd { margin-left: 1.5em; }
 """
 
 
@@ -48,12 +49,7 @@ def render(figures: Dict[str, Any], title: str, period: str) -> str:
         _section("Prompts callers could not answer", figures["prompts"],
                  "every prompt was answered: no no-input and no no-match",
                  lambda: [_prompts_table(figures), _plot(_prompts_plot, figures)]),
-        '<p class="note">Containment: calls the bot finished without handing the caller to an agent. Completion: '
-        "calls that self-served a task out of those that attempted it. Bot handle time: call length. Agent handle "
-        "time: taken to wrap-up. Speed of answer, service level and abandonment count callers waiting on the line "
-        "(not callbacks): speed of answer is queued to taken by an agent, service level the share taken "
-        f"within {figures['service_level_seconds']:g} s. No-input: the caller said nothing; no-match: what they said "
-        "was not understood (fallback intent or nothing heard).</p>",
+        _glossary(figures),
         "</body></html>",
     ]
     return "\n".join(part for part in parts if part)
@@ -61,8 +57,16 @@ def render(figures: Dict[str, Any], title: str, period: str) -> str:
 
 # --- figures as text -------------------------------------------------------------------------------------------
 
+def _glossary(f: Dict[str, Any]) -> str:
+    terms = "".join(f"<dt>{_text(term)}</dt><dd>{_text(meaning)}</dd>" for term, meaning in f["glossary"].items())
+    return f'<h2>What the figures mean</h2><dl class="note">{terms}</dl>' + (
+        f'<p class="note">Service-level time: {f["service_level_seconds"]:g} s.</p>')
+
+
 def _tiles(f: Dict[str, Any]) -> str:
     tiles = [("calls", str(f["calls"])), ("containment", _percent(f["containment_rate"])),
+             ("task completion", _percent(f["task_completion_rate"])),
+             ("abandoned in the bot", _percent(f["abandoned_in_bot_rate"])),
              ("bot handle time", _seconds(f["bot_handle_time_s"])),
              ("agent handle time", _seconds(f["agent_handle_time_s"])),
              ("average speed of answer", _seconds(f["average_speed_of_answer_s"])),
@@ -75,9 +79,9 @@ def _tiles(f: Dict[str, Any]) -> str:
 
 
 def _tasks_table(f: Dict[str, Any]) -> str:
-    return _table(("task", "attempted", "self-served", "completion"),
-                  [(task, t["attempted"], t["self_served"], _percent(t["completion_rate"]))
-                   for task, t in f["tasks"].items()])
+    return _table(("task", "started", "completed in the bot", "completion"),
+                  [(t["name"], t["attempted"], t["completed"], _percent(t["completion_rate"]))
+                   for t in f["tasks"].values()])
 
 
 def _reasons_table(f: Dict[str, Any]) -> str:
@@ -99,7 +103,7 @@ def _queue_table(f: Dict[str, Any]) -> str:
 
 def _prompts_table(f: Dict[str, Any]) -> str:
     return _table(("prompt", "no-input", "no-match", "turns", "failed"),
-                  [(p["prompt"] or "(unnamed)", p["no_input"], p["no_match"], p["turns"],
+                  [(p["name"], p["no_input"], p["no_match"], p["turns"],
                     _percent(p["failure_rate"])) for p in f["prompts"]])
 
 
@@ -168,10 +172,10 @@ def _per_day_plot(figure: Figure, f: Dict[str, Any]) -> str:
 
 def _tasks_plot(figure: Figure, f: Dict[str, Any]) -> str:
     tasks = f["tasks"]
-    axes = _bars(figure, list(tasks), [t["completion_rate"] * 100 for t in tasks.values()], _COLOURS["bar"],
-                 "self-served, % of calls that attempted the task", "Completion per task")
+    axes = _bars(figure, [t["name"] for t in tasks.values()], [t["completion_rate"] * 100 for t in tasks.values()],
+                 _COLOURS["bar"], "completed in the bot, % of tasks started", "Completion per task")
     for row, t in enumerate(tasks.values()):
-        axes.text(1, row, f" {t['self_served']} of {t['attempted']}", va="center", color="white")
+        axes.text(1, row, f" {t['completed']} of {t['attempted']}", va="center", color="white")
     axes.set_xlim(0, 100)
     return "completion per task"
 
@@ -210,7 +214,7 @@ def _waits_plot(figure: Figure, f: Dict[str, Any]) -> str:
 def _prompts_plot(figure: Figure, f: Dict[str, Any]) -> str:
     axes = figure.subplots()
     prompts = f["prompts"]
-    names = [p["prompt"] or "(unnamed)" for p in prompts]
+    names = [p["name"] for p in prompts]
     no_input = [p["no_input"] for p in prompts]
     axes.barh(names, no_input, color=_COLOURS["no_input"], label="no-input")
     axes.barh(names, [p["no_match"] for p in prompts], left=no_input, color=_COLOURS["no_match"], label="no-match")

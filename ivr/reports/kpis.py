@@ -1,15 +1,6 @@
 """Call-centre KPIs from plain rows: call records (as `ivr calls show --json` prints them) and queue entries.
 
-Pure computation, no database and no drawing. How each figure is measured:
-- containment: calls the bot finished without handing the caller to a person (every outcome but escalated).
-- completion per task: calls that self-served a task / calls that attempted it (the call's task).
-- bot handle time: mean call seconds; agent handle time: mean wrapped_up - taken over wrapped-up entries.
-- speed of answer, service level and abandonment are about callers waiting on the line (entries without a
-  callback number): speed of answer is taken - enqueued over those an agent took; service level the share of
-  them taken within SERVICE_LEVEL_SECONDS; abandonment the share that hung up while waiting.
-- callbacks: queue entries that left a number to be called back on, with how long a returned one waited.
-- no-input / no-match: a turn with kind no_input, or whose intent is a fallback or whose heard text is empty,
-  counted against the prompt it answered.
+Pure computation, no database and no drawing. Each figure is defined in GLOSSARY (shown with the report).
 """
 from __future__ import annotations
 
@@ -18,18 +9,50 @@ from datetime import datetime
 from statistics import mean
 from typing import Any, Dict, Iterable, List, Optional
 
+from ivr.call_result import OUTCOMES
+
 SERVICE_LEVEL_SECONDS = 20.0
 NO_MATCH_INTENTS = ("nlu_fallback", "out_of_scope")
 TOP_PROMPTS = 10
 WAIT_BOUNDS = (10, 20, 30, 60, 120, None)  # seconds: answered within 10 s, within 20 s, ..., longer
-OUTCOMES = ("self_served", "escalated", "abandoned", "ended")
 ANSWERED = ("taken", "wrapped_up")
+TASK_NAMES = {"bill_pay": "bill payment", "balance": "balance enquiry", "address_change": "address change"}
+GLOSSARY = {
+    "containment": "Calls the bot finished without handing the caller to an agent (every outcome but escalated), "
+                   "out of all calls.",
+    "task completion": "Tasks finished in the bot (a payment posted, a balance read out, an address saved) out of "
+                       "the tasks callers started. A task the caller cancelled, left for another task, or left by "
+                       "hanging up or asking for a person counts as not completed.",
+    "self-served": "A call in which a task was completed and no agent was needed, however the caller then left "
+                   "(goodbye or hanging up).",
+    "abandoned in the bot": "Calls where the caller hung up on the bot before any task was done and without being "
+                            "handed to an agent, out of all calls.",
+    "abandoned in the queue": "Callers waiting on the line for an agent who hung up before one took them, out of "
+                              "the callers who waited on the line (callbacks are not counted).",
+    "ended": "Calls where the caller said goodbye before any task was done.",
+    "bot handle time": "Call length, from answer to hang-up.",
+    "agent handle time": "From an agent taking the caller to their wrap-up.",
+    "speed of answer": "From joining the queue to being taken by an agent, over callers waiting on the line.",
+    "service level": "The share of callers waiting on the line that an agent took within the service-level time.",
+    "no-input / no-match": "At a question: the caller said nothing / what they said was not understood (a "
+                           "fallback intent, or nothing heard).",
+}
 
 
-def kpis(calls: List[Dict[str, Any]], entries: List[Dict[str, Any]]) -> Dict[str, Any]:
+def kpis(calls: List[Dict[str, Any]], entries: List[Dict[str, Any]],
+         prompt_names: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """Every figure of the report. `calls`: call-record dicts; `entries`: dicts with id, state, reason,
-    enqueued_at, taken_at, ended_at (ISO 8601 or None) and callback_number."""
-    return {**_call_figures(calls), **_queue_figures(entries), "prompts": no_input_no_match(calls)}
+    enqueued_at, taken_at, ended_at (ISO 8601 or None) and callback_number; `prompt_names`: what a
+    supervisor calls each prompt ("card on file?" for utter_ask_use_card_on_file)."""
+    return {**_call_figures(calls), **_queue_figures(entries),
+            "prompts": no_input_no_match(calls, names=prompt_names or {}), "glossary": GLOSSARY}
+
+
+def tasks_of(call: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The tasks a call started, each completed or not (records from before tasks were kept: the call's task)."""
+    if call.get("tasks"):
+        return call["tasks"]
+    return [{"task": call["task"], "completed": call["outcome"] == "self_served"}] if call["task"] else []
 
 
 def _call_figures(calls: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -37,12 +60,13 @@ def _call_figures(calls: List[Dict[str, Any]]) -> Dict[str, Any]:
     contained = len(calls) - outcomes["escalated"]
     tasks: Dict[str, Dict[str, Any]] = {}
     for call in calls:
-        if call["task"]:
-            task = tasks.setdefault(call["task"], {"attempted": 0, "self_served": 0})
+        for started in tasks_of(call):
+            task = tasks.setdefault(started["task"], {"name": TASK_NAMES.get(started["task"], started["task"]),
+                                                      "attempted": 0, "completed": 0})
             task["attempted"] += 1
-            task["self_served"] += call["outcome"] == "self_served"
+            task["completed"] += bool(started["completed"])
     for task in tasks.values():
-        task["completion_rate"] = task["self_served"] / task["attempted"]
+        task["completion_rate"] = task["completed"] / task["attempted"]
     reasons = Counter((call["escalation"] or {}).get("reason") or "unknown"
                       for call in calls if call["outcome"] == "escalated")
     return {
@@ -50,6 +74,10 @@ def _call_figures(calls: List[Dict[str, Any]]) -> Dict[str, Any]:
         "outcomes": {outcome: outcomes[outcome] for outcome in OUTCOMES},
         "contained": contained,
         "containment_rate": _share(contained, len(calls)),
+        "abandoned_in_bot": outcomes["abandoned"],
+        "abandoned_in_bot_rate": _share(outcomes["abandoned"], len(calls)),
+        "task_completion_rate": _share(sum(t["completed"] for t in tasks.values()),
+                                       sum(t["attempted"] for t in tasks.values())),
         "tasks": dict(sorted(tasks.items())),
         "escalations_by_reason": dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
         "bot_handle_time_s": _mean(call["seconds"] for call in calls),
@@ -85,13 +113,15 @@ def _waits(entries: List[Dict[str, Any]]) -> List[float]:
     return [_seconds(entry["enqueued_at"], entry["taken_at"]) for entry in entries if entry["taken_at"]]
 
 
-def no_input_no_match(calls: Iterable[Dict[str, Any]], top: int = TOP_PROMPTS) -> List[Dict[str, Any]]:
+def no_input_no_match(calls: Iterable[Dict[str, Any]], top: int = TOP_PROMPTS,
+                      names: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
     """The prompts callers most often failed to answer: no_input and no_match counts out of the turns there."""
     seen: Dict[str, Dict[str, Any]] = {}
     for call in calls:
         for turn in call["turns"]:
-            prompt = seen.setdefault(turn["prompt"], {"prompt": turn["prompt"], "no_input": 0, "no_match": 0,
-                                                      "turns": 0})
+            name = (names or {}).get(turn["prompt"]) or prompt_name(turn["prompt"])
+            prompt = seen.setdefault(turn["prompt"], {"prompt": turn["prompt"], "name": name, "no_input": 0,
+                                                      "no_match": 0, "turns": 0})
             prompt["turns"] += 1
             failure = _failure(turn)
             if failure:
@@ -100,6 +130,16 @@ def no_input_no_match(calls: Iterable[Dict[str, Any]], top: int = TOP_PROMPTS) -
                for p in seen.values() if p["no_input"] + p["no_match"]]
     failing.sort(key=lambda p: (-(p["no_input"] + p["no_match"]), p["prompt"]))
     return failing[:top]
+
+
+def prompt_name(prompt: str) -> str:
+    """A prompt's name as a person says it, when the dialog files give none: utter_ask_zip_code -> "zip code"."""
+    if not prompt:
+        return "(unnamed)"
+    words = prompt.removeprefix("utter_").removeprefix("ask_").removeprefix("hold_")
+    rephrased = words.endswith("_rephrase")
+    words = words.removesuffix("_rephrase").replace("_", " ")
+    return f"{words} (asked again)" if rephrased else words
 
 
 def _failure(turn: Dict[str, Any]) -> Optional[str]:
