@@ -35,10 +35,19 @@ VOICES = (("espeak:en-us", 150), ("flite:slt", None), ("espeak:en-gb", 170), ("f
 @dataclass(frozen=True)
 class Labelled:
     say: str
-    intent: str
+    intent: str  # "inform|deny": either will do
     expects: Expectation
     slot: Optional[str]
     prompt: str  # free, account, pin, zip, amount, street
+    move: Optional[str] = None  # a caller move at a question (tests/data/repair.yml): cancel, help, wait …
+
+    @property
+    def scored_for_intent(self) -> bool:
+        return self.prompt == "free" or self.move is not None
+
+
+def intent_matches(expected: str, got: Optional[str]) -> bool:
+    return got in expected.split("|")
 
 
 def load_set(path: Path) -> list[Labelled]:
@@ -46,7 +55,7 @@ def load_set(path: Path) -> list[Labelled]:
     for raw in yaml.safe_load(path.read_text())["utterances"]:
         kind = raw.get("expects", "free")
         items.append(Labelled(raw["say"], raw["intent"], Expectation(kind, raw.get("length")),
-                              str(raw["slot"]) if "slot" in raw else None, raw.get("prompt", "free")))
+                              str(raw["slot"]) if "slot" in raw else None, raw.get("prompt", "free"), raw.get("move")))
     return items
 
 
@@ -106,10 +115,10 @@ async def measure(settings: Settings, data: Path, limit: Optional[int] = None) -
                 audio = on_the_line(spoken, condition, seed=index)
                 text = await loop.run_in_executor(None, hear, recognizer, audio, item.expects)
                 heard = normalise(text, item.expects)
-                intent = (await dialog.parse(heard))[0] if item.prompt == "free" else None
+                intent = (await dialog.parse(heard))[0] if item.scored_for_intent else None
                 results[condition].append({"said": item.say, "voice": voice, "heard": text, "value": heard,
                                            "intent": intent, "expected": item.intent, "slot": item.slot,
-                                           "prompt": item.prompt})
+                                           "prompt": item.prompt, "move": item.move})
     finally:
         await dialog.close()
     return {"recognizer": recognizer.name, "utterances": len(items),
@@ -119,20 +128,25 @@ async def measure(settings: Settings, data: Path, limit: Optional[int] = None) -
 def summary(rows: list[dict]) -> dict[str, Any]:
     references = [comparable(r["slot"] if r["slot"] and r["prompt"] != "amount" else r["said"]) for r in rows]
     hypotheses = [comparable(r["value"] if r["slot"] and r["prompt"] != "amount" else r["heard"]) for r in rows]
-    scored = [(r["expected"], r["intent"]) for r in rows if r["prompt"] == "free"]
+    intents = [r for r in rows if r["prompt"] == "free" or r.get("move")]
+    scored = [(r["expected"], r["intent"]) for r in intents]
     slots: dict[str, list[bool]] = defaultdict(list)
+    moves: dict[str, list[bool]] = defaultdict(list)
     for r in rows:
         if r["slot"] is not None:
             slots[r["prompt"]].append(r["value"] == r["slot"])
+        if r.get("move"):
+            moves[r["move"]].append(intent_matches(r["expected"], r["intent"]))
     digit_strings = [ok for prompt in ("account", "pin", "zip") for ok in slots.get(prompt, [])]
     return {
         "word_error_rate": round(jiwer.wer(references, hypotheses), 4) if rows else None,
-        "intent_accuracy": round(sum(e == i for e, i in scored) / len(scored), 4) if scored else None,
+        "intent_accuracy": round(sum(intent_matches(e, i) for e, i in scored) / len(scored), 4) if scored else None,
         "digit_strings_exact": round(sum(digit_strings) / len(digit_strings), 4) if digit_strings else None,
         "slots_exact": {p: round(sum(v) / len(v), 4) for p, v in sorted(slots.items())},
+        "moves": {m: round(sum(v) / len(v), 4) for m, v in sorted(moves.items())},
         "confusion": {f"{e} -> {i}": n for (e, i), n in sorted(Counter(scored).items())},
         "misheard": [{k: r[k] for k in ("said", "voice", "heard", "intent", "expected")} for r in rows
-                     if (r["prompt"] == "free" and r["intent"] != r["expected"])
+                     if (r in intents and not intent_matches(r["expected"], r["intent"]))
                      or (r["slot"] is not None and r["value"] != r["slot"])][:25],
     }
 
@@ -180,6 +194,8 @@ def accuracy(settings: Settings, data: Path, as_json: bool, plot_to: Optional[Pa
         slots = ", ".join(f"{p} {v:.0%}" for p, v in figures["slots_exact"].items())
         print(f"{condition:<14}{_pct(figures['word_error_rate']):>8}{_pct(figures['intent_accuracy']):>9}"
               f"{_pct(figures['digit_strings_exact']):>9}  {slots}")
+        if figures["moves"]:
+            print(f"{'':<14}caller moves: " + ", ".join(f"{m} {v:.0%}" for m, v in figures["moves"].items()))
     if plot_to:
         print(f"confusion plot: {plot_to}")
     return 0
