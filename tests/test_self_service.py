@@ -52,3 +52,28 @@ def test_a_caller_who_never_answers_is_offered_an_agent_and_pays_nothing(call, a
     call("pay_bill_silence_flite.yml")
     assert accounts.account("48151623").balance_cents == 12075
     assert len(accounts.payments("48151623")) == 1  # the seeded one
+
+
+def test_a_payment_refused_at_posting_is_said_and_handed_over_not_a_failure(bot, event_loop_for_bot, accounts, var_dir):
+    """Two payers on one account: the other clears the balance while this caller is confirming."""
+    from ivr.accounts import Card
+    from typed_caller import typed_call
+
+    log = var_dir / "logs" / "actions.log"
+    logged_before = log.stat().st_size if log.exists() else 0
+
+    def meanwhile_the_other_payer(index: int, line: str) -> str:
+        if index == 5:  # the caller is about to confirm
+            card = accounts.account("31415926").card
+            accounts.pay("31415926", 31040, Card(card.last4, card.token), "the-other-payer")
+        return line
+
+    lines = ["I want to pay my bill", "31415926", "9090#", "the full balance", "yes", "yes"]
+    call = typed_call(bot, event_loop_for_bot, lines, before_each=meanwhile_the_other_payer)
+    heard = call.heard_after(5)
+    assert "the payment could not be made: there is nothing left to pay on this account" in heard, heard
+    assert "connect you with an agent" in heard and "went wrong on our side" not in heard
+    assert call.result.outcome == "escalated" and call.result.escalation.reason == "payment_failed"
+    assert [p.amount_cents for p in accounts.payments("31415926")] == [31040]  # the other payer's, once
+    logged = log.read_bytes()[logged_before:].decode(errors="replace")
+    assert "payment refused (nothing_due)" in logged and "Traceback" not in logged and "31415926" not in logged

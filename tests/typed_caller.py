@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Callable, Optional
 
 from ivr.call import Backstage
 from ivr.call_result import CallResult
@@ -34,12 +34,17 @@ class TypedCall:
 
 
 def typed_call(bot, loop: asyncio.AbstractEventLoop, lines: list[str], with_queue: bool = False,
-               caller_number: Optional[str] = None) -> TypedCall:
-    """Play `lines` into a call, then hang up. Without `with_queue` an escalated caller is not held."""
-    pending = list(lines)
+               caller_number: Optional[str] = None,
+               before_each: Optional[Callable[[int, str], str]] = None) -> TypedCall:
+    """Play `lines` into a call, then hang up. Without `with_queue` an escalated caller is not held.
+    `before_each(index, line)` runs as the caller is about to type each line (what happens meanwhile)."""
+    pending = list(enumerate(lines))
 
     def read() -> Optional[str]:
-        return pending.pop(0) if pending else None
+        if not pending:
+            return None
+        index, line = pending.pop(0)
+        return before_each(index, line) if before_each else line
 
     used = bot if with_queue else replace(bot, backstage=Backstage(frustration=bot.backstage.frustration))
     call = used.call(TypedLine(read), "chat", caller_number=caller_number)

@@ -1,6 +1,7 @@
 """Balance and bill payment for an authenticated caller."""
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date
 from typing import Any, Optional
@@ -19,6 +20,9 @@ from ivr.actions.tasks import task_done, transfer_with_apology
 from ivr.asr.numbers import normalise
 from ivr.events import Expectation
 
+REFUSED_BECAUSE = {PaymentRefused.NOTHING_DUE: ": there is nothing left to pay on this account",
+                   PaymentRefused.TOO_LARGE: ": it is more than this account can take"}
+log = logging.getLogger(__name__)
 NEW_CARD = re.compile(r"\b(new|different|another|other)\b")
 AMOUNT = Expectation("amount")
 PAYMENT_SLOTS = ("amount_cents", "use_card_on_file", "card_number", "card_expiry", "payment_confirmed",
@@ -222,9 +226,10 @@ class Pay(Action):
         try:
             card = self._card(tracker)
             paid = backing().store.pay(number, cents, card, idempotency_key=f"{tracker.sender_id}:{made + 1}")
-        except PaymentRefused as refused:
-            return transfer_with_apology(dispatcher, f"I'm sorry, I couldn't take that payment: {refused.message}",
-                                         "payment_failed")
+        except PaymentRefused as refused:  # its message is for the log; the caller hears it in their words
+            log.warning("call %s: payment refused (%s)", tracker.sender_id, refused.reason)
+            why = REFUSED_BECAUSE.get(refused.reason, "")
+            return transfer_with_apology(dispatcher, f"I'm sorry, the payment could not be made{why}.", "payment_failed")
         except StoreUnavailable:
             return transfer_after_trouble(dispatcher)
         dispatcher.utter_message(text=f"Thank you. Your payment of {spoken_amount(paid.amount_cents)} is done. "
