@@ -73,3 +73,18 @@ def test_a_live_stream_resampled_in_20ms_blocks_matches_resampling_it_whole(spea
     assert int(np.argmax(np.correlate(streamed[:16000], whole[:16000], "full"))) - 15999 == 0  # no delay
     # the same samples to within rounding; resampling each block alone is off by ~3000 at the edges
     assert np.abs(streamed - whole[: len(streamed)]).max() <= 8
+
+
+def test_a_caller_file_over_fifteen_minutes_is_refused_before_it_is_read(tmp_path):
+    import wave
+
+    from conftest import ivr_command
+
+    long = tmp_path / "sixteen-minutes.wav"
+    with wave.open(str(long), "wb") as wav:
+        wav.setnchannels(1), wav.setsampwidth(2), wav.setframerate(8000)
+        wav.writeframes(bytes(8000 * 2 * 60 * 16))
+    with pytest.raises(BadAudio, match="16 minutes.*at most 15 minutes"):
+        read_wav(long)
+    done = ivr_command("call", "--caller-audio", long, timeout=60)
+    assert done.returncode != 0 and "at most 15 minutes" in done.stderr and "Traceback" not in done.stderr

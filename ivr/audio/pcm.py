@@ -47,6 +47,9 @@ class StreamResampler:
         return AudioChunk(np.asarray(out, dtype="<i2").tobytes(), self.rate_out, chunk.timestamp)
 
 
+MAX_CALLER_SECONDS = 15 * 60  # a caller's answer, or a whole call, is far shorter; larger files would fill memory
+
+
 def read_wav(source: Union[str, Path, bytes], rate: int | None = None) -> AudioChunk:
     """Any PCM WAV (8-32 bit, mono or multichannel, any rate) as mono 16-bit, resampled to `rate` if given."""
     name = "audio data" if isinstance(source, bytes) else str(source)
@@ -57,6 +60,9 @@ def read_wav(source: Union[str, Path, bytes], rate: int | None = None) -> AudioC
     try:
         with handle, wave.open(handle, "rb") as wav:
             channels, width, wav_rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
+            if wav_rate > 0 and wav.getnframes() / wav_rate > MAX_CALLER_SECONDS:  # refused before it is read
+                raise BadAudio(f"{name}: {wav.getnframes() / wav_rate / 60:.0f} minutes of audio; a caller file may "
+                               f"be at most {MAX_CALLER_SECONDS // 60} minutes (cut it with `sox IN OUT trim 0 15:00`)")
             frames = wav.readframes(wav.getnframes())
     except (wave.Error, EOFError, RuntimeError, struct.error, ValueError) as exc:  # wave's errors for bad chunks
         raise BadAudio(f"{name}: not a PCM WAV file ({exc}); convert it with e.g. "
