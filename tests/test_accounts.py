@@ -492,3 +492,15 @@ def test_the_database_url_comes_from_the_environment_or_the_var_folder(tmp_path)
     assert database_url(settings, env={}) == f"sqlite:///{tmp_path / 'var' / 'accounts.db'}"
     assert database_url(settings, env={"IVR_DATABASE_URL": "postgresql+psycopg2://ivr@/ivr"}) == \
         "postgresql+psycopg2://ivr@/ivr"
+
+
+def test_a_store_opened_for_calls_is_never_created_empty(url, tokens):
+    """Calls open the store with create=False: a database never set up is unavailable, not made anew."""
+    with pytest.raises(StoreUnavailable, match="ivr db seed"):
+        Store(url, create=False)
+    with pytest.raises(StoreUnavailable):  # and that failed open left nothing behind to be found next time
+        Store(url, create=False)
+    with Store(url) as made:  # `ivr db seed` creates it
+        seed(made, tokens)
+    with Store(url, create=False) as opened:
+        assert opened.account("48151623").balance_cents == 12075

@@ -102,3 +102,14 @@ def test_ivr_chat_on_the_terminal_holds_and_takes_a_callback(var_dir):
     assert "escalated; queue entry" in stderr and CALLBACK in stderr, stderr
     record = ivr_command("calls", "last", "--json", timeout=120)
     assert '"channel": "chat"' in record.stdout
+
+
+def test_a_missing_accounts_database_is_an_apology_and_a_person_never_an_empty_new_one(tmp_path, trained_model):
+    """The accounts file deleted (or never seeded): callers are not told they "don't match our records"."""
+    var = tmp_path / "var"
+    chat = ivr_command("chat", input="check my balance\n48151623\n2468#\n", timeout=240,
+                       env={"IVR_VAR": str(var), "IVR_DATABASE_URL": ""})
+    assert chat.returncode == 0, chat.stderr
+    assert "can't reach your account right now" in chat.stdout and "don't match" not in chat.stdout, chat.stdout
+    assert "escalated" in chat.stderr
+    assert not (var / "accounts.db").exists()

@@ -7,9 +7,10 @@ from ivr.accounts.store import Store, database_url
 from ivr.accounts.zips import Place, place_for_zip
 
 
-def open_store(settings) -> Store:
-    """The store `settings` point at: IVR_DATABASE_URL, else SQLite in the var folder."""
-    return Store(database_url(settings))
+def open_store(settings, create: bool = True) -> Store:
+    """The store `settings` point at: IVR_DATABASE_URL, else SQLite in the var folder. `create=False`
+    (calls): a store that was never set up is StoreUnavailable, never made anew and empty."""
+    return Store(database_url(settings), create=create)
 
 
 def card_tokens(settings) -> CardTokens:

@@ -98,9 +98,9 @@ def database_url(settings, env: Mapping[str, str] = os.environ) -> str:
 class Store(DatabaseStore):
     """Accounts, payments and address changes in one database. Safe to share between threads and processes."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, create: bool = True):
         self._db = Database(url, what="accounts", migrations=MIGRATIONS, version_table="schema_version",
-                            migration_lock=_MIGRATION_LOCK, unavailable=StoreUnavailable)
+                            migration_lock=_MIGRATION_LOCK, unavailable=StoreUnavailable, create=create)
         self._transaction = self._db.transaction
 
     # --- reading -------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ class Backing:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self._settings)  # raises StoreUnavailable
+            self._store = open_store(self._settings, create=False)  # raises StoreUnavailable; only `ivr db seed` creates
         return self._store
 
     def unsealed(self, text: object) -> Optional[str]:
