@@ -64,6 +64,15 @@ def test_spoken_account_number_over_the_phone(whisper, flite):
     assert normalise(heard.text, ACCOUNT) == "48151623", heard
 
 
+def test_words_at_a_digit_prompt_are_heard_as_words_not_forced_into_digits(whisper, flite):
+    """The digits-only decode wrote "1. 1. 1. 1. 1. 1" for this; the caller asked for the question again."""
+    utterance = whisper.utterance(16000, ACCOUNT)
+    say(utterance, flite("say it one more time"), silence(0.3, 16000))
+    heard = utterance.finish()
+    assert "one more time" in heard.text.lower(), heard
+    assert normalise(heard.text, ACCOUNT) == heard.text.strip()  # words reach the dialog as said
+
+
 def test_speculation_is_kept_when_only_silence_follows(whisper, speak):
     utterance = whisper.utterance(16000, FREE)
     say(utterance, speak("check my balance"))

@@ -17,7 +17,7 @@ import numpy as np
 
 from ivr.asr.base import RecognitionError
 from ivr.asr.hints import whisper_prompt
-from ivr.asr.numbers import numeric, without_runaway
+from ivr.asr.numbers import numeric, spoken_digits, without_runaway, words
 from ivr.audio.pcm import WIDEBAND_RATE, resample, rms_dbfs
 from ivr.events import AudioChunk, Expectation, Transcript
 
@@ -146,12 +146,18 @@ class WhisperRecognizer:
         if audio.seconds < 0.1 or _loudest(audio) < SILENCE_DBFS:
             return Transcript("", 0.0)
         samples = np.frombuffer(resample(audio, WIDEBAND_RATE).pcm, "<i2").astype(np.float32) / 32768
-        if expects.wants_digits and expects.length:
-            keyed = self._transcribe(samples, audio.seconds, expects, digits_only=True)
-            said = len(without_runaway(re.sub(r"\D", "", keyed.text), expects.length))
-            if said == expects.length or (said and keyed.confidence >= SURE_OF_DIGITS):
-                return keyed  # a confident wrong length is the caller's: the free decode would not fix it
-        return self._transcribe(samples, audio.seconds, expects)
+        if not (expects.wants_digits and expects.length):
+            return self._transcribe(samples, audio.seconds, expects)
+        keyed = self._transcribe(samples, audio.seconds, expects, digits_only=True)
+        said = len(without_runaway(re.sub(r"\D", "", keyed.text), expects.length))
+        if said == expects.length:
+            return keyed
+        free = self._transcribe(samples, audio.seconds, expects)
+        if said and keyed.confidence >= SURE_OF_DIGITS and not mostly_words(free.text):
+            return keyed  # a confident wrong length is the caller's: the free decode would not fix it
+        # Words at a digit prompt ("say it one more time", "one minute please") that the digits-only
+        # decode forced into "1. 1. 1." or "1,": the caller's words, for the dialog to hear.
+        return free
 
     def _transcribe(self, samples: np.ndarray, seconds: float, expects: Expectation,
                     digits_only: bool = False) -> Transcript:
@@ -211,6 +217,12 @@ class WhisperUtterance:
 
 
 @lru_cache(maxsize=None)
+def mostly_words(text: str) -> bool:
+    """More words than numbers: a sentence, not a digit string said with a word or two around it."""
+    tokens = words(text)
+    return bool(tokens) and not spoken_digits(tokens)
+
+
 def _all_but_digits(model) -> tuple[int, ...]:
     """Every text token but single digits, spaces and the punctuation Whisper puts between digits:
     suppressing the rest leaves the decoder only digits to write."""
