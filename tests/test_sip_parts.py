@@ -45,6 +45,7 @@ def test_a_response_copies_via_from_call_id_cseq_and_adds_our_tag_to():
     INVITE.replace(b"CSeq: 7 INVITE", b"CSeq: seven INVITE"), INVITE.replace(b"CSeq: 7 INVITE", b"CSeq: 7 BYE"),
     INVITE.replace(b"l: 13", b"l: 9999"), INVITE.replace(b"Max-Forwards: 70", b"Max Forwards 70"),
     b"SIP/2.0 999 Odd\r\n\r\n", INVITE.replace(b"Ann", "\u00e9".encode("latin-1")),
+    INVITE.replace(b"l: 13", "l: \u00b2".encode()), INVITE.replace(b"CSeq: 7 INVITE", "CSeq: \u00b2 INVITE".encode()),
 ])
 def test_what_is_not_sip_is_refused_with_a_reason(data):
     with pytest.raises(BadMessage):
@@ -93,6 +94,8 @@ def test_a_law_only_hold_and_video_first_offers():
     (BARESIP_OFFER.replace(b"c=IN IP4 127.0.0.1", b"c=IN IP4 not-an-address"), sdp.BadSdp),
     (BARESIP_OFFER.replace(b"m=audio 20000 RTP/AVP 0 8 101", b"m=audio x RTP/AVP"), sdp.BadSdp),
     (BARESIP_OFFER.replace(b"c=IN IP4 127.0.0.1\r\n", b""), sdp.BadSdp),
+    (BARESIP_OFFER.replace(b"m=audio 20000", "m=audio \u00b2".encode()), sdp.BadSdp),  # a digit to Python, not to int()
+    (BARESIP_OFFER.replace(b"RTP/AVP 0 8 101", "RTP/AVP 0 \u00b3".encode()), sdp.BadSdp),
     (BARESIP_OFFER.replace(b"RTP/AVP 0 8 101", b"RTP/AVP 9 101"), sdp.NoCommonCodec),  # G.722 only
     (BARESIP_OFFER.replace(b"RTP/AVP", b"RTP/SAVP"), sdp.NoCommonCodec),
     (BARESIP_OFFER.replace(b"m=audio", b"m=video"), sdp.NoCommonCodec),

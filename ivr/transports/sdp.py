@@ -63,7 +63,7 @@ def parse(body: bytes) -> Media:
             name, _, rest = value.partition(":")
             if name == "rtpmap":
                 number, _, encoding = rest.partition(" ")
-                if number.isdigit():
+                if number.isascii() and number.isdigit():
                     rtpmap[int(number)] = encoding.strip().lower()
             elif name in _MIRROR:
                 direction = name
@@ -82,12 +82,16 @@ def parse(body: bytes) -> Media:
     return Media(host, port, codec, name, dtmf, direction)
 
 
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # str.isdigit() is true for "²", which int() refuses
+
+
 def _media_line(value: str) -> tuple[int, str, list[int]]:
     parts = value.split()
-    if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
+    if len(parts) < 4 or not _ascii_digits(parts[1].split("/")[0]):
         raise BadSdp(f"bad media line m={value[:60]}")
     port = int(parts[1].split("/")[0])
-    if port > 65535 or not all(p.isdigit() and int(p) < 128 for p in parts[3:]):
+    if port > 65535 or not all(_ascii_digits(p) and int(p) < 128 for p in parts[3:]):
         raise BadSdp(f"bad media line m={value[:60]}")
     return port, parts[2], [int(p) for p in parts[3:]]
 

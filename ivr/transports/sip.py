@@ -38,6 +38,7 @@ NOT_HERE = {"REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "REFER", "PRACK", "UPD
 RING_SECONDS = 30.0  # an agent's phone rings this long before the line gives up
 BRIDGE_LATENCY = 0.2  # at most this much audio waits between the two legs of a bridge
 USER_AGENT = "ivr"
+BROKEN_LOGGED = 3  # tracebacks logged in full before only every 1,000th is
 Address = tuple  # (host, port)
 
 
@@ -99,6 +100,7 @@ class SipLine(asyncio.DatagramProtocol):
         self._tasks: set[asyncio.Task] = set()
         self._local_hosts: OrderedDict[str, str] = OrderedDict()
         self.dropped = 0  # datagrams that were not SIP
+        self.broken = 0  # datagrams whose handling failed (a bug of ours, logged boundedly)
 
     @property
     def port(self) -> int:
@@ -133,7 +135,9 @@ class SipLine(asyncio.DatagramProtocol):
         try:
             self._received(data, addr)
         except Exception:  # noqa: BLE001 - one bad datagram must never take the line down
-            log.exception("SIP: a datagram from %s broke its handler; dropped", addr[0])
+            self.broken += 1  # a flood of them must not fill the disk: the first few, then one in 1,000
+            if self.broken <= BROKEN_LOGGED or self.broken % 1000 == 0:
+                log.exception("SIP: a datagram from %s broke its handler; dropped (%d so far)", addr[0], self.broken)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("SIP: %s", exc)

@@ -91,7 +91,7 @@ def parse(data: bytes) -> SipMessage:
             raise BadMessage("too many headers")
     length = message.get("Content-Length")
     if length is not None:
-        if not length.isdigit() or int(length) > len(body):
+        if not (length.isascii() and length.isdigit()) or int(length) > len(body):  # "²" is a digit to Python
             raise BadMessage(f"Content-Length {length!r} does not fit the {len(body)} bytes of body")
         body = body[: int(length)]
     message.body = body
