@@ -26,7 +26,7 @@ from ivr.audio.recording import Recording
 from ivr.call_result import CallResult, outcome_of, tasks_of
 from ivr.events import (FREE, AudioChunk, Dtmf, Escalation, Expectation, NoInput, Prompt,
                         SpeechEnded, SpeechStarted, Transcript, TrailingSilence, Turn)
-from ivr.masking import HIDDEN, Seal
+from ivr.masking import HIDDEN, Seal, mask_card_numbers
 from ivr.queue.handoff import handoff
 from ivr.queue.hold import HoldLine, OnHold
 from ivr.queue.model import TAKEN, WAITING, QueueError
@@ -281,6 +281,7 @@ class Call:
         else:
             return
         if self._hold.hear(turn.heard):
+            turn.heard, turn.said = mask_card_numbers(turn.heard), mask_card_numbers(turn.said)
             self._state.turns.append(turn)
             if self.on_turn:
                 self.on_turn(turn)
@@ -302,7 +303,10 @@ class Call:
         text, hidden = self.seal.answer(text, self._state.expects, spoken)
         if hidden:
             turn.heard = turn.said = HIDDEN
-        return text
+            return text
+        # A card number where none was asked for (keyed after a misheard "new card") is never kept.
+        turn.heard, turn.said = mask_card_numbers(turn.heard), mask_card_numbers(turn.said)
+        return mask_card_numbers(text)
 
     def _understood(self, transcript: Transcript, turn: Turn) -> str:
         text = normalise(transcript.text, self._state.expects).strip()

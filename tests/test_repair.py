@@ -226,3 +226,13 @@ def test_no_thats_all_at_the_amount_is_never_the_full_balance(reach, accounts):
     call, _, at = reach("utter_ask_amount_cents", "no, that's all")
     assert "$120.75" not in call.heard_after(at) and "card ending" not in call.heard_after(at)
     assert accounts.account("48151623").balance_cents == 12075
+
+
+def test_a_card_number_keyed_where_none_was_asked_for_is_kept_nowhere(reach):
+    """Keyed at "Shall I use the card ending 4242?" (a misheard "new card"): not a secret prompt."""
+    import json
+
+    call, _, at = reach("utter_ask_use_card_on_file", "4111111111111111#")
+    kept = json.dumps(call.result.as_dict()) + json.dumps([t.__dict__ for t in call.turns])
+    assert "4111111111111111" not in kept and "card ending 1111" in kept
+    assert "card ending 4242" in call.heard_after(at)  # the question again: nothing was taken
