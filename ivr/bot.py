@@ -23,6 +23,7 @@ from ivr.tts.cache import PromptCache
 from ivr.tts.pyttsx3_voice import Pyttsx3Synthesizer
 
 log = logging.getLogger(__name__)
+IN_CALL_WAIT_S = 3.0
 
 
 @dataclass
@@ -50,7 +51,8 @@ class Bot:
         except BaseException:
             await dialog.close()
             raise
-        queue, records = await asyncio.gather(loop.run_in_executor(None, _open, open_queue, settings, "the agents' queue"),
+        queue, records = await asyncio.gather(loop.run_in_executor(None, _open, _queue_for_calls, settings,
+                                                                   "the agents' queue"),
                                               loop.run_in_executor(None, _open, open_records, settings, "call records"))
         bot.backstage = Backstage(queue=queue, records=records, hold=voice_settings.hold,
                                   frustration=voice_settings.frustration)
@@ -81,6 +83,11 @@ class Bot:
         for store in (self.backstage.queue, self.backstage.records):
             if store is not None:
                 store.close()
+
+
+def _queue_for_calls(settings: Settings):
+    """Calls wait at most IN_CALL_WAIT_S for a busy queue database: then the caller is told, not left in silence."""
+    return open_queue(settings, wait_s=IN_CALL_WAIT_S)
 
 
 def _ready(value) -> asyncio.Future:

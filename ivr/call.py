@@ -364,12 +364,14 @@ class Call:
     # -- escalation -> queue -> on hold ----------------------------------------------------------
 
     async def _join_queue(self, escalation: Escalation) -> None:
-        if self.backstage.queue is None:
-            return
         try:
+            if self.backstage.queue is None:
+                raise QueueError("the agents' queue was unavailable when the bot started")
             entry = await self._queue_call("enqueue", escalation)
-        except QueueError:
-            log.exception("call %s: the queue is unavailable; the caller cannot be held for an agent", self.call_id)
+        except QueueError as error:  # promised a person, so never silence: say so truly, and end the call
+            log.error("call %s: the queue cannot take the caller (%s)", self.call_id, error)
+            self._state.queue_outcome = "unavailable"
+            await self._say_on_hold(self.backstage.hold.queue_unavailable, "queue_unavailable", FREE)
             return
         self._state.queue_entry, self._state.queue_outcome = entry.id, WAITING
         line = HoldLine(say=self._say_on_hold, play_music=self._play_music, queue_call=self._queue_call)
@@ -385,8 +387,9 @@ class Call:
                 await self._queue_call("return_to_queue", self._hold.entry_id)
                 await self._say_on_hold(self.backstage.hold.agent_unreachable, "hold_agent_unreachable", FREE)
                 self._hold = OnHold(self._hold.line, self._hold.entry_id, self.backstage.hold, self.caller_number)
-        except QueueError:
-            log.exception("call %s: the queue failed while the caller was on hold", self.call_id)
+        except QueueError as error:  # the caller waiting for a person is told, not left to music forever
+            log.error("call %s: the queue failed while the caller was on hold (%s)", self.call_id, error)
+            await self._say_on_hold(self.backstage.hold.queue_unavailable, "queue_unavailable", FREE)
         finally:
             self._done.set()
 

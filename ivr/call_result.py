@@ -28,7 +28,7 @@ class CallResult:
     channel: str = ""  # microphone | files | files-phone | sip | websocket | audiosocket | chat
     caller_number: Optional[str] = None
     queue_entry: Optional[int] = None  # the escalation queue entry, when the caller was queued
-    queue_outcome: Optional[str] = None  # taken | callback | abandoned | waiting (left unresolved)
+    queue_outcome: Optional[str] = None  # taken | callback | abandoned | waiting (left unresolved) | unavailable
     tasks: list[dict[str, Any]] = field(default_factory=list)  # [{"task": "bill_pay", "completed": False}, …]
 
     def as_dict(self) -> dict[str, Any]:

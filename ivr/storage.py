@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from functools import partial
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +26,9 @@ def database_url(settings, file_name: str, env: Mapping[str, str] = os.environ) 
     return env.get("IVR_DATABASE_URL") or f"sqlite:///{Path(settings.var_dir).resolve() / file_name}"
 
 
+LOCK_WAIT_S = 30.0  # what a command or the console waits for a busy database; calls wait less
+
+
 class Database:
     """One store's database: its engine, its migrations and its transactions. Safe to share between threads.
 
@@ -35,14 +39,15 @@ class Database:
     """
 
     def __init__(self, url: str, *, what: str, migrations: Sequence[Sequence[str]], version_table: str,
-                 migration_lock: int, unavailable: type, create: bool = True):
+                 migration_lock: int, unavailable: type, create: bool = True, wait_s: float = LOCK_WAIT_S):
         """`create=False`: a database that was never set up is unavailable, not made anew and empty (a
-        deleted accounts file must not turn every caller into a stranger)."""
+        deleted accounts file must not turn every caller into a stranger). `wait_s`: the longest a
+        statement waits for a lock before the store is unavailable (a caller must not hear 30 s of silence)."""
         self.what, self._unavailable = what, unavailable
         self._migrations = migrations
         self._versions = Table(version_table, MetaData(), Column("version", Integer, primary_key=True))
         self._migration_lock = migration_lock
-        self.engine = _open_engine(url, what, unavailable, create)
+        self.engine = _open_engine(url, what, unavailable, create, wait_s)
         self.sqlite = self.engine.dialect.name == "sqlite"
         self.where = self.engine.url.render_as_string(hide_password=True)
         try:
@@ -118,7 +123,7 @@ class DatabaseStore:
         return self._db.schema_version()
 
 
-def _open_engine(url: str, what: str, unavailable: type, create: bool = True) -> Engine:
+def _open_engine(url: str, what: str, unavailable: type, create: bool = True, wait_s: float = LOCK_WAIT_S) -> Engine:
     try:
         parsed = make_url(url)
     except exc.ArgumentError as error:
@@ -132,20 +137,22 @@ def _open_engine(url: str, what: str, unavailable: type, create: bool = True) ->
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise unavailable(f"cannot create the folder for {parsed.database}: {error}") from error
-        engine = create_engine(parsed, future=True, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_connected)
+        engine = create_engine(parsed, future=True, connect_args={"timeout": wait_s, "check_same_thread": False})
+        event.listen(engine, "connect", partial(_sqlite_connected, wait_s=wait_s))
         return engine
     if parsed.get_backend_name() == "postgresql":
+        bounded = {} if wait_s >= LOCK_WAIT_S else {"options": f"-c lock_timeout={int(wait_s * 1000)}"}
         return create_engine(parsed, future=True, pool_pre_ping=True,
-                             connect_args={"connect_timeout": 5, "application_name": f"ivr-{what}"})
+                             connect_args={"connect_timeout": max(1, min(5, int(wait_s))),
+                                           "application_name": f"ivr-{what}", **bounded})
     raise unavailable(f"unsupported {what} database {parsed.render_as_string(hide_password=True)}: "
                       f"use sqlite:///PATH or postgresql+psycopg2://...")
 
 
-def _sqlite_connected(dbapi_connection, _record) -> None:
+def _sqlite_connected(dbapi_connection, _record, wait_s: float = LOCK_WAIT_S) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves; pysqlite's implicit one is deferred
     cursor = dbapi_connection.cursor()
-    _use_wal(cursor)  # readers do not wait for a writer in progress
+    _use_wal(cursor, wait_s)  # readers do not wait for a writer in progress
     cursor.execute("PRAGMA synchronous = FULL")  # a committed change survives a power cut
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()

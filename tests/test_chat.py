@@ -113,3 +113,29 @@ def test_a_missing_accounts_database_is_an_apology_and_a_person_never_an_empty_n
     assert "can't reach your account right now" in chat.stdout and "don't match" not in chat.stdout, chat.stdout
     assert "escalated" in chat.stderr
     assert not (var / "accounts.db").exists()
+
+
+def test_a_locked_queue_database_is_told_to_the_caller_within_seconds_not_thirty_of_silence(
+        bot, event_loop_for_bot, accounts, tmp_path):
+    """Another process holds the queue's write lock: the caller promised a person hears the truth."""
+    import sqlite3
+    from dataclasses import replace
+
+    from ivr.bot import IN_CALL_WAIT_S
+    from ivr.queue import QueueStore
+
+    path = tmp_path / "queue.db"
+    store = QueueStore(f"sqlite:///{path}", wait_s=IN_CALL_WAIT_S)
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # a writer that does not let go
+    try:
+        busy = replace(bot, backstage=replace(bot.backstage, queue=store))
+        call = typed_call(busy, event_loop_for_bot, ["I want a person"], with_queue=True)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        store.close()
+    heard = call.heard_after(0)
+    assert "connect you with an agent" in heard and "no agent can take your call right now" in heard, heard
+    assert call.result.outcome == "escalated" and call.result.queue_outcome == "unavailable"
+    assert call.result.queue_entry is None

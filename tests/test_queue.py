@@ -509,3 +509,29 @@ def test_ivr_agents_add_asks_for_the_password_twice_on_a_terminal(tmp_path):
     assert status == 2 and "ivr: the two passwords differ: nothing was changed" in err
     with QueueStore(queue_url(Settings(var_dir=tmp_path / "var"), env={})) as store:
         assert store.check_agent("carol", "open sesame").name == "carol"
+
+
+def test_a_call_gives_up_on_a_locked_queue_within_its_wait_on_either_database(url):
+    """Another connection holds the entries table's lock: enqueue is QueueUnavailable after about `wait_s`."""
+    import time
+
+    import sqlalchemy
+
+    from ivr.queue import QueueUnavailable
+
+    QueueStore(url).close()  # set up, as `ivr serve` would have
+    calls = QueueStore(url, wait_s=1.0)
+    holder = sqlalchemy.create_engine(url).connect()
+    try:
+        if holder.dialect.name == "sqlite":
+            holder.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            holder.exec_driver_sql("BEGIN; LOCK TABLE queue_entries IN ACCESS EXCLUSIVE MODE")
+        began = time.monotonic()
+        with pytest.raises(QueueUnavailable):
+            calls.enqueue(caller())
+        assert time.monotonic() - began < 10  # bounded by wait_s, not the 30 s a command waits
+    finally:
+        holder.exec_driver_sql("ROLLBACK")
+        holder.close()
+        calls.close()

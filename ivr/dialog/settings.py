@@ -20,7 +20,7 @@ TTS_KEYS = {"voice", "rate"}
 HINT_KEYS = {"intents", "examples_per_intent"}
 FRUSTRATION_KEYS = {"threshold", "phrases"}
 HOLD_TEXTS = {"announcement", "callback_offer", "ask_number", "callback_confirmed", "bad_number", "connecting",
-              "agent_unreachable"}
+              "agent_unreachable", "queue_unavailable"}
 HOLD_KEYS = {"announce_every_s", "callback_words", "callback_key", *HOLD_TEXTS}
 TOP_KEYS = {"prompts", "endpointing", "tts", "hints", "frustration", "hold"}
 DEFAULT_HINT_INTENTS = ("pay_bill", "check_balance", "change_address", "request_agent", "goodbye")
@@ -59,6 +59,7 @@ class HoldSettings:
     bad_number: str = "Sorry, that is not a number we can call."
     connecting: str = "An agent is ready for you now. Connecting you."
     agent_unreachable: str = "I'm sorry, that agent could not be reached. You keep your place in line."
+    queue_unavailable: str = "I'm sorry, no agent can take your call right now. Please call back later. Goodbye."
 
 
 @dataclass(frozen=True)

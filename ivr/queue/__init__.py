@@ -5,6 +5,7 @@ import os
 from typing import Mapping
 
 from ivr import storage
+from ivr.storage import LOCK_WAIT_S
 from ivr.queue.model import (ABANDONED, AGENT_STATES, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, OFFLINE, ROUTABLE,
                              TAKEN, WAITING, WRAP_UP, WRAPPED_UP, Agent, AlreadyTaken, BadAgent, Position, QueueEntry,
                              QueueError, QueueEvent, QueueUnavailable, UnknownEntry)
@@ -16,8 +17,9 @@ def queue_url(settings, env: Mapping[str, str] = os.environ) -> str:
     return storage.database_url(settings, "queue.db", env)
 
 
-def open_queue(settings) -> QueueStore:
-    return QueueStore(queue_url(settings))
+def open_queue(settings, wait_s: float = LOCK_WAIT_S) -> QueueStore:
+    """`wait_s`: how long a statement waits for a busy database (calls use IN_CALL_WAIT_S)."""
+    return QueueStore(queue_url(settings), wait_s)
 
 
 __all__ = ["ABANDONED", "AGENT_STATES", "AVAILABLE", "BUSY", "CALLBACK", "DISPOSITIONS", "OFFLINE", "ROUTABLE", "TAKEN",

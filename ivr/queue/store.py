@@ -31,7 +31,7 @@ from ivr.queue.model import (ABANDONED, AGENT_STATES, AVAILABLE, BUSY, CALLBACK,
                              TAKEN, WAITING, WRAPPED_UP, Agent, AlreadyTaken, BadAgent, Position, QueueEntry,
                              QueueError, QueueEvent, QueueUnavailable, UnknownEntry)
 from ivr.queue.routing import AGEING_SECONDS, TOPICS, priority, skills
-from ivr.storage import Database, DatabaseStore, from_db, now as utc_now, to_db
+from ivr.storage import LOCK_WAIT_S, Database, DatabaseStore, from_db, now as utc_now, to_db
 
 MIGRATIONS: List[List[str]] = [
     [
@@ -119,9 +119,9 @@ class QueueStore(DatabaseStore):
     Methods that depend on the time take an optional `now` (timezone-aware), for reports and tests.
     """
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, wait_s: float = LOCK_WAIT_S):
         self._db = Database(url, what="queue", migrations=MIGRATIONS, version_table="queue_schema_version",
-                            migration_lock=_MIGRATION_LOCK, unavailable=QueueUnavailable)
+                            migration_lock=_MIGRATION_LOCK, unavailable=QueueUnavailable, wait_s=wait_s)
         self._transaction = self._db.transaction
 
     # --- callers -------------------------------------------------------------------------------------------
