@@ -2,7 +2,7 @@
 asked for a moment, for help first, or for the question again (ivr.actions.moves.ask)."""
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABCMeta, abstractmethod
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -14,7 +14,7 @@ PLAIN = ("amount_cents", "use_card_on_file", "card_number", "card_expiry", "paym
          "place_confirmed", "street_address", "address_confirmed", "wrong_part")
 
 
-class Question(Action):
+class Question(Action, metaclass=ABCMeta):  # abstract: only its per-slot subclasses are registered
     @property
     @abstractmethod
     def slot(self) -> str:
@@ -28,5 +28,6 @@ class Question(Action):
                    lambda: dispatcher.utter_message(response=f"utter_ask_{self.slot}"))
 
 
-for _slot in PLAIN:  # one registered action per question; rasa_sdk finds every concrete Action subclass
-    type(f"Ask_{_slot}", (Question,), {"slot": _slot, "__module__": __name__})
+# One action per question; rasa_sdk finds every concrete Action subclass, and this list keeps them alive
+# (a class only its base's __subclasses__ knows is garbage collected).
+QUESTIONS = [type(f"Ask_{slot}", (Question,), {"slot": slot, "__module__": __name__}) for slot in PLAIN]
