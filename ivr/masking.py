@@ -32,8 +32,19 @@ class Seal:
     """Seals and opens caller secrets with a key derived from the install secret."""
 
     def __init__(self, var_dir: Path):
-        key = hmac.new(install_secret(var_dir), b"ivr: sealed caller answers", hashlib.sha256).digest()
+        secret = install_secret(var_dir)
+        key = hmac.new(secret, b"ivr: sealed caller answers", hashlib.sha256).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
+        self._vouching = hmac.new(secret, b"ivr: identified callers", hashlib.sha256).digest()
+
+    def vouch(self, call_id: str, account: str) -> str:
+        """Proof, for the dialog to carry, that this call identified this account (checked PIN)."""
+        return hmac.new(self._vouching, f"{call_id}\0{account}".encode(), hashlib.sha256).hexdigest()
+
+    def vouches(self, proof: object, call_id: str, account: object) -> bool:
+        """Whether `proof` was made by vouch() for this call and account: a slot's word is not enough."""
+        return isinstance(proof, str) and isinstance(account, str) and hmac.compare_digest(
+            proof, self.vouch(call_id, account))
 
     def message(self, answer: str) -> str:
         """What the dialog receives instead of the answer: an `inform` carrying only the sealed token."""

@@ -12,7 +12,7 @@ from ivr.accounts import Address, BadAddress, StoreUnavailable, place_for_zip
 from ivr.actions.answers import digits_in, one_by_one, yes_or_no
 from ivr.actions.authentication import not_digits, offer_agent_instead, reject, stop_asking
 from ivr.actions.failures import OFFER_AFTER, failures_in_a_row
-from ivr.actions.stores import backing, transfer_after_trouble
+from ivr.actions.stores import backing, identified_account, transfer_after_trouble
 from ivr.actions.streets import parse_street
 from ivr.actions.tasks import task_done, transfer_with_apology
 from ivr.asr.numbers import with_digits
@@ -154,7 +154,7 @@ class ChangeAddress(Action):
         new = Address(tracker.get_slot("house_number"), tracker.get_slot("street"), tracker.get_slot("city"),
                       tracker.get_slot("state"), tracker.get_slot("zip_code"))
         try:
-            backing().store.change_address(tracker.get_slot("account_number"), new, call_id=tracker.sender_id)
+            backing().store.change_address(identified_account(tracker), new, call_id=tracker.sender_id)
         except StoreUnavailable:
             return transfer_after_trouble(dispatcher)
         except BadAddress:

@@ -96,7 +96,8 @@ class ValidateAccountForm(FormValidationAction):
         except StoreUnavailable:
             return store_trouble(dispatcher, "pin")
         if matched:
-            return {"pin": "verified", "authenticated": True}
+            account = tracker.get_slot("account_number")
+            return {"pin": "verified", "authenticated": True, "identity": backing().seal.vouch(tracker.sender_id, account)}
         return self._failed_try(dispatcher, tracker)
 
     @staticmethod

@@ -15,7 +15,7 @@ from ivr.actions.amounts import parse_amount, spoken_amount
 from ivr.actions.answers import digits_in, one_by_one, spoken_date, yes_or_no
 from ivr.actions.authentication import offer_agent_instead, reject, stop_asking, store_trouble
 from ivr.actions.failures import OFFER_AFTER, failures_in_a_row
-from ivr.actions.stores import backing, transfer_after_trouble
+from ivr.actions.stores import backing, identified_account, transfer_after_trouble
 from ivr.actions.tasks import task_done, transfer_with_apology
 from ivr.asr.numbers import normalise
 from ivr.events import Expectation
@@ -30,7 +30,7 @@ PAYMENT_SLOTS = ("amount_cents", "use_card_on_file", "card_number", "card_expiry
 
 
 def caller_account(tracker: Tracker) -> Account:
-    return backing().store.account(tracker.get_slot("account_number"))
+    return backing().store.account(identified_account(tracker))
 
 
 def stated_balance(dispatcher: CollectingDispatcher, tracker: Tracker) -> tuple[Optional[Account], list]:
@@ -221,9 +221,9 @@ class Pay(Action):
         if not tracker.get_slot("payment_confirmed"):
             return []
         cents = int(tracker.get_slot("amount_cents"))
-        number = tracker.get_slot("account_number")
         made = int(tracker.get_slot("payments_made") or 0)
         try:
+            number = identified_account(tracker)  # this call checked the PIN for it, or nothing is paid
             card = self._card(tracker)
             paid = backing().store.pay(number, cents, card, idempotency_key=f"{tracker.sender_id}:{made + 1}")
         except PaymentRefused as refused:  # its message is for the log; the caller hears it in their words

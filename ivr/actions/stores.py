@@ -1,17 +1,19 @@
 """What the actions reach beyond the tracker: the accounts store, card tokens and the caller's seal.
 
-Opened once per action-server process, on first use, from the same settings as the bot.
+In the bot, the dialog runs each action with its own settings' Backing (ivr.dialog.actions); an
+external rasa_sdk action server (endpoints.yml) opens one per process, on first use, from the environment.
 """
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Optional
 
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from ivr.accounts import CardTokens, Store, card_tokens, open_store
+from ivr.accounts import CardTokens, Store, StoreUnavailable, card_tokens, open_store
 from ivr.config import Settings
 from ivr.masking import SEALED_ENTITY, SEALED_INTENT, Seal
 
@@ -44,12 +46,37 @@ class Backing:
         return self.seal.open(token) if token else None
 
 
+class NotIdentified(StoreUnavailable):
+    """The call holds no proof that it identified this account (a forged or stale 'authenticated'): the
+    account is not read or changed, and the caller hears the same apology as for a store that is down."""
+
+
+def identified_account(tracker) -> str:
+    """The account this call proved it may use (PIN checked in this call), or NotIdentified."""
+    account = tracker.get_slot("account_number")
+    if not backing().seal.vouches(tracker.get_slot("identity"), tracker.sender_id, account):
+        raise NotIdentified(f"call {tracker.sender_id} has not identified the account it names")
+    return account
+
+
 def transfer_after_trouble(dispatcher: CollectingDispatcher) -> list:
     """The accounts database is down: one apology, then a person, never dead air."""
     dispatcher.utter_message(response="utter_store_trouble")
     return [SlotSet("escalation_reason", "store_unavailable")]
 
 
-@lru_cache(maxsize=1)
+_serving: ContextVar[Optional[Backing]] = ContextVar("ivr_actions_backing", default=None)
+
+
+def serving(backing_: Backing) -> None:
+    """The Backing the actions run in this context use (the bot's dialog sets it per action call)."""
+    _serving.set(backing_)
+
+
 def backing() -> Backing:
+    return _serving.get() or _from_environment()
+
+
+@lru_cache(maxsize=1)
+def _from_environment() -> Backing:
     return Backing(Settings.from_env())

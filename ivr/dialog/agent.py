@@ -1,32 +1,26 @@
 """The dialog stage: Rasa in-process, loaded once and shared by every call of this process.
 
 Rasa (and TensorFlow under it) runs on its own thread with its own event loop, so a call's loop
-never waits on it; the rasa_sdk actions run in an action server `ivr` starts on a free port.
+never waits on it; the rasa_sdk actions run in this process too (ivr.dialog.actions): no port.
 """
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
+from ivr.config import Settings
 from ivr.dialog.quiet import quiet_rasa
 from ivr.dialog.settings import DialogError, VoiceSettings, load_yaml
 from ivr.dialog.training import model_path
 from ivr.events import Escalation, Prompt
 
-PR_SET_PDEATHSIG = 1  # prctl(2)
+if TYPE_CHECKING:
+    from ivr.dialog.actions import InProcessActions
 
 log = logging.getLogger(__name__)
 GREETING = "/greet"
@@ -46,54 +40,6 @@ class DialogReply:
     tasks_completed: list[str] = field(default_factory=list)
 
 
-class ActionServer:
-    """The rasa_sdk action server for ivr.actions, on a free localhost port, for as long as we run.
-
-    Its output goes to a log file (appended): a pipe nobody drains would stall it once full.
-    """
-
-    def __init__(self, log_path: Path):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        # Only this machine may call the actions: they post payments. (rasa_sdk binds 0.0.0.0 by default.)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", SANIC_HOST="127.0.0.1")
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_path
-        with open(log_path, "ab") as log_file:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "rasa_sdk", "--actions", "ivr.actions", "--port", str(self.port)],
-                stdout=log_file, stderr=subprocess.STDOUT, env=env, preexec_fn=_dies_with_parent)
-        self.url = f"http://127.0.0.1:{self.port}/webhook"
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                tail = self.log_path.read_text(errors="replace")[-2000:]
-                raise DialogError(f"the action server for ivr.actions exited ({self.log_path}): {tail}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise DialogError(f"the action server did not answer on port {self.port} within {timeout:.0f} s")
-
-    def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-
-
-def _dies_with_parent() -> None:
-    """In the child, before exec: Linux ends it when we end, however we end (even SIGKILL)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def configured_action_url(dialogs_dir: Path) -> Optional[str]:
     endpoints = dialogs_dir / "endpoints.yml"
     data = load_yaml(endpoints) if endpoints.exists() else None
@@ -103,35 +49,35 @@ def configured_action_url(dialogs_dir: Path) -> Optional[str]:
 
 class Dialog:
     def __init__(self, agent, loop: asyncio.AbstractEventLoop, thread: threading.Thread,
-                 settings: VoiceSettings, prompt_names: dict[str, str], server: Optional[ActionServer]):
+                 settings: VoiceSettings, prompt_names: dict[str, str], actions: Optional["InProcessActions"]):
         self._agent, self._loop, self._thread = agent, loop, thread
-        self._settings, self._prompt_names, self._server = settings, prompt_names, server
+        self._settings, self._prompt_names, self._actions = settings, prompt_names, actions
 
     @classmethod
     async def load(cls, dialogs_dir: Path, models_dir: Path, settings: VoiceSettings, var_dir: Path) -> "Dialog":
+        """The actions run in this process (ivr.dialog.actions) unless endpoints.yml names an action server."""
         model = model_path(models_dir)
         if not model.exists():
             raise DialogError(f"{model}:0: no trained dialog model; run `ivr train` (or `make setup`)")
+        from ivr.dialog.actions import InProcessActions
+
         url = configured_action_url(dialogs_dir)
-        server = None if url else ActionServer(var_dir / "logs" / "actions.log")  # starts while the model loads
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="rasa", daemon=True)
         thread.start()
         try:
-            agent = await _on(loop, _load_agent(model, url or server.url))
-            if server:
-                await asyncio.get_running_loop().run_in_executor(None, server.wait_ready)
+            actions = None if url else await asyncio.get_running_loop().run_in_executor(
+                None, InProcessActions, replace(Settings.from_env(), var_dir=var_dir))
+            agent = await _on(loop, _load_agent(model, url, actions))
         except BaseException:
-            if server:
-                server.stop()
             loop.call_soon_threadsafe(loop.stop)
             raise
-        return cls(agent, loop, thread, settings, _prompt_texts(agent), server)
+        return cls(agent, loop, thread, settings, _prompt_texts(agent), actions)
 
     @property
-    def action_port(self) -> Optional[int]:
-        """The port of the action server we started (None when endpoints.yml names another)."""
-        return self._server.port if self._server else None
+    def answers_actions_itself(self) -> bool:
+        """The actions run in this process (no action server), as they do unless endpoints.yml names one."""
+        return self._actions is not None
 
     async def start(self, call_id: str) -> DialogReply:
         return await self.respond(call_id, GREETING)
@@ -189,8 +135,8 @@ class Dialog:
         return ""
 
     async def close(self) -> None:
-        if self._server:
-            self._server.stop()
+        if self._actions:
+            self._actions.close()
         self._loop.call_soon_threadsafe(self._loop.stop)
 
 
@@ -209,7 +155,7 @@ async def _on(loop: asyncio.AbstractEventLoop, coroutine):
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop))
 
 
-async def _load_agent(model: Path, action_url: str):
+async def _load_agent(model: Path, action_url: Optional[str], actions: Optional["InProcessActions"]):
     quiet_rasa()
     with warnings.catch_warnings():  # TensorFlow and friends warn about their own internals on import
         warnings.simplefilter("ignore")
@@ -221,7 +167,8 @@ async def _load_agent(model: Path, action_url: str):
         from rasa.utils.endpoints import EndpointConfig
     quiet_rasa()  # again: importing Rasa installs warning filters of its own
 
-    return await load_agent(model_path=str(model), endpoints=AvailableEndpoints(action=EndpointConfig(url=action_url)))
+    endpoint = actions if actions is not None else EndpointConfig(url=action_url)
+    return await load_agent(model_path=str(model), endpoints=AvailableEndpoints(action=endpoint))
 
 
 def _prompt_texts(agent) -> dict[str, str]:
