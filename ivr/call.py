@@ -217,8 +217,9 @@ class Call:
     def _on_typed(self, text: str) -> None:
         """A typed caller (`ivr chat`): a line ending in # is keyed, like the keypad; an empty one is silence."""
         text = text.strip()
-        if text.endswith("#") and text[:-1].strip().isdigit():
-            self._queue.put_nowait(_CallerTurn("dtmf", digits=text[:-1].strip(), said=text))
+        keyed = text[:-1].strip()
+        if text.endswith("#") and keyed.isascii() and keyed.isdigit():
+            self._queue.put_nowait(_CallerTurn("dtmf", digits=keyed, said=text))
         else:
             self._queue.put_nowait(_CallerTurn("typed" if text else "no_input", said=text))
 
