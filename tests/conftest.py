@@ -39,7 +39,7 @@ def trained_model():
 def var_dir(tmp_path_factory):
     """The product's var/ for this test session: its own accounts database, secrets, logs.
 
-    Set before the bot loads so the action server (a child process) inherits it too.
+    Set before the bot loads: the dialog's actions read their settings from the environment.
     """
     from ivr.accounts import seed_demo
     from ivr.config import Settings

@@ -67,7 +67,7 @@ def test_a_prompt_marked_barge_in_false_plays_on_and_the_words_over_it_are_ignor
 
 
 def test_when_the_dialog_breaks_the_caller_hears_an_apology_and_is_transferred(bot, event_loop_for_bot, tmp_path):
-    """Rasa's actions gone mid-call: no dead air, one apology, a transfer with the reason."""
+    """Rasa's actions failing mid-call: no dead air, one apology, a transfer with the reason."""
     import shutil
 
     from conftest import ROOT
@@ -81,9 +81,9 @@ def test_when_the_dialog_breaks_the_caller_hears_an_apology_and_is_transferred(b
         Dialog.load(dialogs, bot.settings.models_dir, load_voice_settings(dialogs), bot.settings.var_dir))
     fragile = Bot(bot.settings, bot.voice_settings, bot.recognizer, dialog, bot.voice, 0.0)
     scenario = tmp_path / "broken.yml"
-    scenario.write_text('name: the action server dies\ncaller: {voice: "flite:slt"}\nturns:\n'
+    scenario.write_text('name: the actions fail\ncaller: {voice: "flite:slt"}\nturns:\n'
                         '  - say: "I want to pay my bill."\n  - say: "four eight one five one six two three"\n')
-    dialog._server.stop()  # the actions die after the bot has started
+    dialog._actions.close()  # the actions die after the bot has started (no thread left to run them)
     try:
         result = event_loop_for_bot.run_until_complete(run_scenario(fragile, load_scenario(scenario)))
     finally:

@@ -1,4 +1,4 @@
-"""The dialog stage through real Rasa and the real action server: what the caller would hear next."""
+"""The dialog stage through real Rasa and its real actions: what the caller would hear next."""
 import shutil
 import uuid
 from pathlib import Path

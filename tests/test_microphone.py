@@ -165,16 +165,12 @@ def children_of(pid: int) -> list[int]:
 
 
 @pytest.mark.parametrize("how", ["terminate", "kill"])
-def test_a_call_ended_from_outside_leaves_no_action_server_behind(sound_card, trained_model, how):
+def test_a_call_ended_from_outside_leaves_nothing_behind(sound_card, trained_model, how):
+    """The dialog's actions run inside `ivr call` (there used to be an action server child to orphan):
+    a live call has no helper process, and ending it from outside ends everything."""
     call, seen = live_call(), []
     out = lines_of(call)
     assert wait_for(out, "bot:", 240, seen), seen
-    servers = children_of(call.pid)
-    assert servers, "the action server runs as a child of ivr call"
+    assert children_of(call.pid) == [], "ivr call started a helper process"
     getattr(call, how)()
-    call.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in servers):
-        time.sleep(0.2)
-    assert not [pid for pid in servers if Path(f"/proc/{pid}/stat").exists()
-                and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    call.wait(timeout=30)  # it ends (TimeoutExpired otherwise), and there was nothing else to end
