@@ -44,7 +44,7 @@ class Bot:
         loop = asyncio.get_running_loop()
         recognizer = loop.run_in_executor(None, lambda: load_recognizer(
             settings.vosk_model, settings.whisper_model, settings.models_dir, log) if speech else None)
-        voice = loop.run_in_executor(None, cls._voice, voice_settings) if speech else _ready(NoVoice())
+        voice = loop.run_in_executor(None, cls._voice, voice_settings) if speech else asyncio.sleep(0, NoVoice())
         dialog = await Dialog.load(settings.dialogs_dir, settings.models_dir, voice_settings, settings.var_dir)
         try:
             bot = cls(settings, voice_settings, await recognizer, dialog, await voice, 0.0)
@@ -88,12 +88,6 @@ class Bot:
 def _queue_for_calls(settings: Settings):
     """Calls wait at most IN_CALL_WAIT_S for a busy queue database: then the caller is told, not left in silence."""
     return open_queue(settings, wait_s=IN_CALL_WAIT_S)
-
-
-def _ready(value) -> asyncio.Future:
-    future = asyncio.get_running_loop().create_future()
-    future.set_result(value)
-    return future
 
 
 def _open(opener, settings: Settings, what: str):

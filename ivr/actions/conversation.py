@@ -6,7 +6,7 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from ivr.actions.failures import NO_INPUT, OFFER_AFTER, failures_in_a_row, was_silent
-from ivr.actions.moves import last_question, resume, taking_time
+from ivr.actions.moves import last_question, latest_intent, resume, taking_time
 
 
 def reprompt(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict, misfit: bool = False) -> list:
@@ -43,7 +43,7 @@ class Reprompt(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
         # An answer (a number, a street) where no question asked for one was heard, but fits nothing.
-        misfit = (tracker.latest_message.get("intent") or {}).get("name") == "inform"
+        misfit = latest_intent(tracker) == "inform"
         return reprompt(dispatcher, tracker, domain, misfit=misfit)
 
 
