@@ -20,6 +20,8 @@ from ivr.audio.pcm import read_wav
 from ivr.events import AudioChunk
 from tests.sip_server import end_process
 
+WAV_HEADER = 44  # sndfile's dumps: plain 16-bit PCM WAV
+
 CONFIG = """\
 poll_method\t\tpoll
 sip_listen\t\t127.0.0.1:{sip_port}
@@ -144,6 +146,28 @@ class Baresip:
                 continue
             if event.get("type") in kinds:
                 return event
+
+    def hearing(self) -> bytes:
+        """What the phone has heard so far in its current call: sndfile writes the dump as audio comes."""
+        dumps = sorted(self.recordings.glob("dump-*-dec.wav"))
+        return dumps[-1].read_bytes()[WAV_HEADER:] if dumps else b""
+
+    def wait_for_the_bot_to_finish(self, quiet: float = 1.0, timeout: float = 40) -> float:
+        """Listens like a caller: once the bot has said something and then been quiet for `quiet` seconds,
+        its prompt is over. Returns where in the call (seconds) the prompt ended. A caller who waits for
+        the prompt, whatever the speed of the machine, rather than speaking at a guessed second."""
+        from tests.conftest import voiced_seconds
+
+        deadline, start = time.monotonic() + timeout, len(self.hearing())
+        while time.monotonic() < deadline:
+            pcm = self.hearing()[start:]
+            tail, spoken = pcm[-int(quiet * 8000) * 2:], pcm[:-int(quiet * 8000) * 2]
+            if len(tail) == int(quiet * 8000) * 2 and voiced_seconds(spoken, 8000) > 0.5 \
+                    and voiced_seconds(tail, 8000) < 0.1:
+                return (start + len(spoken)) / 16000
+            time.sleep(0.1)
+        raise TimeoutError(f"baresip {self.user}: the bot did not finish a prompt within {timeout} s; "
+                           f"heard {voiced_seconds(self.hearing()[start:], 8000):.1f} s of speech")
 
     def heard(self) -> Optional[AudioChunk]:
         """What the phone heard in its last call (the decoded audio), once the call is over."""

@@ -28,8 +28,6 @@ def baresip_installed():
     if not available():  # a missing phone is a failure to set up, never a quietly skipped test
         pytest.fail("baresip is not installed: run `make setup` (apt-get install baresip)", pytrace=False)
 
-LEAD = 8.5  # the caller waits this long for the greeting to end before speaking
-
 
 @pytest.fixture(scope="module")
 def voice(tmp_path_factory):
@@ -99,11 +97,25 @@ def last_call(line, caller: str) -> dict:
         time.sleep(1)
 
 
-def taken_by_agent1(queue, caller: Baresip, line):
-    """The caller dials the bot and asks for a person; agent1, available, takes them as soon as they are queued."""
-    queue.set_agent_state("agent1", "available")
+def listening(phones, voice, user: str) -> Baresip:
+    """A caller whose microphone is quiet until they speak (`speak`): they listen to the bot first."""
+    quiet, _ = voice("listening", 120.0)
+    return phones(user, quiet)
+
+
+def greeted(caller: Baresip, line) -> float:
+    """The caller dials the bot and waits for the greeting to end; returns where in the call it ended."""
     caller.dial(line.uri)
     caller.wait_for("CALL_ESTABLISHED", timeout=10)
+    return caller.wait_for_the_bot_to_finish()
+
+
+def taken_by_agent1(queue, caller: Baresip, line, asks: Path):
+    """The caller dials the bot and, after the greeting, asks for a person; agent1, available, takes
+    them as soon as they are queued."""
+    queue.set_agent_state("agent1", "available")
+    greeted(caller, line)
+    caller.speak(asks)
     deadline, taken = time.monotonic() + 40, None
     while taken is None:
         assert time.monotonic() < deadline, "the caller never joined the queue"
@@ -113,14 +125,16 @@ def taken_by_agent1(queue, caller: Baresip, line):
 
 
 def test_a_caller_is_understood_and_keys_their_account_number(line, voice, phones):
-    audio, ends = voice("balance", LEAD, "I want to check my balance", 6.5, 11.0)
-    said_at, keys_at = ends[1], ends[2]
-    caller = phones("balance-caller", audio)
-    caller.dial(line.uri)
-    caller.wait_for("CALL_ESTABLISHED", timeout=10)
-    time.sleep(keys_at)
+    says, ends = voice("balance", "I want to check my balance", 40.0)
+    caller = listening(phones, voice, "balance-caller")
+    greeted(caller, line)
+    said_at = len(caller.hearing()) / 16000 + ends[0]  # when the caller has said it
+    caller.speak(says)
+    keys_at = caller.wait_for_the_bot_to_finish()  # "please say or key in your account number"
     caller.send_keys("48151623#")  # RFC 4733 events, at the account number prompt
-    caller.wait_for("CALL_CLOSED", timeout=30)  # the caller hangs up when their audio ends
+    caller.wait_for_the_bot_to_finish()  # the number read back, and the PIN asked for
+    caller.hang_up()  # and thinks better of it
+    caller.wait_for("CALL_CLOSED", timeout=10)
 
     record = last_call(line, "balance-caller")
     turns = record["turns"]
@@ -155,11 +169,11 @@ def test_a_caller_who_asks_for_a_person_is_put_through_to_the_agents_phone(line,
 
     settings = Settings.from_env(dict(os.environ, IVR_VAR=str(line.var_dir)))
     hold, _ = voice("agent-waits", 120.0)
-    asks, _ = voice("asks-for-agent", LEAD, "I want to talk to an agent", 90.0)
+    asks, _ = voice("asks-for-agent", "I want to talk to an agent", 90.0)
     to_agent, _ = voice("to-the-agent", 0.5, "Hello, I have a question about my bill.", 1.0)
     agent = phones("agent1", hold, auto_answer=True, sip_port=line.agent_port)
     with open_queue(settings) as queue:
-        caller, taken = taken_by_agent1(queue, phones("transfer-caller", asks), line)
+        caller, taken = taken_by_agent1(queue, listening(phones, voice, "transfer-caller"), line, asks)
         agent.wait_for("CALL_ESTABLISHED", timeout=40)  # the line rang agent1's phone; it answered
         caller.speak(to_agent)
         caller.wait_for("CALL_CLOSED", timeout=20)  # the caller hangs up after speaking to the agent...
@@ -177,10 +191,10 @@ def test_a_caller_whose_agent_does_not_pick_up_goes_back_to_their_place_in_line(
 
     settings = Settings.from_env(dict(os.environ, IVR_VAR=str(line.var_dir)))
     hold, _ = voice("agent-away", 60.0)
-    asks, _ = voice("asks-for-agent-again", LEAD, "I want to talk to an agent", 40.0)
+    asks, _ = voice("asks-for-agent-again", "I want to talk to an agent", 40.0)
     agent = phones("agent1", hold, sip_port=line.agent_port)  # rings, nobody answers
     with open_queue(settings) as queue:
-        caller, taken = taken_by_agent1(queue, phones("unlucky-caller", asks), line)
+        caller, taken = taken_by_agent1(queue, listening(phones, voice, "unlucky-caller"), line, asks)
         agent.wait_for("CALL_INCOMING", timeout=20)
         agent.hang_up()  # declines the call
         deadline = time.monotonic() + 20
