@@ -46,10 +46,22 @@ def test_a_response_copies_via_from_call_id_cseq_and_adds_our_tag_to():
     INVITE.replace(b"l: 13", b"l: 9999"), INVITE.replace(b"Max-Forwards: 70", b"Max Forwards 70"),
     b"SIP/2.0 999 Odd\r\n\r\n", INVITE.replace(b"Ann", "\u00e9".encode("latin-1")),
     INVITE.replace(b"l: 13", "l: \u00b2".encode()), INVITE.replace(b"CSeq: 7 INVITE", "CSeq: \u00b2 INVITE".encode()),
+    INVITE.replace(b"CSeq: 7 INVITE", "CSeq: \u0667 INVITE".encode()),  # an Arabic-Indic 7: int() reads it, SIP not
+    pytest.param(INVITE.replace(b"l: 13", b"l: " + b"9" * 5000), id="5000-digit length"),  # int() raises on it
+    INVITE.replace(b"CSeq: 7 INVITE", b"CSeq: INVITE"), INVITE.replace(b"l: 13", b"l: -1"),
 ])
 def test_what_is_not_sip_is_refused_with_a_reason(data):
     with pytest.raises(BadMessage):
         parse(data)
+
+
+def test_a_request_whose_call_headers_are_sound_can_be_told_what_is_wrong():
+    with pytest.raises(BadMessage) as bad_length:
+        parse(INVITE.replace(b"l: 13", b"l: 9999"))
+    assert bad_length.value.request.cseq == (7, "INVITE")  # enough to answer it 400
+    with pytest.raises(BadMessage) as bad_cseq:
+        parse(INVITE.replace(b"CSeq: 7 INVITE", b"CSeq: seven INVITE"))
+    assert bad_cseq.value.request is None  # a response could not say which request it answers
 
 
 def test_sip_uris():
@@ -96,6 +108,10 @@ def test_a_law_only_hold_and_video_first_offers():
     (BARESIP_OFFER.replace(b"c=IN IP4 127.0.0.1\r\n", b""), sdp.BadSdp),
     (BARESIP_OFFER.replace(b"m=audio 20000", "m=audio \u00b2".encode()), sdp.BadSdp),  # a digit to Python, not to int()
     (BARESIP_OFFER.replace(b"RTP/AVP 0 8 101", "RTP/AVP 0 \u00b3".encode()), sdp.BadSdp),
+    pytest.param(BARESIP_OFFER.replace(b"m=audio 20000", b"m=audio " + b"9" * 5000), sdp.BadSdp,
+                 id="5000-digit port"),  # past int()'s digit limit: ValueError, a traceback per packet
+    pytest.param(BARESIP_OFFER.replace(b"RTP/AVP 0 8 101", b"RTP/AVP 0 " + b"1" * 5000), sdp.BadSdp,
+                 id="5000-digit payload type"),
     (BARESIP_OFFER.replace(b"RTP/AVP 0 8 101", b"RTP/AVP 9 101"), sdp.NoCommonCodec),  # G.722 only
     (BARESIP_OFFER.replace(b"RTP/AVP", b"RTP/SAVP"), sdp.NoCommonCodec),
     (BARESIP_OFFER.replace(b"m=audio", b"m=video"), sdp.NoCommonCodec),

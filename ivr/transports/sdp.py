@@ -63,7 +63,7 @@ def parse(body: bytes) -> Media:
             name, _, rest = value.partition(":")
             if name == "rtpmap":
                 number, _, encoding = rest.partition(" ")
-                if number.isascii() and number.isdigit():
+                if _ascii_digits(number):
                     rtpmap[int(number)] = encoding.strip().lower()
             elif name in _MIRROR:
                 direction = name
@@ -83,7 +83,8 @@ def parse(body: bytes) -> Media:
 
 
 def _ascii_digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()  # str.isdigit() is true for "²", which int() refuses
+    # str.isdigit() is true for "²", which int() refuses; and int() of 5,000 digits raises (Python's limit)
+    return text.isascii() and text.isdigit() and len(text) <= 10
 
 
 def _media_line(value: str) -> tuple[int, str, list[int]]:

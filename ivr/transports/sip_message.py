@@ -20,8 +20,23 @@ _STATUS = re.compile(r"SIP/2\.0 ([1-6]\d\d) ?(.*)")
 MAGIC_COOKIE = "z9hG4bK"
 
 
+MAX_DIGITS = 10  # a Content-Length or CSeq number longer than this is not one (and int() of 5,000 digits raises)
+
+
 class BadMessage(ValueError):
-    """Not a SIP message we can read."""
+    """Not a SIP message we can read. `request` is set when it is a request we can still answer (400):
+    its Via, From, To, Call-ID and CSeq are sound, only something else in it is not."""
+
+    def __init__(self, reason: str, request: Optional["SipMessage"] = None):
+        super().__init__(reason)
+        self.request = request
+
+
+def number(text: str) -> Optional[int]:
+    """A header's unsigned number, or None: ASCII digits only ("²" and "٣" are digits to Python), and
+    few enough that reading them costs nothing."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS else None
 
 
 @dataclass
@@ -51,8 +66,11 @@ class SipMessage:
 
     @property
     def cseq(self) -> tuple[int, str]:
-        number, _, method = (self.get("CSeq") or "").partition(" ")
-        return int(number), method.strip().upper()
+        digits, _, method = (self.get("CSeq") or "").strip().partition(" ")
+        value = number(digits)
+        if value is None:
+            raise ValueError(f"bad CSeq {self.get('CSeq')!r}")
+        return value, method.strip().upper()
 
     @property
     def branch(self) -> str:
@@ -77,6 +95,7 @@ def parse(data: bytes) -> SipMessage:
         raise BadMessage("headers are not UTF-8") from None
     lines = text.replace("\r\n", "\n").split("\n")
     message = _start_line(lines[0])
+    problem = ""  # the first thing wrong that still leaves the request answerable
     for line in lines[1:]:
         if line[:1] in (" ", "\t") and message.headers:  # folded onto the header before
             name, value = message.headers[-1]
@@ -85,25 +104,30 @@ def parse(data: bytes) -> SipMessage:
         name, colon, value = line.partition(":")
         name = name.strip()
         if not colon or not _TOKEN.fullmatch(name):
-            raise BadMessage(f"not a header line: {line[:40]!r}")
+            problem = problem or f"not a header line: {line[:40]!r}"
+            continue
         message.headers.append((_canonical(name), value.strip()))
         if len(message.headers) > MAX_HEADERS:
             raise BadMessage("too many headers")
-    length = message.get("Content-Length")
-    if length is not None:
-        if not (length.isascii() and length.isdigit()) or int(length) > len(body):  # "²" is a digit to Python
-            raise BadMessage(f"Content-Length {length!r} does not fit the {len(body)} bytes of body")
-        body = body[: int(length)]
-    message.body = body
     for required in ("Via", "Call-ID", "CSeq", "From", "To"):
         if message.get(required) is None:
             raise BadMessage(f"no {required} header")
     try:
-        number, method = message.cseq
+        cseq, method = message.cseq
     except ValueError:
-        raise BadMessage(f"bad CSeq {message.get('CSeq')!r}") from None
-    if not 0 <= number < 2**31 or (message.is_request and method != message.method):
-        raise BadMessage(f"bad CSeq {message.get('CSeq')!r}")
+        raise BadMessage(f"bad CSeq {message.get('CSeq')[:40]!r}") from None
+    if cseq >= 2**31 or (message.is_request and method != message.method):
+        raise BadMessage(f"bad CSeq {message.get('CSeq')[:40]!r}")
+    length = message.get("Content-Length")
+    if length is not None:
+        size = number(length)
+        if size is None or size > len(body):
+            problem = problem or f"Content-Length {length[:20]!r} does not fit the {len(body)} bytes of body"
+        else:
+            body = body[:size]
+    if problem:  # the headers a response copies are sound: a request can be told what was wrong (400)
+        raise BadMessage(problem, message if message.is_request else None)
+    message.body = body
     return message
 
 
