@@ -54,15 +54,16 @@ class Dialog:
 
 
 class RawPeer:
-    """A SIP phone written in the test: it says exactly what it is told to."""
+    """A SIP phone written in the test: it says exactly what it is told to. On another loopback address
+    (`host`, e.g. 127.0.0.2) it is a stranger to the calls of a peer on 127.0.0.1."""
 
-    def __init__(self, line: tuple, user: str = "5551234"):
-        self.line, self.user = line, user
+    def __init__(self, line: tuple, user: str = "5551234", host: str = "127.0.0.1"):
+        self.line, self.user, self.host = line, user, host
 
     async def open(self) -> "RawPeer":
         loop = asyncio.get_running_loop()
-        self._sip, self._inbox = await loop.create_datagram_endpoint(_Inbox, local_addr=("127.0.0.1", 0))
-        self._rtp, self._rtp_inbox = await loop.create_datagram_endpoint(_Inbox, local_addr=("127.0.0.1", 0))
+        self._sip, self._inbox = await loop.create_datagram_endpoint(_Inbox, local_addr=(self.host, 0))
+        self._rtp, self._rtp_inbox = await loop.create_datagram_endpoint(_Inbox, local_addr=(self.host, 0))
         self.port = self._sip.get_extra_info("sockname")[1]
         self.rtp_port = self._rtp.get_extra_info("sockname")[1]
         return self
@@ -94,10 +95,10 @@ class RawPeer:
                 branch: str = "", extra: str = "", uri: str = "") -> str:
         to = dialog.to or f"<sip:ivr@{self.line[0]}:{self.line[1]}>"
         lines = [f"{method} {uri or f'sip:ivr@{self.line[0]}:{self.line[1]}'} SIP/2.0",
-                 f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch or 'z9hG4bK' + secrets.token_hex(6)};rport",
-                 "Max-Forwards: 70", f"From: \"Caller\" <sip:{self.user}@127.0.0.1:{self.port}>;tag={dialog.from_tag}",
+                 f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={branch or 'z9hG4bK' + secrets.token_hex(6)};rport",
+                 "Max-Forwards: 70", f"From: \"Caller\" <sip:{self.user}@{self.host}:{self.port}>;tag={dialog.from_tag}",
                  f"To: {to}", f"Call-ID: {dialog.call_id}", f"CSeq: {dialog.cseq} {method}",
-                 f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>"]
+                 f"Contact: <sip:{self.user}@{self.host}:{self.port}>"]
         if content_type:
             lines.append(f"Content-Type: {content_type}")
         if extra:
@@ -134,7 +135,7 @@ class RawPeer:
         to = request.get("To") + (f";tag={to_tag}" if to_tag else "")
         headers = [f"Via: {v}" for v in request.all("Via")] + [
             f"From: {request.get('From')}", f"To: {to}", f"Call-ID: {request.call_id}", f"CSeq: {request.get('CSeq')}",
-            f"Contact: <sip:agent@127.0.0.1:{self.port}>"]
+            f"Contact: <sip:agent@{self.host}:{self.port}>"]
         if body:
             headers.append("Content-Type: application/sdp")
         self.send(f"SIP/2.0 {status} {reason}\r\n" + "\r\n".join(headers) +
@@ -153,6 +154,18 @@ class RawPeer:
         for index in (order if order is not None else range(len(frames))):
             self.send_rtp(rtp.RtpPacket(payload_type, first_sequence + index, 160 * index, ssrc,
                                         encode(frames[index])), to)
+
+    async def rtp_bytes(self, seconds: float) -> int:
+        """How many bytes of datagrams reach this peer's RTP port within `seconds`."""
+        loop = asyncio.get_running_loop()
+        until, total = loop.time() + seconds, 0
+        while (left := until - loop.time()) > 0:
+            try:
+                data, _ = await asyncio.wait_for(self._rtp_inbox.queue.get(), left)
+            except asyncio.TimeoutError:
+                break
+            total += len(data)
+        return total
 
     async def heard(self, seconds: float) -> bytes:
         """The line's audio that arrives within `seconds`, decoded, in arrival order."""

@@ -19,10 +19,10 @@ from tests.sip_peer import OFFER, Dialog, RawPeer, ToneBot, garbage, noise, tone
 
 
 @contextlib.asynccontextmanager
-async def line(max_calls: int = 4, allow=("127.0.0.0/8",), host: str = "127.0.0.1"):
+async def line(max_calls: int = 4, allow=("127.0.0.0/8",), host: str = "127.0.0.1", trusted_proxies=()):
     bot = ToneBot()
     switchboard = Switchboard(bot, max_calls)
-    sip = SipLine(host, 0, switchboard, allowed_networks(list(allow)))
+    sip = SipLine(host, 0, switchboard, allowed_networks(list(allow)), trusted_proxies=trusted_proxies)
     sip.announced = await sip.start()
     peer = await RawPeer(("127.0.0.1", sip.port)).open()
     try:

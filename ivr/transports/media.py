@@ -2,8 +2,13 @@
 was queued (silence when nothing is), and one 20 ms frame of the peer's audio in, through a jitter
 buffer. Keypad events are passed on as they arrive. Nothing here blocks.
 
-Packets are taken only from the peer's hosts (the SDP address and the signalling address);
-everyone else's are dropped. A line that stays silent (no packet at all) for RTP_TIMEOUT is lost.
+Symmetric RTP, as a session border controller does it: audio goes only to the host the call's
+signalling comes from. An SDP (offer, answer or re-INVITE) naming that host is followed; one naming
+another host is not obeyed (else one INVITE could aim a call's audio at anyone): the bot's audio
+waits until the peer's first valid packet from the signalling host, and goes back where that came
+from (a phone behind NAT names its private address). Only a trusted proxy's SDP may name other hosts.
+Packets from any other host are dropped. A line that stays silent (no packet at all) for RTP_TIMEOUT
+is lost.
 """
 from __future__ import annotations
 
@@ -45,9 +50,14 @@ def bind_socket(host: str) -> socket.socket:
 
 
 class RtpSession(asyncio.DatagramProtocol):
-    def __init__(self, sock: socket.socket, media: Media, peer_hosts: set[str]):
+    def __init__(self, sock: socket.socket, media: Media, peer_host: str, trust_sdp: bool = False):
+        """`peer_host`: where the call's signalling comes from; `trust_sdp`: it is a trusted proxy, whose
+        SDP may name other hosts."""
         self.port = sock.getsockname()[1]
-        self._sock, self._peer_hosts = sock, set(peer_hosts)
+        self._sock, self._peer_host, self._trust_sdp = sock, peer_host, trust_sdp
+        self._peer_hosts = {peer_host}  # whose packets are taken
+        self._remote: Optional[tuple] = None  # where ours go; None until the SDP or a packet says
+        self._told_not_obeyed = self._told_strangers = False
         self._transport: Optional[asyncio.DatagramTransport] = None
         self._closed = self._starting = False
         self._pacer: Optional[asyncio.Task] = None
@@ -70,9 +80,16 @@ class RtpSession(asyncio.DatagramProtocol):
     def update(self, media: Media) -> None:
         """A new answer or re-INVITE: the peer's address, codec or keypad payload type changed."""
         self.media = media
-        self._remote = (media.host, media.port)
-        self._peer_hosts.add(media.host)
         self._encode, self._decode = CODECS[media.codec]
+        if media.host in ("0.0.0.0", "::"):
+            return  # on hold (RFC 2543 style): no address to follow
+        if self._trust_sdp or media.host == self._peer_host:
+            self._remote = (media.host, media.port)
+            self._peer_hosts.add(media.host)
+        elif not self._told_not_obeyed:
+            self._told_not_obeyed = True
+            log.info("RTP %s: the SDP names %s, not %s where the call comes from; audio goes only where "
+                     "that host's packets come from", self.port, media.host, self._peer_host)
 
     async def start(self) -> None:
         if self._closed:  # the call ended before its audio started
@@ -135,11 +152,12 @@ class RtpSession(asyncio.DatagramProtocol):
             await asyncio.sleep(max(0.0, due - loop.time()))
 
     def _tick(self, now: float) -> None:
-        frame = bytes(self._out[:FRAME_BYTES])
-        del self._out[:FRAME_BYTES]
-        if not self._out:
-            self.idle.set()
-        self._send(frame + SILENCE[len(frame):])
+        if self._remote is not None or self.media.on_hold:  # else nowhere yet: the audio waits for their first packet
+            frame = bytes(self._out[:FRAME_BYTES])
+            del self._out[:FRAME_BYTES]
+            if not self._out:
+                self.idle.set()
+            self._send(frame + SILENCE[len(frame):])
         payload = self._jitter.get()
         self.heard(self._decode(payload) if payload else SILENCE)
         if now - self._last_heard > RTP_TIMEOUT:
@@ -148,7 +166,7 @@ class RtpSession(asyncio.DatagramProtocol):
             self.lost()
 
     def _send(self, pcm: bytes) -> None:
-        if self._transport is None or self.media.on_hold:
+        if self._transport is None or self.media.on_hold or self._remote is None:
             return
         packet = rtp.RtpPacket(self.media.payload_type, self._sequence, self._timestamp, self._ssrc,
                                self._encode(pcm))
@@ -161,6 +179,9 @@ class RtpSession(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         if addr[0] not in self._peer_hosts:
             self.strangers += 1
+            if not self._told_strangers:
+                self._told_strangers = True
+                log.info("RTP %s: dropping packets from %s, who is not in this call", self.port, addr[0])
             return
         try:
             packet = rtp.parse(data)
@@ -168,7 +189,7 @@ class RtpSession(asyncio.DatagramProtocol):
             return
         if packet.ssrc != self._their_ssrc:  # a new stream (first packet, or the peer restarted it)
             self._their_ssrc, self._jitter = packet.ssrc, JitterBuffer()
-        self._remote = addr  # symmetric RTP: answer where the audio comes from (NAT)
+        self._remote = addr  # symmetric RTP: answer where the peer's audio comes from (NAT)
         self._last_heard = asyncio.get_running_loop().time()
         if packet.payload_type == self.media.dtmf_payload_type:
             key = self._keypad.key(packet.timestamp, packet.payload)

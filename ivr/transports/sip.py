@@ -21,11 +21,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Optional
 
-from ivr.lines import is_allowed
 from ivr.transports import network_line, sdp
 from ivr.transports.dtmf import info_key
 from ivr.transports.media import RtpSession, bind_socket
 from ivr.transports.sip_call import SipCall
+from ivr.transports.sip_peers import Peers, trusted_proxy
 from ivr.transports.sip_message import (BadMessage, SipMessage, address_uri, host_port, new_branch,
                                         new_tag, parse, parse_uri, response, tag, without_tag)
 from ivr.transports.sip_transactions import T1, T2, TRANSACTION_SECONDS, ClientTransactions, SentResponses
@@ -47,6 +47,10 @@ def add_arguments(group) -> None:
     group.add_argument("--sip", metavar="HOST:PORT", type=network_line.host_port,
                        help="answer SIP calls on this UDP address, e.g. 0.0.0.0:5060 (G.711 mu-law or A-law; "
                             "keypad by RFC 4733 or SIP INFO)")
+    group.add_argument("--sip-trusted-proxy", action="append", metavar="ADDRESS", type=trusted_proxy, default=[],
+                       help="a SIP proxy or SBC (address or network, repeatable) whose calls are taken and whose "
+                            "SDP may send a call's audio to another host (its media relay); anyone else's audio "
+                            "goes only to the host the call's signalling comes from")
 
 
 def wanted(args) -> bool:
@@ -57,7 +61,7 @@ def listeners(args, switchboard, allowed) -> list:
     if not wanted(args):
         return []
     host, port = args.sip if isinstance(args.sip, tuple) else network_line.host_port(args.sip)
-    return [SipLine(host, port, switchboard, allowed)]
+    return [SipLine(host, port, switchboard, allowed, trusted_proxies=getattr(args, "sip_trusted_proxy", None) or ())]
 
 
 @dataclass(eq=False)
@@ -89,9 +93,10 @@ class Leg:
 class SipLine(asyncio.DatagramProtocol):
     """A Listener for `ivr serve` (start/stop) and the UDP protocol of the SIP line."""
 
-    def __init__(self, host: str, port: int, switchboard, allowed, max_legs: Optional[int] = None):
+    def __init__(self, host: str, port: int, switchboard, allowed, max_legs: Optional[int] = None,
+                 trusted_proxies=()):
         self._host, self._port = host, port
-        self._switchboard, self._allowed = switchboard, allowed
+        self._switchboard, self._peers = switchboard, Peers(allowed, trusted_proxies)
         self._max_legs = max_legs or 2 * switchboard.max_calls + 8  # bridged agent legs count too
         self._transport: Optional[asyncio.DatagramTransport] = None
         self._legs: dict[tuple[str, str], Leg] = {}
@@ -145,18 +150,19 @@ class SipLine(asyncio.DatagramProtocol):
     def _received(self, data: bytes, addr: Address) -> None:
         if not data.strip():
             return  # a keep-alive (CRLF)
+        if not (self._peers.may_call(addr[0]) or any(leg.peer[0] == addr[0] for leg in self._legs.values())):
+            self._refuse(data, addr)  # decided from the address alone, before any work on the bytes
+            return
         try:
             message = parse(data)
         except BadMessage as error:
             self.dropped += 1
-            log.debug("SIP: dropped a datagram from %s: %s", addr[0], error)
+            self._peers.malformed(addr[0], str(error))
+            if error.request is not None and error.request.method != "ACK":
+                self._reply(error.request, addr, 400, "Bad Request", headers=_warning(str(error)), remember=False)
             return
         if not message.is_request:
-            self._response(message)
-            return
-        if not is_allowed(addr[0], self._allowed):
-            if message.method != "ACK":
-                self._reply(message, addr, 403, "Forbidden", remember=False)
+            self._response(message, addr)
             return
         _note_received(message, addr)
         if message.method != "ACK":
@@ -173,14 +179,40 @@ class SipLine(asyncio.DatagramProtocol):
         else:
             self._reply(message, addr, 501, "Not Implemented", headers=[("Allow", ALLOW)])
 
+    def _refuse(self, data: bytes, addr: Address) -> None:
+        """A datagram from outside the allowed networks: a request is told 403 (read only to answer it)."""
+        self._peers.outsiders(addr[0])
+        if data.startswith(b"SIP/2.0"):
+            return  # a response: nothing to answer
+        try:
+            message = parse(data)
+        except BadMessage:
+            return
+        if message.method != "ACK":
+            self._reply(message, addr, 403, "Forbidden", remember=False)
+
+    def _in_call(self, request: SipMessage, addr: Address) -> Optional[Leg]:
+        """The call an in-dialog request is for, if its sender is that call's peer (or a trusted proxy);
+        else None, and 481 (no such call) or 403 (a stranger to it) is answered."""
+        leg = self._legs.get((request.call_id, tag(request.get("To") or "")))
+        if leg is None:
+            if request.method != "ACK":
+                self._reply(request, addr, 481, "Call/Transaction Does Not Exist")
+            return None
+        if not self._peers.in_call(leg.peer[0], addr[0]):
+            self._peers.strangers(addr[0], request.method)
+            if request.method != "ACK":  # not remembered: a stranger's requests must not crowd out the calls'
+                self._reply(request, addr, 403, "Forbidden", headers=_warning("not a party to this call"),
+                            remember=False)
+            return None
+        return leg
+
     # -- requests --------------------------------------------------------------------------------
 
     def _invite(self, request: SipMessage, addr: Address) -> None:
         if tag(request.get("To") or ""):
-            leg = self._legs.get((request.call_id, tag(request.get("To"))))
-            if leg is None:
-                self._reply(request, addr, 481, "Call/Transaction Does Not Exist")
-            else:
+            leg = self._in_call(request, addr)
+            if leg is not None:
                 self._reinvite(leg, request, addr)
             return
         try:
@@ -217,8 +249,9 @@ class SipLine(asyncio.DatagramProtocol):
             status = (400, "Bad SDP") if isinstance(error, sdp.BadSdp) else (488, "Not Acceptable Here")
             self._reply(request, addr, *status, headers=_warning(str(error)))
             return
+        media_session = RtpSession(sock, media, addr[0], trust_sdp=self._peers.is_trusted(addr[0]))
         leg = Leg(request.call_id, new_tag(), tag(request.get("From")), without_tag(request.get("To")),
-                  without_tag(request.get("From")), target, addr, answer, origin, RtpSession(sock, media, {addr[0]}),
+                  without_tag(request.get("From")), target, addr, answer, origin, media_session,
                   cseq=secrets.randbelow(2**16))
         self._legs[leg.key] = leg
         self._reply(request, addr, 100, "Trying", remember=False)
@@ -266,14 +299,13 @@ class SipLine(asyncio.DatagramProtocol):
             ("Content-Type", "application/sdp")])
 
     def _ack(self, request: SipMessage, addr: Address) -> None:
-        leg = self._legs.get((request.call_id, tag(request.get("To") or "")))
+        leg = self._in_call(request, addr)
         if leg is not None:
             leg.confirmed = True
 
     def _bye(self, request: SipMessage, addr: Address) -> None:
-        leg = self._legs.get((request.call_id, tag(request.get("To") or "")))
+        leg = self._in_call(request, addr)
         if leg is None:
-            self._reply(request, addr, 481, "Call/Transaction Does Not Exist")
             return
         self._reply(request, addr, 200, "OK")
         self._end(leg, tell_peer=False)
@@ -291,9 +323,8 @@ class SipLine(asyncio.DatagramProtocol):
         self._reply(request, addr, 200, "OK", headers=[("Allow", ALLOW), ("Accept", ACCEPT)])
 
     def _info(self, request: SipMessage, addr: Address) -> None:
-        leg = self._legs.get((request.call_id, tag(request.get("To") or "")))
+        leg = self._in_call(request, addr)
         if leg is None:
-            self._reply(request, addr, 481, "Call/Transaction Does Not Exist")
             return
         kind = request.get("Content-Type") or ""
         key = info_key(kind, request.body)
@@ -306,11 +337,11 @@ class SipLine(asyncio.DatagramProtocol):
 
     # -- responses to our requests -----------------------------------------------------------------
 
-    def _response(self, message: SipMessage) -> None:
-        if self._client.received(message):
+    def _response(self, message: SipMessage, addr: Address) -> None:
+        if self._client.received(message, addr):
             return
         leg = self._legs.get((message.call_id, tag(message.get("From") or "")))
-        if leg is not None and leg.ack and message.cseq[1] == "INVITE" and 200 <= message.status < 300:
+        if leg is not None and self._peers.in_call(leg.peer[0], addr[0]) and leg.ack and message.cseq[1] == "INVITE" and 200 <= message.status < 300:
             self._send(leg.ack, leg.peer)  # our ACK was lost: the agent's phone sends its 200 OK again
 
     # -- ending a leg --------------------------------------------------------------------------------
@@ -364,7 +395,7 @@ class SipLine(asyncio.DatagramProtocol):
             sock.close()
             self._end(agent, tell_peer=True)
             return False
-        agent.media = RtpSession(sock, media, {peer[0], media.host})
+        agent.media = RtpSession(sock, media, peer[0], trust_sdp=self._peers.is_trusted(peer[0]))
         agent.media.lost = lambda: self._end(agent, tell_peer=True)
         await agent.media.start()
         self._bridge(caller, agent)

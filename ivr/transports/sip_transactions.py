@@ -50,6 +50,7 @@ class SentResponses:
 @dataclass
 class _Pending:
     final: asyncio.Future
+    to: Address  # only responses from its host count
     provisional: bool = False  # a 1xx came: an INVITE is ringing and is not sent again
 
 
@@ -66,7 +67,7 @@ class ClientTransactions:
         """Send until answered; the final response, or None when none came within `timeout`."""
         loop = asyncio.get_running_loop()
         key, invite, data = (request.branch, request.method), request.method == "INVITE", bytes(request)
-        pending = self._pending[key] = _Pending(loop.create_future())
+        pending = self._pending[key] = _Pending(loop.create_future(), to)
         deadline, interval = loop.time() + timeout, T1
         try:
             while True:
@@ -82,10 +83,10 @@ class ClientTransactions:
         finally:
             self._pending.pop(key, None)
 
-    def received(self, response: SipMessage) -> bool:
-        """A response for one of ours (True), or for nothing we are waiting on (False)."""
+    def received(self, response: SipMessage, source: Address) -> bool:
+        """A response for one of ours from where we sent it (True), or for nothing we wait on (False)."""
         pending = self._pending.get((response.branch, response.cseq[1]))
-        if pending is None:
+        if pending is None or pending.to[0] != source[0]:
             return False
         if response.status < 200:
             pending.provisional = True
