@@ -10,7 +10,7 @@ from ivr.audio.pcm import rms_dbfs
 from ivr.lines import allowed_networks
 from ivr.switchboard import Switchboard
 from ivr.transports.sdp import parse as parse_sdp
-from tests.sip_peer import OFFER, RawPeer, ToneBot
+from tests.sip_peer import OFFER, Dialog, RawPeer, ToneBot
 from tests.test_sip_line import answered, line, run, until
 
 STRANGER = "127.0.0.2"
@@ -176,4 +176,30 @@ def test_datagrams_from_outside_the_allowed_networks_are_refused_on_their_addres
             finally:
                 outsider.close()
     caplog.set_level(logging.INFO)
+    run(test)
+
+
+def test_an_agent_outside_the_allowed_networks_can_end_its_bridged_call_but_not_place_one():
+    async def test():
+        async with line(allow=("127.0.0.1/32",)) as (sip, bot, peer):
+            agent = await RawPeer(peer.line, user="agent", host=STRANGER).open()
+            bot.agent = f"sip:agent1@{STRANGER}:{agent.port}"  # an agent's phone on another network
+            try:
+                dialog = await answered(peer, bot)
+                bot.calls[0].finish.set()
+                invite = await agent.receive(timeout=5)
+                agent.respond(invite, 200, "OK", to_tag="agt", body=offer_to(agent, STRANGER))
+                assert (await agent.receive()).method == "ACK"
+                await until(lambda: bot.calls[0].handed_over)
+                _, responses = await agent.call()  # its phone may not call the bot, though
+                assert responses[-1].status == 403 and len(bot.calls) == 1
+                agent_dialog = Dialog(invite.call_id, "agt", to=invite.get("From"), cseq=1)
+                agent.send(agent.request("BYE", agent_dialog, uri=invite.get("Contact").strip("<>")))
+                assert (await agent.receive(skip_provisional=True)).status == 200
+                bye = await peer.receive(skip_provisional=True)
+                assert bye.method == "BYE" and bye.call_id == dialog.call_id  # the caller's leg ends with it
+                peer.respond(bye, 200, "OK")
+                await until(lambda: not sip._legs)
+            finally:
+                agent.close()
     run(test)

@@ -215,6 +215,10 @@ class SipLine(asyncio.DatagramProtocol):
             if leg is not None:
                 self._reinvite(leg, request, addr)
             return
+        if not self._peers.may_call(addr[0]):  # an agent's phone outside --allow may end its call, not place one
+            self._peers.outsiders(addr[0])
+            self._reply(request, addr, 403, "Forbidden", remember=False)
+            return
         try:
             caller = parse_uri(address_uri(request.get("From")))
             target = address_uri(request.get("Contact") or request.get("From"))
