@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from ivr.config import Settings
 from ivr.dialog.quiet import quiet_rasa
 from ivr.dialog.settings import DialogError, VoiceSettings, load_yaml
-from ivr.dialog.training import model_path
+from ivr.dialog.model import load_agent, model_path
 from ivr.events import Escalation, Prompt
 
 if TYPE_CHECKING:
@@ -162,13 +162,12 @@ async def _load_agent(model: Path, action_url: Optional[str], actions: Optional[
         # skops (which loads the intent classifier) scans every loaded module when first imported:
         # after TensorFlow that takes ~11 s, before it ~1 s.
         import skops.io  # noqa: F401
-        from rasa.core.agent import load_agent
-        from rasa.core.utils import AvailableEndpoints
+        import rasa.core.agent  # noqa: F401
         from rasa.utils.endpoints import EndpointConfig
     quiet_rasa()  # again: importing Rasa installs warning filters of its own
 
-    endpoint = actions if actions is not None else EndpointConfig(url=action_url)
-    return await load_agent(model_path=str(model), endpoints=AvailableEndpoints(action=endpoint))
+    # A damaged model file is refused here in one line, not found out mid-call (ivr.dialog.model).
+    return load_agent(model, actions if actions is not None else EndpointConfig(url=action_url))
 
 
 def _prompt_texts(agent) -> dict[str, str]:

@@ -8,15 +8,12 @@ import tempfile
 from pathlib import Path
 
 from ivr.dialog.check import check_dialogs, yaml_files
+from ivr.dialog.model import MODEL_NAME, damage, load_agent, model_path
 from ivr.dialog.quiet import quiet_rasa
 from ivr.dialog.settings import DialogError
 
 log = logging.getLogger(__name__)
-MODEL_NAME = "dialog"
-
-
-def model_path(models_dir: Path) -> Path:
-    return models_dir / f"{MODEL_NAME}.tar.gz"
+__all__ = ["fingerprint", "model_path", "train"]
 
 
 def fingerprint(dialogs_dir: Path) -> str:
@@ -33,8 +30,11 @@ def train(dialogs_dir: Path, models_dir: Path, force: bool = False) -> Path:
     print_ = log.warning
     current = fingerprint(dialogs_dir)
     if not force and target.exists() and stamp.exists() and stamp.read_text() == current:
-        print_("dialogs unchanged since the last training: keeping %s", target)
-        return target
+        why = damage(target)  # unchanged dialogs do not make a damaged file good: train it again
+        if not why:
+            print_("dialogs unchanged since the last training: keeping %s", target)
+            return target
+        print_("%s is damaged (%s): training it again", target, why)
     problems = [p for p in check_dialogs(dialogs_dir) if not p.warning]
     if problems:
         raise DialogError("\n".join(map(str, problems)) + "\nnot training: fix the problems above first")
@@ -48,9 +48,14 @@ def train(dialogs_dir: Path, models_dir: Path, force: bool = False) -> Path:
                             training_files=[str(dialogs_dir / "data")], output=scratch,
                             fixed_model_name=MODEL_NAME, force_training=True)
         trained = model_path(Path(scratch))
+        kept = f"; the last good model {target} is kept" if target.exists() else ""
         if result.code != 0 or not trained.exists():
-            kept = f"; the last good model {target} is kept" if target.exists() else ""
             raise DialogError(f"{dialogs_dir}:0: Rasa training failed (code {result.code}){kept}")
+        try:
+            load_agent(trained)  # a model that does not load must not replace one that does
+        except DialogError as error:
+            raise DialogError(f"{dialogs_dir}:0: the newly trained model does not load ({error.__cause__ or error})"
+                              f"{kept}") from error
         os.replace(trained, target)
     stamp.write_text(current)
     return target
