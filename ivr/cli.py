@@ -37,6 +37,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         warnings.simplefilter("ignore")  # Rasa, TensorFlow and friends warn about their own internals
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from ivr import logs
+    logs.install()  # before anything logs: no record of this process is written unmasked (ivr serve too)
     for noisy in ("rasa", "tensorflow", "absl", "sanic", "asyncio", "faster_whisper", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     signal.signal(signal.SIGTERM, _hang_up)  # a terminated call cleans up like Ctrl-C (the action server too)

@@ -1,12 +1,14 @@
-"""Rasa used as a library leaves structlog printing its debug events to stdout; keep them at warnings."""
+"""Rasa used as a library: its structlog events go through std logging (redacted, at the levels set
+there, never printed straight to stdout), and Rasa's own loggers stay at warnings."""
 import logging
 import warnings
 
+from ivr import logs
+
 
 def quiet_rasa() -> None:
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logs.install()  # every process that loads Rasa masks its logs, whoever set up logging
+    logs.structlog_into_logging()
     logging.getLogger("rasa").setLevel(logging.WARNING)
     if not logging.getLogger("ivr").isEnabledFor(logging.INFO):  # `ivr -v` keeps them
         warnings.simplefilter("ignore")
