@@ -306,9 +306,9 @@ def test_an_agent_who_declines_leaves_the_caller_with_the_bot():
 
 
 def test_an_agent_who_does_not_answer_is_cancelled(monkeypatch):
-    from ivr.transports import sip as sip_module
+    from ivr.transports import sip_handover
 
-    monkeypatch.setattr(sip_module, "RING_SECONDS", 1.0)
+    monkeypatch.setattr(sip_handover, "RING_SECONDS", 1.0)
 
     async def test():
         async with handed_over() as (sip, bot, peer, agent, dialog):

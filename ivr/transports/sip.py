@@ -4,7 +4,11 @@ An INVITE the line can take (an allowed peer, room on the switchboard, an offer 
 PCMA) is answered at once (100, 180, 200 with our SDP) and its caller handed to the switchboard
 as a SipCall. Keys come as RFC 4733 events or SIP INFO. Either side hangs up with BYE. When the
 queue gives the caller to an agent with a SIP address, the line rings the agent's phone itself and
-bridges the audio of the two legs until one of them hangs up.
+bridges the audio of the two legs until one of them hangs up (ivr/transports/sip_handover.py).
+
+Who may speak is decided from a datagram's source address before it is read (sip_peers.py): new
+calls from the allowed networks or a trusted proxy, requests inside a call only from its peer. A
+malformed request is answered 400 when it can be, else dropped, with bounded logging.
 
 Written here rather than taken from a library: the asyncio SIP/RTP libraries on PyPI (aiosipua,
 aiortp) need Python 3.11 and this product runs on 3.10 (Rasa 3.6); pyVoIP runs a thread per call
@@ -14,30 +18,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 import socket
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Optional
 
 from ivr.transports import network_line, sdp
 from ivr.transports.dtmf import info_key
 from ivr.transports.media import RtpSession, bind_socket
 from ivr.transports.sip_call import SipCall
+from ivr.transports.sip_dialog import ALLOW, USER_AGENT, Leg, note_received, transaction, warning
+from ivr.transports.sip_handover import HandOver
+from ivr.transports.sip_message import (BadMessage, SipMessage, address_uri, host_port, new_tag, parse, parse_uri,
+                                        response, tag, without_tag)
 from ivr.transports.sip_peers import Peers, trusted_proxy
-from ivr.transports.sip_message import (BadMessage, SipMessage, address_uri, host_port, new_branch,
-                                        new_tag, parse, parse_uri, response, tag, without_tag)
 from ivr.transports.sip_transactions import T1, T2, TRANSACTION_SECONDS, ClientTransactions, SentResponses
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
 ACCEPT = "application/sdp, application/dtmf-relay, application/dtmf"
 NOT_HERE = {"REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "REFER", "PRACK", "UPDATE", "PUBLISH"}  # 405, not 501
-RING_SECONDS = 30.0  # an agent's phone rings this long before the line gives up
-BRIDGE_LATENCY = 0.2  # at most this much audio waits between the two legs of a bridge
-USER_AGENT = "ivr"
 BROKEN_LOGGED = 3  # tracebacks logged in full before only every 1,000th is
 Address = tuple  # (host, port)
 
@@ -61,36 +61,11 @@ def listeners(args, switchboard, allowed) -> list:
     if not wanted(args):
         return []
     host, port = args.sip if isinstance(args.sip, tuple) else network_line.host_port(args.sip)
-    return [SipLine(host, port, switchboard, allowed, trusted_proxies=getattr(args, "sip_trusted_proxy", None) or ())]
+    proxies = getattr(args, "sip_trusted_proxy", None) or ()
+    return [SipLine(host, port, switchboard, allowed, trusted_proxies=proxies)]
 
 
-@dataclass(eq=False)
-class Leg:
-    """One side of a call in SIP terms: a dialog and its audio."""
-    call_id: str
-    local_tag: str
-    remote_tag: str
-    local_uri: str  # our party in this dialog, without tag (From of our requests)
-    remote_uri: str  # theirs (To of our requests)
-    target: str  # the Request-URI of our requests in the dialog (their Contact)
-    peer: Address  # where their signalling comes from and ours goes
-    sdp: bytes  # our side of the session description
-    origin: sdp.Origin  # its o= line
-    media: Optional[RtpSession] = None
-    cseq: int = 1
-    call: Optional[SipCall] = None  # the bot's view of a caller
-    other: Optional["Leg"] = None  # the leg bridged to this one
-    confirmed: bool = False  # ACK received (or sent)
-    ended: bool = False
-    answer: bytes = b""  # our 200 OK, sent again until the ACK comes
-    ack: bytes = b""  # our ACK, sent again if their 200 OK comes again
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.call_id, self.local_tag
-
-
-class SipLine(asyncio.DatagramProtocol):
+class SipLine(HandOver, asyncio.DatagramProtocol):
     """A Listener for `ivr serve` (start/stop) and the UDP protocol of the SIP line."""
 
     def __init__(self, host: str, port: int, switchboard, allowed, max_legs: Optional[int] = None,
@@ -159,14 +134,14 @@ class SipLine(asyncio.DatagramProtocol):
             self.dropped += 1
             self._peers.malformed(addr[0], str(error))
             if error.request is not None and error.request.method != "ACK":
-                self._reply(error.request, addr, 400, "Bad Request", headers=_warning(str(error)), remember=False)
+                self._reply(error.request, addr, 400, "Bad Request", headers=warning(str(error)), remember=False)
             return
         if not message.is_request:
             self._response(message, addr)
             return
-        _note_received(message, addr)
+        note_received(message, addr)
         if message.method != "ACK":
-            again = self._sent.recall(_transaction(message, addr), self._now())
+            again = self._sent.recall(transaction(message, addr), self._now())
             if again is not None:  # a retransmission: the same answer again
                 self._send(again, addr)
                 return
@@ -202,7 +177,7 @@ class SipLine(asyncio.DatagramProtocol):
         if not self._peers.in_call(leg.peer[0], addr[0]):
             self._peers.strangers(addr[0], request.method)
             if request.method != "ACK":  # not remembered: a stranger's requests must not crowd out the calls'
-                self._reply(request, addr, 403, "Forbidden", headers=_warning("not a party to this call"),
+                self._reply(request, addr, 403, "Forbidden", headers=warning("not a party to this call"),
                             remember=False)
             return None
         return leg
@@ -224,10 +199,10 @@ class SipLine(asyncio.DatagramProtocol):
             target = address_uri(request.get("Contact") or request.get("From"))
             parse_uri(target)
         except BadMessage as error:
-            self._reply(request, addr, 400, "Bad From or Contact", headers=_warning(str(error)))
+            self._reply(request, addr, 400, "Bad From or Contact", headers=warning(str(error)))
             return
         if not request.body or (request.get("Content-Type") or "").split(";")[0].strip().lower() != "application/sdp":
-            self._reply(request, addr, 488, "Not Acceptable Here", headers=_warning("an SDP offer is needed"))
+            self._reply(request, addr, 488, "Not Acceptable Here", headers=warning("an SDP offer is needed"))
             return
         if len(self._legs) >= self._max_legs:
             self._reply(request, addr, 503, "Service Unavailable", headers=[("Retry-After", "30")])
@@ -251,7 +226,7 @@ class SipLine(asyncio.DatagramProtocol):
         except (sdp.BadSdp, sdp.NoCommonCodec) as error:
             sock.close()
             status = (400, "Bad SDP") if isinstance(error, sdp.BadSdp) else (488, "Not Acceptable Here")
-            self._reply(request, addr, *status, headers=_warning(str(error)))
+            self._reply(request, addr, *status, headers=warning(str(error)))
             return
         media_session = RtpSession(sock, media, addr[0], trust_sdp=self._peers.is_trusted(addr[0]))
         leg = Leg(request.call_id, new_tag(), tag(request.get("From")), without_tag(request.get("To")),
@@ -295,7 +270,7 @@ class SipLine(asyncio.DatagramProtocol):
             try:
                 media, leg.sdp = sdp.answer(request.body, self._local_host(addr[0]), leg.media.port, leg.origin)
             except (sdp.BadSdp, sdp.NoCommonCodec) as error:
-                self._reply(request, addr, 488, "Not Acceptable Here", headers=_warning(str(error)))
+                self._reply(request, addr, 488, "Not Acceptable Here", headers=warning(str(error)))
                 return
             leg.media.update(media)
         self._reply(request, addr, 200, "OK", body=leg.sdp, headers=[
@@ -345,7 +320,8 @@ class SipLine(asyncio.DatagramProtocol):
         if self._client.received(message, addr):
             return
         leg = self._legs.get((message.call_id, tag(message.get("From") or "")))
-        if leg is not None and self._peers.in_call(leg.peer[0], addr[0]) and leg.ack and message.cseq[1] == "INVITE" and 200 <= message.status < 300:
+        if (leg is not None and leg.ack and addr[0] == leg.peer[0] and message.cseq[1] == "INVITE"
+                and 200 <= message.status < 300):
             self._send(leg.ack, leg.peer)  # our ACK was lost: the agent's phone sends its 200 OK again
 
     # -- ending a leg --------------------------------------------------------------------------------
@@ -367,94 +343,11 @@ class SipLine(asyncio.DatagramProtocol):
             other.other = None
             self._end(other, tell_peer=True)
 
-    # -- handing a caller to an agent's phone -----------------------------------------------------------
-
-    async def _reach(self, caller: Leg, address: str) -> bool:
-        """Ring the agent at `address`; once they answer, bridge them to the caller. False if they did not."""
-        try:
-            uri = parse_uri(address)
-            peer = (await self._resolve(uri.host), uri.port or 5060)
-            sock = bind_socket(self._host)
-        except (BadMessage, OSError) as error:
-            log.error("SIP: cannot ring agent at %s: %s", address, error)
-            return False
-        local = self._local_host(peer[0])
-        number = parse_uri(address_uri(caller.remote_uri)).user or "ivr"
-        origin = sdp.Origin()
-        agent = Leg(f"{secrets.token_hex(12)}@ivr", new_tag(), "", f"<sip:{number}@{host_port(local, self._port)}>",
-                    f"<{address}>", address, peer, sdp.offer(local, sock.getsockname()[1], origin), origin, cseq=0)
-        self._legs[agent.key] = agent
-        try:
-            answer = await self._ring(caller, agent, self._request(agent, "INVITE", body=agent.sdp, headers=[
-                ("Contact", self._contact(local)), ("Allow", ALLOW), ("Content-Type", "application/sdp")]))
-            media = sdp.parse(answer.body) if answer is not None and not caller.ended else None
-        except (sdp.BadSdp, sdp.NoCommonCodec) as error:
-            log.error("SIP: agent at %s answered with SDP we cannot use (%s)", address, error)
-            media = None
-        except BaseException:
-            sock.close()
-            self._end(agent, tell_peer=True)
-            raise
-        if media is None:
-            sock.close()
-            self._end(agent, tell_peer=True)
-            return False
-        agent.media = RtpSession(sock, media, peer[0], trust_sdp=self._peers.is_trusted(peer[0]))
-        agent.media.lost = lambda: self._end(agent, tell_peer=True)
-        await agent.media.start()
-        self._bridge(caller, agent)
-        log.info("SIP: caller %s put through to %s", number, address)
-        return True
-
-    async def _ring(self, caller: Leg, agent: Leg, invite: SipMessage) -> Optional[SipMessage]:
-        """The agent's 200 OK (acknowledged), or None: they declined, or did not answer in RING_SECONDS."""
-        loop = asyncio.get_running_loop()
-        ringing = asyncio.ensure_future(self._client.request(invite, agent.peer, timeout=RING_SECONDS + 8 * T1))
-        deadline = loop.time() + RING_SECONDS
-        while not ringing.done() and loop.time() < deadline and not caller.ended:
-            await asyncio.wait({ringing}, timeout=T1)
-        if not ringing.done():
-            await self._client.request(_in_transaction(invite, "CANCEL"), agent.peer)
-        final = await ringing
-        if final is None:
-            log.info("SIP: agent at %s did not answer", agent.target)
-            return None
-        if final.status >= 300:  # declined, busy or cancelled: acknowledged within the INVITE's transaction
-            self._send(bytes(_in_transaction(invite, "ACK", to=final.get("To"))), agent.peer)
-            log.info("SIP: agent at %s answered %s %s", agent.target, final.status, final.reason)
-            return None
-        agent.remote_tag = tag(final.get("To") or "")
-        agent.remote_uri = without_tag(final.get("To") or agent.remote_uri)
-        try:
-            agent.target = address_uri(final.get("Contact") or agent.target)
-        except BadMessage:
-            pass
-        agent.ack = bytes(self._request(agent, "ACK", cseq=agent.cseq))
-        agent.confirmed = True
-        self._send(agent.ack, agent.peer)
-        return final
-
-    def _bridge(self, caller: Leg, agent: Leg) -> None:
-        caller.other, agent.other = agent, caller
-        caller.media.clear()
-        caller.media.heard = lambda pcm: agent.media.relay(pcm, BRIDGE_LATENCY)
-        agent.media.heard = lambda pcm: caller.media.relay(pcm, BRIDGE_LATENCY)
-        caller.media.keyed = agent.media.keyed = lambda key: None
-
     # -- out ------------------------------------------------------------------------------------------
 
-    def _request(self, leg: Leg, method: str, body: bytes = b"", headers=(), cseq: Optional[int] = None
-                 ) -> SipMessage:
-        """A request of ours in the leg's dialog (a new CSeq unless given: an ACK takes its INVITE's)."""
-        if cseq is None:
-            leg.cseq += 1
-        local = self._local_host(leg.peer[0])
-        to = f"{leg.remote_uri};tag={leg.remote_tag}" if leg.remote_tag else leg.remote_uri
-        return SipMessage(method=method, uri=leg.target, body=body, headers=[
-            ("Via", f"SIP/2.0/UDP {host_port(local, self._port)};branch={new_branch()};rport"),
-            ("Max-Forwards", "70"), ("From", f"{leg.local_uri};tag={leg.local_tag}"), ("To", to),
-            ("Call-ID", leg.call_id), ("CSeq", f"{cseq or leg.cseq} {method}"), ("User-Agent", USER_AGENT),
-            *headers])
+    def _request(self, leg: Leg, method: str, **parts) -> SipMessage:
+        """A request of ours in the leg's dialog, from our address as its peer reaches it."""
+        return leg.request(method, host_port(self._local_host(leg.peer[0]), self._port), **parts)
 
     def _reply(self, request: SipMessage, addr: Address, status: int, reason: str, to_tag: str = "",
                headers=None, body: bytes = b"", remember: bool = True) -> bytes:
@@ -462,7 +355,7 @@ class SipLine(asyncio.DatagramProtocol):
             to_tag = new_tag()  # every response but 100 carries a To tag (RFC 3261 §8.2.6.2)
         data = bytes(response(request, status, reason, to_tag, [*(headers or []), ("Server", USER_AGENT)], body))
         if remember:
-            self._sent.remember(_transaction(request, addr), data, self._now())
+            self._sent.remember(transaction(request, addr), data, self._now())
         self._send(data, addr)
         return data
 
@@ -489,14 +382,6 @@ class SipLine(asyncio.DatagramProtocol):
                 self._local_hosts.popitem(last=False)
         return self._local_hosts[peer_host]
 
-    async def _resolve(self, host: str) -> str:
-        try:
-            socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-            return host
-        except OSError:
-            found = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_DGRAM)
-            return found[0][4][0]
-
     def _spawn(self, work) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
@@ -510,37 +395,3 @@ class SipLine(asyncio.DatagramProtocol):
     @staticmethod
     def _now() -> float:
         return asyncio.get_running_loop().time()
-
-
-def _transaction(request: SipMessage, addr: Address) -> tuple:
-    return request.branch or f"{request.call_id} {request.cseq[0]}", request.method, addr
-
-
-def _note_received(request: SipMessage, addr: Address) -> None:
-    """Mark the top Via with where the request really came from (RFC 3261 §18.2.1, RFC 3581)."""
-    for index, (name, value) in enumerate(request.headers):
-        if name == "Via":
-            top, comma, rest = value.partition(",")
-            if ";received=" not in top:
-                top += f";received={addr[0]}"
-            top = re.sub(r";\s*rport(?=;|$)", f";rport={addr[1]}", top)
-            request.headers[index] = (name, top + comma + rest)
-            return
-
-
-def _in_transaction(invite: SipMessage, method: str, to: Optional[str] = None) -> SipMessage:
-    """A CANCEL, or the ACK of a failed INVITE: the INVITE's own Via (branch) and CSeq number."""
-    headers = []
-    for name, value in invite.headers:
-        if name == "CSeq":
-            value = f"{invite.cseq[0]} {method}"
-        elif name == "To" and to:
-            value = to
-        elif name not in ("Via", "Max-Forwards", "From", "To", "Call-ID"):
-            continue
-        headers.append((name, value))
-    return SipMessage(method=method, uri=invite.uri, headers=headers)
-
-
-def _warning(text: str) -> list[tuple[str, str]]:
-    return [("Warning", "399 ivr \"%s\"" % re.sub(r'[\r\n"]', " ", text[:120]))]
