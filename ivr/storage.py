@@ -137,6 +137,7 @@ def _open_engine(url: str, what: str, unavailable: type, create: bool = True, wa
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise unavailable(f"cannot create the folder for {parsed.database}: {error}") from error
+            _owner_only(Path(parsed.database), create, what, unavailable)
         engine = create_engine(parsed, future=True, connect_args={"timeout": wait_s, "check_same_thread": False})
         event.listen(engine, "connect", partial(_sqlite_connected, wait_s=wait_s))
         return engine
@@ -147,6 +148,26 @@ def _open_engine(url: str, what: str, unavailable: type, create: bool = True, wa
                                            "application_name": f"ivr-{what}", **bounded})
     raise unavailable(f"unsupported {what} database {parsed.render_as_string(hide_password=True)}: "
                       f"use sqlite:///PATH or postgresql+psycopg2://...")
+
+
+def _owner_only(path: Path, create: bool, what: str, unavailable: type) -> None:
+    """A SQLite database is its owner's only (0600): made so before SQLite opens it, since SQLite gives
+    its -wal, -shm and -journal files the database's mode; one an older ivr left 0644 is tightened."""
+    try:
+        if create:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # an empty file is an empty database
+        for file in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
+            _tighten(file)
+    except OSError as error:
+        raise unavailable(f"{what} database {path} cannot be made private to its owner: {error}") from error
+
+
+def _tighten(file: Path) -> None:
+    try:
+        if file.stat().st_mode & 0o077:
+            os.chmod(file, 0o600)
+    except FileNotFoundError:
+        pass  # none, or a journal another opener's SQLite just removed
 
 
 def _sqlite_connected(dbapi_connection, _record, wait_s: float = LOCK_WAIT_S) -> None:

@@ -378,9 +378,9 @@ def test_the_install_secret_is_private_stable_and_made_once(tmp_path):
     [thread.start() for thread in threads]
     [thread.join() for thread in threads]
     assert len(set(secrets_seen)) == 1 and len(secrets_seen[0]) == 32
-    assert (var / "card-secret").stat().st_mode & 0o777 == 0o600
-    assert sorted(path.name for path in var.iterdir()) == ["card-secret"]
-    os.chmod(var / "card-secret", 0o644)
+    assert (var / "keys" / "card-secret").stat().st_mode & 0o777 == 0o600
+    assert sorted(path.name for path in (var / "keys").iterdir()) == ["card-secret"]
+    os.chmod(var / "keys" / "card-secret", 0o644)
     with pytest.raises(PermissionError, match="chmod 600"):
         install_secret(var)
 

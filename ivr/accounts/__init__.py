@@ -14,7 +14,7 @@ def open_store(settings, create: bool = True) -> Store:
 
 
 def card_tokens(settings) -> CardTokens:
-    """Card tokens under this install's secret (var/card-secret)."""
+    """Card tokens under this install's secret (var/keys/card-secret)."""
     return CardTokens.for_install(settings.var_dir)
 
 

@@ -1,8 +1,8 @@
 """Keyed card numbers: checked (Luhn, expiry) and turned into a token and last four the moment they arrive.
 
-The full number is never stored or returned. The token is HMAC-SHA256 under a per-install secret kept in the
-var folder (`card-secret`, mode 0600), so the same card always gets the same token on this install and the
-token alone does not give the number back.
+The full number is never stored or returned. The token is HMAC-SHA256 under a per-install secret kept with
+the install's keys (var/keys/card-secret, mode 0600; see ivr.keys), so the same card always gets the same
+token on this install and the token alone does not give the number back.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from stdnum import luhn
 from stdnum.exceptions import ValidationError
 
 from ivr.accounts.model import AccountsError, Card
+from ivr.keys import key_file
 
 SECRET_FILE = "card-secret"
 
@@ -76,9 +77,8 @@ def check_expiry(expiry: str, today: date) -> None:
 def install_secret(var_dir: Path) -> bytes:
     """This install's token secret, made on first use. Written whole under a temporary name and linked into
     place, so two processes starting at once end up with the same secret and nobody reads half a file."""
-    path = Path(var_dir) / SECRET_FILE
+    path = key_file(var_dir, SECRET_FILE)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
