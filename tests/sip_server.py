@@ -14,15 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Served:
-    """`ivr serve --sip 127.0.0.1:PORT --port 0 --max-calls N` with IVR_VAR=`var_dir`, until stopped."""
+    """`ivr serve --sip 127.0.0.1:PORT --port 0 --max-calls N [more flags]` with IVR_VAR=`var_dir`, until stopped."""
 
-    def __init__(self, port: int, var_dir: Path, max_calls: int, log: Path):
+    def __init__(self, port: int, var_dir: Path, max_calls: int, log: Path, flags: tuple = ()):
         self.var_dir, self.log_path = var_dir, log
         self.env = dict(os.environ, IVR_VAR=str(var_dir))
         ivr = Path(sys.executable).parent / "ivr"
         self._log = open(log, "wb")
         self.process = subprocess.Popen([str(ivr), "serve", "--port", "0", "--sip", f"127.0.0.1:{port}",
-                                         "--max-calls", str(max_calls)],
+                                         "--max-calls", str(max_calls), *flags],
                                         stdout=subprocess.PIPE, stderr=self._log, env=self.env, cwd=ROOT)
         self.address = self._listening(timeout=120)
 

@@ -38,8 +38,8 @@ class Refusals:
 
     def __call__(self, host: str, detail: str = "") -> None:
         self.count += 1
-        if self.count <= LOGGED_FIRST or self.count % 1000 == 0:
-            log.info("SIP: %s from %s%s (%d so far)", self.what, host, f": {detail}" if detail else "", self.count)
+        if self.count <= LOGGED_FIRST or self.count % 1000 == 0:  # a warning: someone is probing, or misconfigured
+            log.warning("SIP: %s from %s%s (%d so far)", self.what, host, f": {detail}" if detail else "", self.count)
 
 
 class Peers:
