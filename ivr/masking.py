@@ -2,18 +2,26 @@
 
 A caller's answer to a secret prompt (PIN, card number) is sealed by the call before anything else
 sees it: the dialog, its tracker and every log get only an encrypted token that the actions open
-when they check it, and transcripts, recordings and printed turns get `HIDDEN`. The key is
-derived from this install's secret under var/, never stored beside what it seals.
+when they check it, and transcripts, recordings and printed turns get `HIDDEN`.
+
+Sealed tokens expire by design, not by the app's politeness: they are sealed under keys that exist
+only in this process's memory, one per time window, and a window's key is dropped once the next
+window is over. So a token copied out of a log, a tracker dump or a database cannot be opened by
+anyone holding the files on disk (no key is ever written), nor by this process after its life.
+A token opens in the window it was sealed in and the next: a call spanning a rotation keeps working.
+The price: only the process that sealed an answer can open it, so the actions must run in the bot's
+process (they do, ivr.dialog.actions); an external action server (endpoints.yml) hears every PIN as wrong.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import re
+import threading
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -24,17 +32,48 @@ HIDDEN = "[hidden]"
 SEALED_INTENT = "inform"
 SEALED_ENTITY = "sealed"
 NOT_TAKEN = "/nlu_fallback"  # what the dialog hears for a card number said aloud
-SEAL_LIFETIME_SECONDS = 3600  # a call is long over by then
+SEAL_WINDOW_SECONDS = 1800  # a sealed answer opens for 30 to 60 minutes: a call is long over by then
 CARD_NUMBER = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 
 
-class Seal:
-    """Seals and opens caller secrets with a key derived from the install secret."""
+class SealKeys:
+    """This process's sealing keys, one per time window of SEAL_WINDOW_SECONDS, held only in memory.
 
-    def __init__(self, var_dir: Path):
+    Fresh random keys, not derived from anything on disk: nothing outside this process can make them
+    again. `clock` is monotonic (a wall-clock step neither revives nor kills a window early).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock, self._lock = clock, threading.Lock()
+        self._keys: dict[int, Fernet] = {}
+
+    def sealing(self) -> Fernet:
+        with self._lock:
+            window = self._rotate()
+            return self._keys.setdefault(window, Fernet(Fernet.generate_key()))
+
+    def opening(self) -> list[Fernet]:
+        """The keys that may still open a token: this window's and the last one's, newest first."""
+        with self._lock:
+            window = self._rotate()
+            return [self._keys[w] for w in (window, window - 1) if w in self._keys]
+
+    def _rotate(self) -> int:
+        window = int(self._clock() // SEAL_WINDOW_SECONDS)
+        for old in [w for w in self._keys if w < window - 1]:
+            del self._keys[old]  # the only reference: what it sealed cannot be opened again (never on disk)
+        return window
+
+
+PROCESS_KEYS = SealKeys()  # shared by the calls and the actions of this process
+
+
+class Seal:
+    """Seals and opens caller secrets under this process's window keys; vouches under the install secret."""
+
+    def __init__(self, var_dir: Path, keys: Optional[SealKeys] = None):
         secret = install_secret(var_dir)
-        key = hmac.new(secret, b"ivr: sealed caller answers", hashlib.sha256).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+        self._keys = keys or PROCESS_KEYS
         self._vouching = hmac.new(secret, b"ivr: identified callers", hashlib.sha256).digest()
 
     def vouch(self, call_id: str, account: str) -> str:
@@ -48,7 +87,7 @@ class Seal:
 
     def message(self, answer: str) -> str:
         """What the dialog receives instead of the answer: an `inform` carrying only the sealed token."""
-        token = self._fernet.encrypt(answer.encode()).decode()
+        token = self._keys.sealing().encrypt(answer.encode()).decode()
         return f"/{SEALED_INTENT}" + json.dumps({SEALED_ENTITY: token})
 
     def answer(self, text: str, expects: Expectation, spoken: bool) -> tuple[str, bool]:
@@ -64,11 +103,13 @@ class Seal:
         return self.message(text), True
 
     def open(self, token: object) -> Optional[str]:
-        """The caller's answer, or None for anything not sealed here (or too old)."""
-        try:
-            return self._fernet.decrypt(str(token).encode(), ttl=SEAL_LIFETIME_SECONDS).decode()
-        except (InvalidToken, ValueError):
-            return None
+        """The caller's answer, or None for anything not sealed in this process (or too old)."""
+        for key in self._keys.opening():
+            try:
+                return key.decrypt(str(token).encode()).decode()
+            except (InvalidToken, ValueError):
+                continue
+        return None
 
 
 def is_sealed(text: str) -> bool:

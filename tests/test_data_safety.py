@@ -1,11 +1,14 @@
 """Data at rest: key material apart from the data and private, databases private, sealed answers that expire."""
 import os
+import subprocess
+import sys
 
 import pytest
 
 from conftest import ivr_command
 from ivr.accounts import CardTokens, install_secret, open_store
 from ivr.config import Settings
+from ivr.masking import SEAL_WINDOW_SECONDS, Seal, SealKeys
 from ivr.queue import open_queue
 from ivr.records import open_records
 
@@ -68,3 +71,40 @@ def test_every_sqlite_database_and_its_journal_files_are_made_owner_only(tmp_pat
             [store.close() for store in stores]
     finally:
         os.umask(old_umask)
+
+
+def test_a_sealed_answer_copied_from_a_log_cannot_be_opened_with_the_install_files(tmp_path):
+    """Another process with the same var/ (the install secret, the databases) is what a thief of the
+    disk or of a log has: it cannot open what a call sealed, while the sealing process can."""
+    var = tmp_path / "var"
+    seal = Seal(var)
+    message = seal.message("2468")
+    token = _token(message)
+    assert seal.open(token) == "2468"
+    opened = subprocess.run([sys.executable, "-c", "import sys; from ivr.masking import Seal; "
+                             "print(Seal(sys.argv[1]).open(sys.argv[2]))", str(var), token],
+                            capture_output=True, text=True, timeout=60)
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout.strip() == "None"
+
+
+def test_a_sealed_answer_opens_across_one_window_boundary_and_never_after(tmp_path):
+    """A call whose PIN is sealed just before a rotation is checked just after it; a token is dead one
+    window later, and the process still seals and opens new answers."""
+    now = [10 * SEAL_WINDOW_SECONDS - 1.0]
+    seal = Seal(tmp_path / "var", SealKeys(clock=lambda: now[0]))
+    token = _token(seal.message("2468"))
+    now[0] += 2  # the window turns while the call is in progress
+    assert seal.open(token) == "2468"
+    later = _token(seal.message("1357"))
+    now[0] += SEAL_WINDOW_SECONDS  # one more window: the first token's key is gone
+    assert seal.open(token) is None
+    assert seal.open(later) == "1357"  # sealed in the window just before: still open
+    now[0] += SEAL_WINDOW_SECONDS
+    assert seal.open(later) is None
+    assert seal.open(_token(seal.message("9999"))) == "9999"
+
+
+def _token(message: str) -> str:
+    return message.split('"sealed": "')[1].rstrip('"}')
+
