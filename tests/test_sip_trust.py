@@ -203,3 +203,29 @@ def test_an_agent_outside_the_allowed_networks_can_end_its_bridged_call_but_not_
             finally:
                 agent.close()
     run(test)
+
+
+def test_an_agents_answer_counts_only_from_the_agents_phone():
+    async def test():
+        async with line() as (sip, bot, peer):
+            agent = await RawPeer(peer.line, user="agent").open()
+            stranger = await RawPeer(peer.line, host=STRANGER).open()
+            bot.agent = f"sip:agent1@127.0.0.1:{agent.port}"
+            try:
+                dialog = await answered(peer, bot)
+                bot.calls[0].finish.set()
+                invite = await agent.receive(timeout=5)
+                # A stranger who learned the INVITE (its branch, Call-ID and tags) answers first, with its own SDP.
+                stranger.respond(invite, 200, "OK", to_tag="fake", body=offer_to(stranger, STRANGER))
+                agent.respond(invite, 180, "Ringing", to_tag="agt")
+                await peer.heard(0.3)
+                agent.respond(invite, 200, "OK", to_tag="agt", body=OFFER.format(port=agent.rtp_port))
+                ack = await agent.receive()
+                assert ack.method == "ACK" and ack.get("To").endswith("tag=agt")
+                await until(lambda: bot.calls[0].handed_over)
+                peer.send_audio(bytes(320) * 25, dialog.remote_rtp)  # the caller speaks: bridged to the agent only
+                assert len(await agent.heard(1.0)) > 0 and await stranger.rtp_bytes(0.5) == 0
+            finally:
+                agent.close()
+                stranger.close()
+    run(test)

@@ -162,7 +162,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self.heard(self._decode(payload) if payload else SILENCE)
         if now - self._last_heard > RTP_TIMEOUT:
             self._last_heard = now
-            log.info("RTP %s: nothing from %s for %.0f s; the line is lost", self.port, self._remote, RTP_TIMEOUT)
+            log.info("RTP %s: nothing from %s for %.0f s; the line is lost", self.port, self._peer_host,
+                     RTP_TIMEOUT)
             self.lost()
 
     def _send(self, pcm: bytes) -> None:
