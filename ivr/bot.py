@@ -16,6 +16,7 @@ from ivr.dialog.agent import Dialog
 from ivr.dialog.settings import VoiceSettings, load_voice_settings
 from ivr.masking import Seal
 from ivr.queue import QueueError, open_queue
+from ivr.queue.leases import LeaseKeeper, this_process
 from ivr.records import RecordsError, open_records
 from ivr.transports.base import Transport
 from ivr.transports.typed import NoVoice
@@ -35,6 +36,7 @@ class Bot:
     voice: PromptCache | NoVoice
     ready_seconds: float
     backstage: Backstage = Backstage()
+    leases: Optional[LeaseKeeper] = None  # keeps this process's callers on hold in line while it lives
 
     @classmethod
     async def load(cls, settings: Settings, speech: bool = True) -> "Bot":
@@ -56,6 +58,8 @@ class Bot:
                                               loop.run_in_executor(None, _open, open_records, settings, "call records"))
         bot.backstage = Backstage(queue=queue, records=records, hold=voice_settings.hold,
                                   frustration=voice_settings.frustration)
+        if queue is not None:
+            bot.leases = await LeaseKeeper(queue).start()
         bot.ready_seconds = time.monotonic() - began
         log.info("ready in %.1f s", bot.ready_seconds)
         return bot
@@ -77,6 +81,8 @@ class Bot:
                     backstage=self.backstage)
 
     async def close(self) -> None:
+        if self.leases:
+            await self.leases.stop()
         await self.dialog.close()
         if isinstance(self.voice, PromptCache):
             await asyncio.get_running_loop().run_in_executor(None, self.voice.synth.close)
@@ -86,8 +92,9 @@ class Bot:
 
 
 def _queue_for_calls(settings: Settings):
-    """Calls wait at most IN_CALL_WAIT_S for a busy queue database: then the caller is told, not left in silence."""
-    return open_queue(settings, wait_s=IN_CALL_WAIT_S)
+    """Calls wait at most IN_CALL_WAIT_S for a busy queue database: then the caller is told, not left in silence.
+    The callers this process queues hold a lease it renews (ivr.queue.leases)."""
+    return open_queue(settings, wait_s=IN_CALL_WAIT_S, holder=this_process())
 
 
 def _open(opener, settings: Settings, what: str):

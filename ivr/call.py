@@ -391,6 +391,9 @@ class Call:
         except QueueError as error:  # the caller waiting for a person is told, not left to music forever
             log.error("call %s: the queue failed while the caller was on hold (%s)", self.call_id, error)
             await self._say_on_hold(self.backstage.hold.queue_unavailable, "queue_unavailable", FREE)
+        except Exception:  # noqa: BLE001 - a broken hold is told too: it ended calls silently, unlogged
+            log.exception("call %s: the hold failed", self.call_id)
+            await self._say_on_hold(self.backstage.hold.queue_unavailable, "queue_unavailable", FREE)
         finally:
             self._done.set()
 

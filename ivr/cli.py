@@ -93,6 +93,8 @@ def parser() -> argparse.ArgumentParser:
     call.set_defaults(run=_call)
 
     chat = commands.add_parser("chat", help="the same dialog by typing")
+    chat.add_argument("--caller-number", metavar="NUMBER",
+                      help="the number the typed caller calls from (offered as their callback number on hold)")
     chat.set_defaults(run=_chat)
 
     simulate = commands.add_parser("simulate", help="run scenario files (or folders of them) through the real "
@@ -240,7 +242,7 @@ def _chat(args, settings: Settings) -> int:
     async def chat():
         bot = await Bot.load(settings, speech=False)
         try:
-            call = bot.call(TypedLine(), "chat")
+            call = bot.call(TypedLine(), "chat", caller_number=args.caller_number)
             call.on_turn = _print_bot
             print("Type what the caller says; an empty line is silence, 5025# is keyed in, quit hangs up.",
                   file=sys.stderr, flush=True)

@@ -60,16 +60,26 @@ class Database:
         self.engine.dispose()
 
     @contextmanager
-    def transaction(self, write: bool = False) -> Iterator[Connection]:
+    def transaction(self, write: bool = False, schema_change: bool = False) -> Iterator[Connection]:
         """One transaction; database trouble comes out as the store's unavailable error. SQLite writers take the
         write lock up front (BEGIN IMMEDIATE) so two writers queue instead of deadlocking on a lock upgrade.
-        IntegrityError passes through: it is the store's to interpret."""
+        IntegrityError passes through: it is the store's to interpret. `schema_change`: on SQLite, with foreign
+        keys off, its documented way to rebuild a table others refer to (the only way it changes a CHECK);
+        migrations check the result with PRAGMA foreign_key_check before they commit."""
+        fk_off = self.sqlite and schema_change
         try:
             with self.engine.connect() as conn:
+                if fk_off:
+                    conn.exec_driver_sql("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: before BEGIN
                 if self.sqlite:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-                yield conn
-                conn.commit()
+                    conn.exec_driver_sql("BEGIN IMMEDIATE" if write or schema_change else "BEGIN")
+                try:
+                    yield conn
+                    conn.commit()
+                finally:
+                    if fk_off:  # the pooled connection goes back as every other one is
+                        conn.rollback()
+                        conn.exec_driver_sql("PRAGMA foreign_keys = ON")
         except exc.IntegrityError:
             raise
         except (exc.DBAPIError, exc.TimeoutError) as error:
@@ -82,7 +92,7 @@ class Database:
 
     def _migrate(self, create: bool) -> None:
         latest = len(self._migrations)
-        with self.transaction(write=True) as conn:
+        with self.transaction(write=True, schema_change=True) as conn:
             if not self.sqlite:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({self._migration_lock})")
             if not create and not inspect(conn).has_table(self._versions.name):
@@ -95,9 +105,15 @@ class Database:
                                         f"{latest}: upgrade ivr")
             surrogate_key = _SURROGATE_KEY[self.engine.dialect.name]
             for number in range(version + 1, latest + 1):
-                for statement in self._migrations[number - 1]:
+                migration = self._migrations[number - 1]
+                if isinstance(migration, Mapping):  # a change each dialect words its own way
+                    migration = migration[self.engine.dialect.name]
+                for statement in migration:
                     conn.exec_driver_sql(statement.replace("{id}", surrogate_key))
                 conn.execute(self._versions.insert().values(version=number))
+            if self.sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                raise self._unavailable(f"{self.what} database {self.where}: a migration left rows pointing at "
+                                        f"nothing (PRAGMA foreign_key_check); restore it from a backup")
 
 
 _Store = TypeVar("_Store", bound="DatabaseStore")

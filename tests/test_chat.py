@@ -3,7 +3,7 @@ import threading
 
 from conftest import ivr_command
 from ivr.queue.model import CALLBACK, TAKEN
-from typed_caller import typed_call
+from typed_caller import TerminalChat, typed_call
 
 
 def test_typed_answers_are_understood_the_way_spoken_ones_are(bot, event_loop_for_bot, accounts):
@@ -62,43 +62,20 @@ def test_a_typed_caller_handed_over_waits_in_the_queue_until_an_agent_takes_them
 
 def test_ivr_chat_on_the_terminal_holds_and_takes_a_callback(var_dir):
     """A person at the terminal: answers each prompt as it appears, as they would."""
-    import queue
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from conftest import ROOT
-
-    chat = subprocess.Popen([str(Path(sys.executable).parent / "ivr"), "chat"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    lines: "queue.Queue[str]" = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in chat.stdout], daemon=True).start()
-    seen = []
-
-    def until(words: str) -> None:
-        while not seen or words not in seen[-1]:
-            try:
-                seen.append(lines.get(timeout=90))  # the bot answers in well under that, loading included
-            except queue.Empty:
-                raise AssertionError(f"never said {words!r}:\n{''.join(seen)}") from None
-
-    def say(line: str) -> None:
-        chat.stdin.write(f"{line}\n")
-        chat.stdin.flush()
-
+    chat = TerminalChat()
     try:
-        until("How can I help")
-        say("agent")
-        until("in line")
-        say("callback")
-        until("ten digit number")
-        say("2175550123#")
-        until("call you back at 2 1 7, 5 5 5, 0 1 2 3")
-        chat.stdin.close()
-        assert chat.wait(120) == 0
+        chat.until("How can I help")
+        chat.say("agent")
+        chat.until("in line")
+        chat.say("callback")
+        chat.until("ten digit number")
+        chat.say("2175550123#")
+        chat.until("call you back at 2 1 7, 5 5 5, 0 1 2 3")
+        chat.process.stdin.close()
+        assert chat.process.wait(120) == 0
     finally:
         chat.kill()
-    stderr = chat.stderr.read()
+    stderr = chat.process.stderr.read()
     assert "escalated; queue entry" in stderr and CALLBACK in stderr, stderr
     record = ivr_command("calls", "last", "--json", timeout=120)
     assert '"channel": "chat"' in record.stdout

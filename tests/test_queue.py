@@ -21,7 +21,8 @@ from ivr.accounts import Store
 from ivr.config import Settings
 from ivr.events import Escalation, TranscriptLine
 from ivr.queue import (ABANDONED, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, OFFLINE, TAKEN, WAITING, WRAPPED_UP,
-                       AlreadyTaken, BadAgent, Position, QueueError, QueueStore, QueueUnavailable, UnknownEntry, queue_url)
+                       AgentBusy, AlreadyTaken, BadAgent, Position, QueueError, QueueStore, QueueUnavailable,
+                       UnknownEntry, queue_url)
 from ivr.queue.routing import AGEING_SECONDS
 from ivr.queue.store import DEFAULT_HANDLE_SECONDS
 
@@ -109,7 +110,11 @@ def test_callers_go_to_agents_with_their_skills(queue):
     on_duty(queue, "bill", "en,billing")
     on_duty(queue, "addy", "en,address")
     assert queue.take_next("bill").id == billing.id
+    with pytest.raises(AgentBusy, match=f"already with caller {billing.id}"):  # one caller at a time
+        queue.take_next("bill")
+    queue.wrap_up(billing.id, "bill", "resolved")
     assert queue.take_next("bill").id == anything.id
+    queue.wrap_up(anything.id, "bill", "resolved")
     assert queue.take_next("bill") is None  # the address and Spanish callers are not his
     with pytest.raises(BadAgent, match="lacks es"):
         queue.take(spanish.id, "bill")
@@ -146,6 +151,7 @@ def test_a_caller_who_hangs_up_is_abandoned_unless_already_taken(queue):
     on_duty(queue, "alice")
     assert queue.take_next("alice").id == kept.id
     assert queue.abandon(kept.id).state == TAKEN  # the agent has them; the transfer decides, not the hold line
+    queue.wrap_up(kept.id, "alice", "resolved")
     with pytest.raises(AlreadyTaken, match="abandoned"):
         queue.take(gone.id, "alice")
     assert queue.metrics()["abandoned_total"] == 1
@@ -447,7 +453,7 @@ def test_an_unreachable_database_is_queue_unavailable_without_its_password(tmp_p
 def test_the_queue_and_accounts_share_one_postgresql_database(postgres):
     url = postgres.url(postgres.create_database())
     with Store(url) as accounts, QueueStore(url) as queue:
-        assert accounts.schema_version() == 1 and queue.schema_version() == 1
+        assert accounts.schema_version() == 1 and queue.schema_version() == 2
         assert queue.enqueue(caller()).state == WAITING
     with QueueStore(url) as queue:  # reopening migrates nothing again
         assert len(queue.entries()) == 1

@@ -52,3 +52,42 @@ def typed_call(bot, loop: asyncio.AbstractEventLoop, lines: list[str], with_queu
     call.on_turn = turns.append
     result = loop.run_until_complete(asyncio.wait_for(call.run(), 120))
     return TypedCall(result, turns)
+
+
+class TerminalChat:
+    """A person at `ivr chat` in its own process: answers each prompt as it appears, as they would."""
+
+    def __init__(self, *options: str, env: Optional[dict] = None):
+        import os
+        import queue
+        import subprocess
+        import sys
+        import threading
+        from pathlib import Path
+
+        from conftest import ROOT
+
+        self.process = subprocess.Popen([str(Path(sys.executable).parent / "ivr"), "chat", *options],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, cwd=ROOT, env=dict(os.environ, **(env or {})))
+        self._lines: "queue.Queue[str]" = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=lambda: [self._lines.put(line) for line in self.process.stdout], daemon=True).start()
+
+    def until(self, words: str, timeout: float = 90) -> None:
+        """Reads what the bot says until it says `words` (loading the bot included, well under `timeout`)."""
+        import queue
+
+        while not self.seen or words not in self.seen[-1]:
+            try:
+                self.seen.append(self._lines.get(timeout=timeout))
+            except queue.Empty:
+                raise AssertionError(f"never said {words!r}:\n{''.join(self.seen)}") from None
+
+    def say(self, line: str) -> None:
+        self.process.stdin.write(f"{line}\n")
+        self.process.stdin.flush()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)

@@ -62,6 +62,7 @@ def _row(place: int, entry: QueueEntry, at: datetime, have: set) -> dict:
         "state": entry.state,
         "callback": entry.state == CALLBACK,
         "callback_number": entry.callback_number,
+        "line_dropped": entry.lost_at is not None,  # their call was gone while on hold: owed a callback
         "waited_s": round(waited, 1),
         "waited": duration(waited),
         "reason": escalation.reason,

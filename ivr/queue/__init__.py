@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Mapping, Optional
 
 from ivr import storage
 from ivr.storage import LOCK_WAIT_S
-from ivr.queue.model import (ABANDONED, AGENT_STATES, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, OFFLINE, ROUTABLE,
+from ivr.queue.model import (ABANDONED, AGENT_STATES, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, LOST, OFFLINE, ROUTABLE,
                              TAKEN, WAITING, WRAP_UP, WRAPPED_UP, Agent, AlreadyTaken, BadAgent, Position, QueueEntry,
-                             QueueError, QueueEvent, QueueUnavailable, UnknownEntry)
+                             QueueError, QueueEvent, QueueUnavailable, UnknownEntry, AgentBusy)
 from ivr.queue.store import QueueStore, agent_skills
 
 
@@ -17,12 +17,13 @@ def queue_url(settings, env: Mapping[str, str] = os.environ) -> str:
     return storage.database_url(settings, "queue.db", env)
 
 
-def open_queue(settings, wait_s: float = LOCK_WAIT_S) -> QueueStore:
-    """`wait_s`: how long a statement waits for a busy database (calls use IN_CALL_WAIT_S)."""
-    return QueueStore(queue_url(settings), wait_s)
+def open_queue(settings, wait_s: float = LOCK_WAIT_S, holder: Optional[str] = None) -> QueueStore:
+    """`wait_s`: how long a statement waits for a busy database (calls use IN_CALL_WAIT_S); `holder`: the
+    process queueing live callers, whose entries it keeps alive (ivr.queue.leases)."""
+    return QueueStore(queue_url(settings), wait_s, holder)
 
 
-__all__ = ["ABANDONED", "AGENT_STATES", "AVAILABLE", "BUSY", "CALLBACK", "DISPOSITIONS", "OFFLINE", "ROUTABLE", "TAKEN",
+__all__ = ["ABANDONED", "AgentBusy", "AGENT_STATES", "AVAILABLE", "BUSY", "CALLBACK", "DISPOSITIONS", "LOST", "OFFLINE", "ROUTABLE", "TAKEN",
            "WAITING", "WRAP_UP", "WRAPPED_UP", "Agent", "AlreadyTaken", "BadAgent", "Position", "QueueEntry",
            "QueueError", "QueueEvent", "QueueStore", "QueueUnavailable", "UnknownEntry", "agent_skills", "open_queue",
            "queue_url"]

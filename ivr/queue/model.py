@@ -13,6 +13,7 @@ CALLBACK = "callback"  # left the line asking to be called back; keeps their pla
 TAKEN = "taken"  # an agent has them (screen-pop shown; a live caller is being connected)
 WRAPPED_UP = "wrapped_up"  # the agent finished, with a disposition
 ABANDONED = "abandoned"  # hung up while waiting
+LOST = "lost"  # their call was gone (the process holding it died) and no number to call them back on
 ROUTABLE = (WAITING, CALLBACK)
 
 # What an agent is doing.
@@ -43,6 +44,7 @@ class QueueEntry:
     ended_at: Optional[datetime] = None  # wrapped up or abandoned
     disposition: Optional[str] = None
     connected_at: Optional[datetime] = None  # the live caller was put through to the agent
+    lost_at: Optional[datetime] = None  # their call was gone while on hold: lost, or a callback owed for it
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Position:
 class QueueEvent:
     """One change to the queue, in order: the console's live feed and the reports' history."""
     id: int
-    kind: str  # enqueued | callback | taken | connected | returned | wrapped_up | abandoned | agent_added | agent_state
+    kind: str  # enqueued | callback | taken | connected | returned | wrapped_up | abandoned | lost | agent_added | agent_state
     at: datetime
     entry_id: Optional[int] = None
     agent: Optional[str] = None
@@ -94,3 +96,7 @@ class UnknownEntry(QueueError):
 
 class BadAgent(QueueError):
     """Unknown agent, wrong password, bad name or skills."""
+
+
+class AgentBusy(QueueError):
+    """The agent already holds a caller: one at a time, wrapped up before the next."""

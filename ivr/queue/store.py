@@ -21,94 +21,25 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Iterable, List, Optional, Sequence, Union
 
-from sqlalchemy import (BigInteger, Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_,
-                        exc, func, literal, or_, select)
+from sqlalchemy import Float, and_, exc, func, literal, or_, select
 from sqlalchemy.engine import Connection
 
 from ivr.accounts.pins import hash_pin as hash_password, pin_matches as password_matches
 from ivr.events import Escalation, TranscriptLine
-from ivr.queue.model import (ABANDONED, AGENT_STATES, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, OFFLINE, ROUTABLE,
-                             TAKEN, WAITING, WRAPPED_UP, Agent, AlreadyTaken, BadAgent, Position, QueueEntry,
-                             QueueError, QueueEvent, QueueUnavailable, UnknownEntry)
+from ivr.queue.model import (ABANDONED, AGENT_STATES, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, LOST, OFFLINE,
+                             ROUTABLE, TAKEN, WAITING, WRAPPED_UP, Agent, AlreadyTaken, BadAgent, Position, QueueEntry,
+                             QueueError, QueueEvent, QueueUnavailable, UnknownEntry, AgentBusy)
 from ivr.queue.routing import AGEING_SECONDS, TOPICS, priority, skills
+from ivr.queue.schema import MIGRATIONS, agents, entries, events
 from ivr.storage import LOCK_WAIT_S, Database, DatabaseStore, from_db, now as utc_now, to_db
 
-MIGRATIONS: List[List[str]] = [
-    [
-        """CREATE TABLE queue_agents (
-            name VARCHAR(64) PRIMARY KEY,
-            password_hash VARCHAR(200) NOT NULL,
-            skills VARCHAR(200) NOT NULL,
-            state VARCHAR(16) NOT NULL CHECK (state IN ('available', 'busy', 'wrap_up', 'offline')),
-            state_since TIMESTAMP NOT NULL,
-            sip_address VARCHAR(200))""",
-        """CREATE TABLE queue_entries (
-            id {id},
-            state VARCHAR(16) NOT NULL
-                CHECK (state IN ('waiting', 'callback', 'taken', 'wrapped_up', 'abandoned')),
-            priority INTEGER NOT NULL,
-            need_language VARCHAR(200) NOT NULL,
-            need_topic VARCHAR(16),
-            reason VARCHAR(200) NOT NULL,
-            summary TEXT NOT NULL,
-            task VARCHAR(200),
-            slots TEXT NOT NULL,
-            transcript TEXT NOT NULL,
-            frustration DOUBLE PRECISION NOT NULL,
-            caller_number VARCHAR(200),
-            language VARCHAR(200) NOT NULL,
-            account VARCHAR(200),
-            authenticated BOOLEAN NOT NULL,
-            call_id VARCHAR(200) NOT NULL,
-            channel VARCHAR(200) NOT NULL,
-            enqueued_at TIMESTAMP NOT NULL,
-            enqueued_epoch DOUBLE PRECISION NOT NULL,
-            callback_number VARCHAR(64),
-            agent VARCHAR(64) REFERENCES queue_agents (name),
-            taken_at TIMESTAMP,
-            connected_at TIMESTAMP,
-            ended_at TIMESTAMP,
-            disposition VARCHAR(32))""",
-        "CREATE INDEX queue_entries_by_state ON queue_entries (state, enqueued_epoch)",
-        "CREATE INDEX queue_entries_by_time ON queue_entries (enqueued_at)",
-        """CREATE TABLE queue_events (
-            id {id},
-            kind VARCHAR(32) NOT NULL,
-            at TIMESTAMP NOT NULL,
-            entry_id BIGINT REFERENCES queue_entries (id),
-            agent VARCHAR(64),
-            detail VARCHAR(200) NOT NULL)""",
-    ],
-]
 _MIGRATION_LOCK = 2718281828  # PostgreSQL advisory lock held while migrating (the accounts store has its own)
 _EVENTS_LOCK = 2718281829  # held from writing an event to commit, so event ids are in commit order
+LEASE_S = 30.0  # a caller on hold whose call's process has not said "alive" for this long is gone
 _RECENT_HANDLED = 20  # wrap-ups whose handle times estimate the wait
 DEFAULT_HANDLE_SECONDS = 180.0  # the estimate before any agent has wrapped up a caller
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
-
-_metadata = MetaData()
-_agents = Table(
-    "queue_agents", _metadata,
-    Column("name", String, primary_key=True), Column("password_hash", String), Column("skills", String),
-    Column("state", String), Column("state_since", DateTime), Column("sip_address", String))
-# The caller's Escalation, one column per field; slots and transcript as JSON.
-_ESCALATION_COLUMNS = (
-    Column("reason", String), Column("summary", Text), Column("task", String), Column("slots", Text),
-    Column("transcript", Text), Column("frustration", Float), Column("caller_number", String),
-    Column("language", String), Column("account", String), Column("authenticated", Boolean),
-    Column("call_id", String), Column("channel", String))
-_entries = Table(
-    "queue_entries", _metadata,
-    Column("id", BigInteger, primary_key=True), Column("state", String), Column("priority", Integer),
-    Column("need_language", String), Column("need_topic", String), *_ESCALATION_COLUMNS,
-    Column("enqueued_at", DateTime), Column("enqueued_epoch", Float), Column("callback_number", String),
-    Column("agent", String), Column("taken_at", DateTime), Column("connected_at", DateTime),
-    Column("ended_at", DateTime), Column("disposition", String))
-_events = Table(
-    "queue_events", _metadata,
-    Column("id", BigInteger, primary_key=True), Column("kind", String), Column("at", DateTime),
-    Column("entry_id", BigInteger), Column("agent", String), Column("detail", String))
 
 Skills = Union[str, Iterable[str]]
 
@@ -119,10 +50,13 @@ class QueueStore(DatabaseStore):
     Methods that depend on the time take an optional `now` (timezone-aware), for reports and tests.
     """
 
-    def __init__(self, url: str, wait_s: float = LOCK_WAIT_S):
+    def __init__(self, url: str, wait_s: float = LOCK_WAIT_S, holder: Optional[str] = None):
+        """`holder`: this process, when it queues live callers (ivr.queue.leases): their entries carry a lease it
+        renews, so a crash cannot leave them waiting in line for good."""
         self._db = Database(url, what="queue", migrations=MIGRATIONS, version_table="queue_schema_version",
                             migration_lock=_MIGRATION_LOCK, unavailable=QueueUnavailable, wait_s=wait_s)
         self._transaction = self._db.transaction
+        self.holder = holder
 
     # --- callers -------------------------------------------------------------------------------------------
 
@@ -135,8 +69,10 @@ class QueueStore(DatabaseStore):
             raise QueueError(f"a caller needs a language and at most one of {', '.join(TOPICS)}, not {needed}")
         values = dict(state=WAITING, priority=priority(escalation), need_language=language, need_topic=topic,
                       enqueued_at=to_db(moment), enqueued_epoch=moment.timestamp(), **_escalation_values(escalation))
+        if self.holder:
+            values.update(held_by=self.holder, lease_until=moment.timestamp() + LEASE_S)
         with self._transaction(write=True) as conn:
-            entry_id = conn.execute(_entries.insert().values(**values)).inserted_primary_key[0]
+            entry_id = conn.execute(entries.insert().values(**values)).inserted_primary_key[0]
             self._record(conn, "enqueued", moment, entry_id=entry_id, detail=escalation.reason)
             return _entry(_entry_row(conn, entry_id))
 
@@ -147,15 +83,15 @@ class QueueStore(DatabaseStore):
     def routable(self, now: Optional[datetime] = None) -> List[QueueEntry]:
         """Callers waiting for an agent (on hold or for a callback), the one to serve first first."""
         with self._transaction() as conn:
-            rows = conn.execute(select(_entries).where(_entries.c.state.in_(ROUTABLE))
+            rows = conn.execute(select(entries).where(entries.c.state.in_(ROUTABLE))
                                 .order_by(*_routing_order(now))).all()
         return [_entry(row) for row in rows]
 
     def entries(self, since: Optional[datetime] = None) -> List[QueueEntry]:
         """Every caller ever queued (since `since`), in every state, oldest first."""
-        query = select(_entries).order_by(_entries.c.enqueued_epoch, _entries.c.id)
+        query = select(entries).order_by(entries.c.enqueued_epoch, entries.c.id)
         if since is not None:
-            query = query.where(_entries.c.enqueued_at >= to_db(since))
+            query = query.where(entries.c.enqueued_at >= to_db(since))
         with self._transaction() as conn:
             return [_entry(row) for row in conn.execute(query).all()]
 
@@ -167,16 +103,16 @@ class QueueStore(DatabaseStore):
             me = _entry_row(conn, entry_id)
             if me.state not in ROUTABLE:
                 return Position(ahead=0, estimated_wait_s=0.0)
-            order = conn.execute(select(_entries.c.id).where(and_(
-                _entries.c.state.in_(ROUTABLE), _entries.c.need_language == me.need_language))
+            order = conn.execute(select(entries.c.id).where(and_(
+                entries.c.state.in_(ROUTABLE), entries.c.need_language == me.need_language))
                 .order_by(*_routing_order(now))).scalars().all()
-            handled = conn.execute(select(_entries.c.taken_at, _entries.c.ended_at)
-                                   .where(_entries.c.state == WRAPPED_UP)
-                                   .order_by(_entries.c.ended_at.desc(), _entries.c.id.desc())
+            handled = conn.execute(select(entries.c.taken_at, entries.c.ended_at)
+                                   .where(entries.c.state == WRAPPED_UP)
+                                   .order_by(entries.c.ended_at.desc(), entries.c.id.desc())
                                    .limit(_RECENT_HANDLED)).all()
-            agents = conn.execute(select(_agents.c.state, _agents.c.skills)).all()
+            staff = conn.execute(select(agents.c.state, agents.c.skills)).all()
         ahead = order.index(me.id)
-        speakers = [agent.state for agent in agents if me.need_language in agent.skills.split(",")]
+        speakers = [agent.state for agent in staff if me.need_language in agent.skills.split(",")]
         on_duty = sum(state != OFFLINE for state in speakers)
         free = sum(state == AVAILABLE for state in speakers)
         handle = (sum((row.ended_at - row.taken_at).total_seconds() for row in handled) / len(handled)
@@ -191,7 +127,7 @@ class QueueStore(DatabaseStore):
             row = _entry_row(conn, entry_id, lock=True)
             if row.state not in ROUTABLE:
                 raise AlreadyTaken(f"caller {entry_id} is {row.state.replace('_', ' ')}: too late for a callback")
-            conn.execute(_entries.update().where(_entries.c.id == entry_id)
+            conn.execute(entries.update().where(entries.c.id == entry_id)
                          .values(state=CALLBACK, callback_number=number))
             self._record(conn, "callback", moment, entry_id=entry_id, detail=number)
             return _entry(_entry_row(conn, entry_id))
@@ -204,10 +140,47 @@ class QueueStore(DatabaseStore):
             row = _entry_row(conn, entry_id, lock=True)
             if row.state != WAITING:
                 return _entry(row)
-            conn.execute(_entries.update().where(_entries.c.id == entry_id)
+            conn.execute(entries.update().where(entries.c.id == entry_id)
                          .values(state=ABANDONED, ended_at=to_db(moment)))
             self._record(conn, "abandoned", moment, entry_id=entry_id)
             return _entry(_entry_row(conn, entry_id))
+
+    # --- leases: callers on hold belong to a live call -------------------------------------------------------
+
+    def renew_leases(self, now: Optional[datetime] = None) -> int:
+        """This process is alive: its callers on hold or being put through stay in line for another LEASE_S.
+        No event row: a heartbeat is not a change anyone reads."""
+        if not self.holder:
+            return 0
+        moment = now or utc_now()
+        with self._transaction(write=True) as conn:
+            return conn.execute(entries.update().where(and_(
+                entries.c.held_by == self.holder, entries.c.state.in_((WAITING, TAKEN))))
+                .values(lease_until=moment.timestamp() + LEASE_S)).rowcount
+
+    def holders_waiting(self) -> List[str]:
+        """The processes holding callers on hold now (ivr.queue.leases finds the dead ones on this host)."""
+        with self._transaction() as conn:
+            return list(conn.execute(select(entries.c.held_by).distinct().where(and_(
+                entries.c.state == WAITING, entries.c.held_by.is_not(None)))).scalars())
+
+    def sweep_lost(self, dead_holders: Iterable[str] = (), now: Optional[datetime] = None) -> List[QueueEntry]:
+        """Callers on hold whose call is gone (its process died: the lease ran out, or it is known dead) leave the
+        waiting line: a caller whose number is known is called back in their old place, the others are lost."""
+        moment = now or utc_now()
+        expired = or_(entries.c.lease_until < moment.timestamp(), entries.c.held_by.in_(list(dead_holders)))
+        with self._transaction(write=True) as conn:
+            gone = conn.execute(select(entries.c.id, entries.c.caller_number).where(and_(
+                entries.c.state == WAITING, entries.c.held_by.is_not(None), expired))).all()
+            for entry_id, number in gone:
+                callback = _callback_number_or_none(number)
+                changes = (dict(state=CALLBACK, callback_number=callback) if callback
+                           else dict(state=LOST, ended_at=to_db(moment)))
+                conn.execute(entries.update().where(entries.c.id == entry_id)
+                             .values(lost_at=to_db(moment), **changes))
+            if gone:
+                self._record(conn, "lost", moment, detail=f"{len(gone)} caller(s) whose call was gone")
+            return [_entry(_entry_row(conn, entry_id)) for entry_id, _ in gone]
 
     # --- agents --------------------------------------------------------------------------------------------
 
@@ -223,15 +196,15 @@ class QueueStore(DatabaseStore):
         for attempt in range(2):
             try:
                 with self._transaction(write=True) as conn:
-                    exists = conn.execute(select(_agents.c.name).where(_agents.c.name == name)
+                    exists = conn.execute(select(agents.c.name).where(agents.c.name == name)
                                           .with_for_update()).first()
                     values = dict(password_hash=password_hash, skills=skill_text)
                     if sip_address is not None:
                         values["sip_address"] = sip_address
                     if exists:
-                        conn.execute(_agents.update().where(_agents.c.name == name).values(**values))
+                        conn.execute(agents.update().where(agents.c.name == name).values(**values))
                     else:
-                        conn.execute(_agents.insert().values(name=name, state=OFFLINE, state_since=to_db(moment),
+                        conn.execute(agents.insert().values(name=name, state=OFFLINE, state_since=to_db(moment),
                                                              **values))
                     self._record(conn, "agent_added", moment, agent=name, detail=skill_text)
                     return _agent(_agent_row(conn, name))
@@ -243,7 +216,7 @@ class QueueStore(DatabaseStore):
     def check_agent(self, name: str, password: str) -> Agent:
         """The agent, when the password is theirs; BadAgent (the same message) for a wrong name or password."""
         with self._transaction() as conn:
-            row = conn.execute(select(_agents).where(_agents.c.name == str(name))).first()
+            row = conn.execute(select(agents).where(agents.c.name == str(name))).first()
         stored = row.password_hash if row is not None else _no_agent_hash()
         if not password_matches(str(password), stored) or row is None:
             raise BadAgent("unknown agent or wrong password")
@@ -255,7 +228,7 @@ class QueueStore(DatabaseStore):
 
     def agents(self) -> List[Agent]:
         with self._transaction() as conn:
-            return [_agent(row) for row in conn.execute(select(_agents).order_by(_agents.c.name)).all()]
+            return [_agent(row) for row in conn.execute(select(agents).order_by(agents.c.name)).all()]
 
     def set_agent_state(self, name: str, state: str, now: Optional[datetime] = None) -> Agent:
         if state not in AGENT_STATES:
@@ -263,7 +236,7 @@ class QueueStore(DatabaseStore):
         moment = now or utc_now()
         with self._transaction(write=True) as conn:
             _agent_row(conn, name, lock=True)
-            conn.execute(_agents.update().where(_agents.c.name == name)
+            conn.execute(agents.update().where(agents.c.name == name)
                          .values(state=state, state_since=to_db(moment)))
             self._record(conn, "agent_state", moment, agent=name, detail=state)
             return _agent(_agent_row(conn, name))
@@ -272,11 +245,11 @@ class QueueStore(DatabaseStore):
         """The agent takes the first caller in routing order whose skills they have (None when there is nobody)."""
         moment = now or utc_now()
         with self._transaction(write=True) as conn:
-            agent = _agent_on_duty(conn, agent_name)
+            agent = _agent_free(conn, agent_name)
             has = agent.skills.split(",")
-            query = (select(_entries.c.id)
-                     .where(and_(_entries.c.state.in_(ROUTABLE), _entries.c.need_language.in_(has),
-                                 or_(_entries.c.need_topic.is_(None), _entries.c.need_topic.in_(has))))
+            query = (select(entries.c.id)
+                     .where(and_(entries.c.state.in_(ROUTABLE), entries.c.need_language.in_(has),
+                                 or_(entries.c.need_topic.is_(None), entries.c.need_topic.in_(has))))
                      .order_by(*_routing_order(moment)).limit(1))
             if not self._db.sqlite:
                 query = query.with_for_update(skip_locked=True)
@@ -290,7 +263,7 @@ class QueueStore(DatabaseStore):
         BadAgent when the agent lacks a skill the caller needs."""
         moment = now or utc_now()
         with self._transaction(write=True) as conn:
-            agent = _agent_on_duty(conn, agent_name)
+            agent = _agent_free(conn, agent_name)
             row = _entry_row(conn, entry_id, lock=True)
             if row.state not in ROUTABLE:
                 by = f" by {row.agent}" if row.agent else ""
@@ -309,7 +282,7 @@ class QueueStore(DatabaseStore):
             if row.state != TAKEN:
                 raise QueueError(f"caller {entry_id} is {row.state.replace('_', ' ')}, not with an agent")
             if row.connected_at is None:
-                conn.execute(_entries.update().where(_entries.c.id == entry_id).values(connected_at=to_db(moment)))
+                conn.execute(entries.update().where(entries.c.id == entry_id).values(connected_at=to_db(moment)))
                 self._record(conn, "connected", moment, entry_id=entry_id, agent=row.agent)
             return _entry(_entry_row(conn, entry_id))
 
@@ -321,9 +294,9 @@ class QueueStore(DatabaseStore):
             row = _entry_row(conn, entry_id, lock=True)
             if row.state != TAKEN or row.connected_at is not None:
                 raise QueueError(f"caller {entry_id} is {row.state.replace('_', ' ')}, not waiting to be put through")
-            conn.execute(_entries.update().where(_entries.c.id == entry_id)
+            conn.execute(entries.update().where(entries.c.id == entry_id)
                          .values(state=WAITING, agent=None, taken_at=None))
-            conn.execute(_agents.update().where(_agents.c.name == row.agent).values(
+            conn.execute(agents.update().where(agents.c.name == row.agent).values(
                 state=OFFLINE, state_since=to_db(moment)))
             self._record(conn, "returned", moment, entry_id=entry_id, agent=row.agent,
                          detail="the agent's phone did not answer")
@@ -332,7 +305,7 @@ class QueueStore(DatabaseStore):
     def wrap_up(self, entry_id: int, agent_name: str, disposition: str,
                 now: Optional[datetime] = None) -> QueueEntry:
         """The agent is done with their caller: the disposition is recorded and the agent is available again
-        (unless they still hold another caller). Wrapping up the same caller twice returns it unchanged."""
+        (one caller at a time). Wrapping up the same caller twice returns it unchanged."""
         if disposition not in DISPOSITIONS:
             raise QueueError(f"a disposition is one of {', '.join(DISPOSITIONS)}, not {disposition!r}")
         moment = now or utc_now()
@@ -344,12 +317,10 @@ class QueueStore(DatabaseStore):
                 raise QueueError(f"caller {entry_id} is {holder}, not {agent_name}'s to wrap up")
             if row.state == WRAPPED_UP:
                 return _entry(row)
-            conn.execute(_entries.update().where(_entries.c.id == entry_id)
+            conn.execute(entries.update().where(entries.c.id == entry_id)
                          .values(state=WRAPPED_UP, ended_at=to_db(moment), disposition=disposition))
-            still_holding = conn.execute(select(func.count()).select_from(_entries).where(and_(
-                _entries.c.agent == agent_name, _entries.c.state == TAKEN))).scalar()
-            conn.execute(_agents.update().where(_agents.c.name == agent_name).values(
-                state=BUSY if still_holding else AVAILABLE, state_since=to_db(moment)))
+            conn.execute(agents.update().where(agents.c.name == agent_name).values(
+                state=AVAILABLE, state_since=to_db(moment)))
             self._record(conn, "wrapped_up", moment, entry_id=entry_id, agent=agent_name, detail=disposition)
             return _entry(_entry_row(conn, entry_id))
 
@@ -357,14 +328,14 @@ class QueueStore(DatabaseStore):
 
     def last_event_id(self) -> int:
         with self._transaction() as conn:
-            return conn.execute(select(func.max(_events.c.id))).scalar() or 0
+            return conn.execute(select(func.max(events.c.id))).scalar() or 0
 
     def events_after(self, event_id: int, limit: int = 500) -> List[QueueEvent]:
         """Changes after `event_id`, oldest first. Ids follow commit order, so a reader that asks again with the
         last id it saw misses nothing."""
         with self._transaction() as conn:
-            rows = conn.execute(select(_events).where(_events.c.id > event_id)
-                                .order_by(_events.c.id).limit(limit)).all()
+            rows = conn.execute(select(events).where(events.c.id > event_id)
+                                .order_by(events.c.id).limit(limit)).all()
         return [QueueEvent(id=row.id, kind=row.kind, at=from_db(row.at), entry_id=row.entry_id, agent=row.agent,
                            detail=row.detail) for row in rows]
 
@@ -373,15 +344,15 @@ class QueueStore(DatabaseStore):
         every answered caller's wait in seconds (oldest first) and escalations by reason."""
         moment = to_db(now or utc_now())
         with self._transaction() as conn:
-            by_state = dict(conn.execute(select(_entries.c.state, func.count())
-                                         .group_by(_entries.c.state)).all())
-            oldest = conn.execute(select(func.min(_entries.c.enqueued_at))
-                                  .where(_entries.c.state == WAITING)).scalar()
-            answered = conn.execute(select(_entries.c.enqueued_at, _entries.c.taken_at)
-                                    .where(_entries.c.taken_at.is_not(None))
-                                    .order_by(_entries.c.enqueued_epoch, _entries.c.id)).all()
-            reasons = dict(conn.execute(select(_entries.c.reason, func.count())
-                                        .group_by(_entries.c.reason)).all())
+            by_state = dict(conn.execute(select(entries.c.state, func.count())
+                                         .group_by(entries.c.state)).all())
+            oldest = conn.execute(select(func.min(entries.c.enqueued_at))
+                                  .where(entries.c.state == WAITING)).scalar()
+            answered = conn.execute(select(entries.c.enqueued_at, entries.c.taken_at)
+                                    .where(entries.c.taken_at.is_not(None))
+                                    .order_by(entries.c.enqueued_epoch, entries.c.id)).all()
+            reasons = dict(conn.execute(select(entries.c.reason, func.count())
+                                        .group_by(entries.c.reason)).all())
         return {
             "waiting": by_state.get(WAITING, 0),
             "callbacks_pending": by_state.get(CALLBACK, 0),
@@ -395,9 +366,9 @@ class QueueStore(DatabaseStore):
     # --- inside --------------------------------------------------------------------------------------------
 
     def _take(self, conn: Connection, entry_id: int, agent_name: str, moment: datetime) -> QueueEntry:
-        conn.execute(_entries.update().where(_entries.c.id == entry_id)
+        conn.execute(entries.update().where(entries.c.id == entry_id)
                      .values(state=TAKEN, agent=agent_name, taken_at=to_db(moment)))
-        conn.execute(_agents.update().where(_agents.c.name == agent_name)
+        conn.execute(agents.update().where(agents.c.name == agent_name)
                      .values(state=BUSY, state_since=to_db(moment)))
         self._record(conn, "taken", moment, entry_id=entry_id, agent=agent_name)
         return _entry(_entry_row(conn, entry_id))
@@ -407,7 +378,7 @@ class QueueStore(DatabaseStore):
         """The change's event row: the last statement of every writing transaction."""
         if not self._db.sqlite:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_EVENTS_LOCK})")
-        conn.execute(_events.insert().values(kind=kind, at=to_db(moment), entry_id=entry_id, agent=agent,
+        conn.execute(events.insert().values(kind=kind, at=to_db(moment), entry_id=entry_id, agent=agent,
                                              detail=detail[:200]))
 
 
@@ -429,6 +400,13 @@ def _agent_name(name: str) -> str:
     return name
 
 
+def _callback_number_or_none(number: Optional[str]) -> Optional[str]:
+    try:
+        return _callback_number(number) if number else None
+    except QueueError:  # "sip:alice@host", "anonymous": no number to call back
+        return None
+
+
 def _callback_number(number: str) -> str:
     number = number.strip() if isinstance(number, str) else ""
     digits = re.sub(r"[\s().-]", "", number)
@@ -440,12 +418,12 @@ def _callback_number(number: str) -> str:
 def _routing_order(now: Optional[datetime]) -> Sequence:
     """Priority plus ageing, highest first; then first come, first served."""
     epoch = (now or utc_now()).timestamp()
-    score = _entries.c.priority + (literal(epoch, Float) - _entries.c.enqueued_epoch) / AGEING_SECONDS
-    return score.desc(), _entries.c.enqueued_epoch, _entries.c.id
+    score = entries.c.priority + (literal(epoch, Float) - entries.c.enqueued_epoch) / AGEING_SECONDS
+    return score.desc(), entries.c.enqueued_epoch, entries.c.id
 
 
 def _entry_row(conn: Connection, entry_id: int, lock: bool = False):
-    query = select(_entries).where(_entries.c.id == entry_id)
+    query = select(entries).where(entries.c.id == entry_id)
     row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
         raise UnknownEntry(f"no caller {entry_id} in the queue")
@@ -453,7 +431,7 @@ def _entry_row(conn: Connection, entry_id: int, lock: bool = False):
 
 
 def _agent_row(conn: Connection, name: str, lock: bool = False):
-    query = select(_agents).where(_agents.c.name == name)
+    query = select(agents).where(agents.c.name == name)
     row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
         raise BadAgent(f"no agent named {name!r}: add one with  ivr agents add NAME --skills en")
@@ -464,6 +442,16 @@ def _agent_on_duty(conn: Connection, name: str):
     row = _agent_row(conn, name, lock=True)
     if row.state == OFFLINE:
         raise BadAgent(f"agent {name} is offline: set them available before taking callers")
+    return row
+
+
+def _agent_free(conn: Connection, name: str):
+    """An agent on duty holding nobody: one caller at a time, whatever screen or browser asks (the database's
+    unique index queue_one_caller_per_agent keeps it even against a race)."""
+    row = _agent_on_duty(conn, name)
+    holding = conn.execute(select(entries.c.id).where(and_(entries.c.agent == name, entries.c.state == TAKEN))).scalar()
+    if holding is not None:
+        raise AgentBusy(f"agent {name} is already with caller {holding}: wrap them up before taking another")
     return row
 
 
@@ -490,7 +478,7 @@ def _entry(row) -> QueueEntry:
         skills=tuple(skill for skill in (row.need_language, row.need_topic) if skill), state=row.state,
         enqueued_at=from_db(row.enqueued_at), callback_number=row.callback_number, agent=row.agent,
         taken_at=from_db(row.taken_at), ended_at=from_db(row.ended_at), disposition=row.disposition,
-        connected_at=from_db(row.connected_at))
+        connected_at=from_db(row.connected_at), lost_at=from_db(row.lost_at))
 
 
 def _agent(row) -> Agent:
