@@ -12,6 +12,8 @@ from typing import Callable, Protocol, Sequence
 
 from aiohttp import web
 
+from ivr.transports.guard import KEEPALIVE_SECONDS, REPEATED, Guard
+
 SHUTDOWN_SECONDS = 3.0  # requests still open when stopping get this long
 
 
@@ -27,17 +29,39 @@ class Listener(Protocol):
         ...
 
 
-class WebListener:
-    """An aiohttp application on host:port (port 0: any free port)."""
+class GuardedSite(web.TCPSite):
+    """aiohttp's TCPSite with the guard's door in front of each connection (ivr/transports/guard.py).
 
-    def __init__(self, app: web.Application, host: str, port: int, what: str = "agents' console"):
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS)
+    aiohttp has no request-head timeout, per-address limit or accept-time check of its own (3.9: its
+    RequestHandler waits for a head for ever), so its protocol factory is wrapped; the rest is aiohttp's.
+    """
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, guard: Guard):
+        super().__init__(runner, host, port)
+        self._guard = guard
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with its runner, as TCPSite.start does
+        self._server = await asyncio.get_running_loop().create_server(
+            self._guard.factory(self._runner.server), self._host, self._port, backlog=self._backlog,
+            reuse_address=self._reuse_address, reuse_port=self._reuse_port)
+
+
+class WebListener:
+    """An aiohttp application on host:port (port 0: any free port), behind a guard (default: anyone may connect)."""
+
+    def __init__(self, app: web.Application, host: str, port: int, what: str = "agents' console",
+                 guard: Guard | None = None):
+        # keepalive_timeout: an idle connection between requests is closed (aiohttp's default is 75 s)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS,
+                                     keepalive_timeout=KEEPALIVE_SECONDS)
         self._host, self._port, self._what = host, port, what
+        self._guard = guard or Guard(what)
 
     async def start(self) -> str:
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, self._host, self._port).start()
+            await GuardedSite(self._runner, self._host, self._port, self._guard).start()
         except OSError as error:
             await self._runner.cleanup()
             why = os.strerror(error.errno) if error.errno else str(error)
@@ -60,6 +84,7 @@ async def serve(listeners: Sequence[Listener], announce: Callable[[str], None] =
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
+    loop.set_exception_handler(REPEATED.loop_errors)  # EMFILE on accept and the like: counted, not a traceback each
     started: list[Listener] = []
     try:
         for listener in listeners:
