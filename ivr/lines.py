@@ -2,6 +2,8 @@
 
 A line module offers `add_arguments(parser)` and `listeners(args, switchboard, allowed) -> list`
 of Listeners (ivr/console/serve.py: `start() -> str`, `stop()`), or none when its flag is unset.
+The flags every TCP listener shares (per-address cap, deadlines, the console's networks) are here
+too; ivr/transports/guard.py applies them.
 """
 from __future__ import annotations
 
@@ -24,14 +26,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="peer networks whose calls are taken (repeatable; default 127.0.0.0/8 and ::1)")
     for module in LINE_MODULES:
         importlib.import_module(module).add_arguments(lines)
+    _add_listener_arguments(parser)
 
 
-def allowed_networks(cidrs: Sequence[str] | None) -> Networks:
+def _add_listener_arguments(parser: argparse.ArgumentParser) -> None:
+    from ivr.transports import guard
+
+    doors = parser.add_argument_group("every TCP listener (console, media streams, AudioSocket), checked at accept")
+    doors.add_argument("--console-allow", action="append", metavar="CIDR",
+                       help="networks that may reach the console (repeatable; default: any address)")
+    doors.add_argument("--max-per-address", type=_positive(int), metavar="N",
+                       help=f"connections one address may hold open on one listener; more are closed at accept "
+                            f"(default {guard.PER_ADDRESS}; a phone line's is at least --max-calls + {guard.LINE_SPARES})")
+    doors.add_argument("--header-timeout", type=_positive(float), default=guard.HEADER_SECONDS, metavar="SECONDS",
+                       help=f"an HTTP request whose head has not arrived by then is closed (default {guard.HEADER_SECONDS:g})")
+    doors.add_argument("--start-timeout", type=_positive(float), default=guard.START_SECONDS, metavar="SECONDS",
+                       help=f"a media stream or AudioSocket that has not started a call by then is closed "
+                            f"(default {guard.START_SECONDS:g})")
+
+
+def listen_limits(args: argparse.Namespace):
+    """The listener flags as ivr.transports.guard.ListenLimits (the defaults when `ivr serve` did not add them)."""
+    from ivr.transports.guard import ListenLimits
+
+    return ListenLimits(getattr(args, "max_per_address", None), getattr(args, "header_timeout", ListenLimits.header_seconds),
+                        getattr(args, "start_timeout", ListenLimits.start_seconds))
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        value = kind(text)  # argparse turns a ValueError here into a usage error naming the flag
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        return value
+    parse.__name__ = kind.__name__  # named in argparse's "invalid int value"
+    return parse
+
+
+def console_guard(args: argparse.Namespace):
+    """The console's door: --console-allow (default anyone), the per-address cap, the head timeout."""
+    from ivr.transports.guard import PER_ADDRESS, Guard, Limits
+
+    cidrs = getattr(args, "console_allow", None)
+    allowed = allowed_networks(cidrs, flag="--console-allow") if cidrs else None
+    limits = listen_limits(args)
+    return Guard("agents' console", Limits(allowed, limits.per_address or PER_ADDRESS, limits.header_seconds))
+
+
+def allowed_networks(cidrs: Sequence[str] | None, flag: str = "--allow") -> Networks:
     """The --allow values as networks; a bad one is a clear error naming it."""
     try:
         return tuple(ipaddress.ip_network(c, strict=False) for c in (cidrs or DEFAULT_ALLOWED))
     except ValueError as error:
-        raise ValueError(f"--allow takes networks like 10.0.0.0/8 or 192.0.2.7: {error}") from None
+        raise ValueError(f"{flag} takes networks like 10.0.0.0/8 or 192.0.2.7: {error}") from None
 
 
 def is_allowed(host: str, networks: Networks) -> bool:

@@ -27,6 +27,7 @@ def _serve(args, settings) -> int:
 
     try:
         allowed = lines.allowed_networks(args.allow)
+        door = lines.console_guard(args)  # --console-allow, --max-per-address, --header-timeout
     except ValueError as error:
         print(f"ivr serve: {error}", file=sys.stderr)
         return 2
@@ -37,7 +38,7 @@ def _serve(args, settings) -> int:
     records = _call_records(settings)
     try:
         console = make_console(store, settings.var_dir, call_counts=records.counts if records else None)
-        asyncio.run(_serve_all(args, settings, WebListener(console, args.host, args.port), allowed))
+        asyncio.run(_serve_all(args, settings, WebListener(console, args.host, args.port, guard=door), allowed))
     except ListenError as error:
         print(f"ivr serve: {error}", file=sys.stderr)
         return 2
