@@ -9,6 +9,10 @@ a hang-up (0x00) ends the call from our side.
 
 A byte stream has no message boundaries of its own: a length no AudioSocket message has means the
 stream is garbage and the connection is closed; smaller mistakes spend the peer's budget.
+
+Connections are checked when accepted, before a byte is read (ivr/transports/guard.py: --allow,
+--max-per-address); one without its UUID within --start-timeout is closed by the guard. A
+connection takes a call slot only when its UUID arrives.
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ import logging
 import uuid
 from typing import Optional
 
-from ivr.lines import is_allowed
+from ivr.lines import listen_limits
+from ivr.transports.guard import Guard, ListenLimits
 from ivr.transports.network_line import KEYS, Budget, PacedLine, host_port
 
 log = logging.getLogger(__name__)
@@ -25,9 +30,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "audiosocket"
 HANGUP, UUID, DTMF, AUDIO, ERROR = 0x00, 0x01, 0x03, 0x10, 0xFF
 MAX_PAYLOAD_BYTES = 3200  # 200 ms of audio; Asterisk sends 320 (20 ms), and nothing else is longer than 16
-START_SECONDS = 5.0  # Asterisk sends the UUID at once; a connection without it by then is closed
 IDLE_SECONDS = 10.0  # Asterisk sends audio every 20 ms; this long without a message, the call is gone
-SPARE_CONNECTIONS = 8  # connections beyond --max-calls that may be open at once (starting, or refused)
 
 
 def message(kind: int, payload: bytes = b"") -> bytes:
@@ -63,7 +66,6 @@ class _Connection:
         self._listener, self._reader, self._writer = listener, reader, writer
         self.budget = Budget(f"AudioSocket from {peer}")
         self.line: Optional[AudioSocketLine] = None
-        self._uuid_due = asyncio.get_running_loop().time() + START_SECONDS
         self._errors = 0  # error messages from Asterisk: the first is logged as a warning
 
     async def run(self) -> None:
@@ -72,8 +74,7 @@ class _Connection:
                 try:
                     kind, payload = await self._next()
                 except asyncio.TimeoutError:
-                    log.info("AudioSocket %s: %s", self._call(), "silent too long; hung up" if self.line
-                             else f"no UUID within {START_SECONDS:.0f} s")
+                    log.info("AudioSocket %s: silent too long; hung up", self._call())
                     return
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return  # the peer closed the connection: a hang-up
@@ -93,7 +94,7 @@ class _Connection:
         return f"call {self.line.call_id}" if self.line else "connection"
 
     async def _next(self) -> tuple[int, bytes]:
-        timeout = IDLE_SECONDS if self.line else max(0.0, self._uuid_due - asyncio.get_running_loop().time())
+        timeout = IDLE_SECONDS if self.line else None  # before the UUID, the guard's start deadline holds
         header = await asyncio.wait_for(self._reader.readexactly(3), timeout)
         kind, length = header[0], int.from_bytes(header[1:], "big")
         if length > MAX_PAYLOAD_BYTES:
@@ -140,6 +141,7 @@ class _Connection:
             log.warning("AudioSocket call %s refused: all %d lines busy", call_id, self._listener.switchboard.max_calls)
             self._writer.write(message(HANGUP))
             return False
+        Guard.started(self._writer.transport)  # its start deadline is lifted; it is never closed for a newer one
         self.line = AudioSocketLine(self._writer, call_id)
         self._listener.lines[call_id] = self.line
         self._listener.switchboard.answer(self.line, CHANNEL, None, call_id=call_id)
@@ -149,8 +151,9 @@ class _Connection:
 class AudioSocketListener:
     """tcp://HOST:PORT for Asterisk's AudioSocket, for `ivr serve`: each connection a call on the switchboard."""
 
-    def __init__(self, switchboard, host: str, port: int, allowed):
-        self.switchboard, self._allowed = switchboard, allowed
+    def __init__(self, switchboard, host: str, port: int, allowed, limits: ListenLimits = ListenLimits()):
+        self.switchboard = switchboard
+        self._guard = Guard("AudioSocket", limits.for_line(allowed, switchboard.max_calls, http=False))
         self._host, self._port = host, port
         self.lines: dict[str, AudioSocketLine] = {}  # live calls by UUID
         self._connections: set[asyncio.Task] = set()
@@ -160,7 +163,8 @@ class AudioSocketListener:
         from ivr.console.serve import ListenError
 
         try:
-            self._server = await asyncio.start_server(self._connection, self._host, self._port)
+            self._server = await asyncio.get_running_loop().create_server(
+                self._guard.factory(self._protocol), self._host, self._port)
         except OSError as error:
             raise ListenError(f"cannot listen for AudioSocket on {self._host}:{self._port}: "
                               f"{error.strerror or error} (choose another with --audiosocket)") from None
@@ -175,17 +179,13 @@ class AudioSocketListener:
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
 
+    def _protocol(self) -> asyncio.Protocol:
+        """What asyncio.start_server makes per connection; built here so the guard's door can stand in front."""
+        return asyncio.StreamReaderProtocol(asyncio.StreamReader(), self._connection)
+
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
-        peer = str(peername[0]) if peername else ""
-        if not is_allowed(peer, self._allowed):
-            log.warning("AudioSocket from %s refused: not in the allowed networks (--allow)", peer or "unknown")
-            writer.close()
-            return
-        if len(self._connections) >= self.switchboard.max_calls + SPARE_CONNECTIONS:
-            log.warning("AudioSocket from %s refused: too many connections open", peer)
-            writer.close()
-            return
+        peer = str(peername[0]) if peername else ""  # allowed and under its cap: the guard checked at accept
         task = asyncio.current_task()
         self._connections.add(task)
         try:
@@ -205,4 +205,4 @@ def wanted(args) -> bool:
 
 
 def listeners(args, switchboard, allowed) -> list:
-    return [AudioSocketListener(switchboard, *args.audiosocket, allowed)] if wanted(args) else []
+    return [AudioSocketListener(switchboard, *args.audiosocket, allowed, listen_limits(args))] if wanted(args) else []

@@ -7,8 +7,11 @@ mediaFormat audio/x-mulaw 8000 Hz mono), then `media` (base64 mu-law, 20 ms each
 20 ms frames paced on the wall clock, a `mark` after each chunk of a prompt and one named
 `prompt-N` when the bot has finished speaking and listens, and `clear` on barge-in.
 
-Peers outside --allow are refused (403), a call beyond --max-calls is closed with 1013 and a
-reason, and a peer that keeps sending what we cannot use is cut off (1008) after its budget.
+Peers outside --allow are refused when their connection is accepted, before a byte is read, and so
+are connections over --max-per-address (ivr/transports/guard.py, which also closes a request whose
+head is late). A socket that has not started a stream within --start-timeout is closed; it never
+holds a call slot, which a stream takes only at its start. A call beyond --max-calls is closed with
+1013 and a reason, and a peer that keeps sending what we cannot use is cut off (1008) after its budget.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from typing import Optional
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ivr.audio.pcm import ulaw_decode, ulaw_encode
-from ivr.lines import is_allowed
+from ivr.lines import listen_limits
+from ivr.transports.guard import Guard, ListenLimits
 from ivr.transports.network_line import KEYS, Budget, PacedLine, host_port
 
 log = logging.getLogger(__name__)
@@ -32,11 +36,9 @@ PATH = "/media"
 CHANNEL = "websocket"
 MAX_MESSAGE_BYTES = 64 * 1024  # a start with its custom parameters fits many times over
 MAX_PAYLOAD_BYTES = 1600  # 200 ms of mu-law in one media message; Twilio sends 160 (20 ms)
-START_SECONDS = 10.0  # a socket that has not started a stream by then is closed
 IDLE_SECONDS = 10.0  # a live stream sends audio every 20 ms; this long without a message, it is gone
 CLOSE_SECONDS = 3.0  # how long closing waits for the peer's close reply
 MARK_WAIT_SECONDS = 2.0  # how long flush() waits for the peer to echo the marks of what it played
-SPARE_SOCKETS = 8  # sockets beyond --max-calls that may be open at once (still starting, or refused)
 NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # streamSid and callSid: Twilio's are 34 characters
 CALLER_NUMBER = re.compile(r"\+?[0-9]{1,20}")
 MEDIA_FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
@@ -129,7 +131,8 @@ class _Session:
         self.stream: Optional[MediaStream] = None
         self._call_sid = ""
         self.closing: Optional[tuple[int, str]] = None  # (code, reason) once we decide to end it
-        self._start_due = asyncio.get_running_loop().time() + START_SECONDS
+        self._start_seconds = listener.start_seconds
+        self._start_due = asyncio.get_running_loop().time() + self._start_seconds
         self._connected_said = False
 
     async def run(self) -> None:
@@ -141,7 +144,7 @@ class _Session:
                         timeout=IDLE_SECONDS if self.stream else max(0.001, self._start_due - loop.time()))
                 except asyncio.TimeoutError:
                     self.closing = (WSCloseCode.GOING_AWAY, "no messages: the stream is gone" if self.stream
-                                    else f"no start message within {START_SECONDS:.0f} s")
+                                    else f"no start message within {self._start_seconds:g} s")
                     break
                 if message.type == WSMsgType.TEXT:
                     self._message(message.data)
@@ -238,15 +241,16 @@ class _Session:
 class MediaStreamListener:
     """ws://HOST:PORT/media for `ivr serve`: each stream a call on the switchboard."""
 
-    def __init__(self, switchboard, host: str, port: int, allowed):
+    def __init__(self, switchboard, host: str, port: int, allowed, limits: ListenLimits = ListenLimits()):
         from ivr.console.serve import WebListener
 
-        self.switchboard, self._allowed = switchboard, allowed
+        self.switchboard, self.start_seconds = switchboard, limits.start_seconds
         self.streams: dict[str, MediaStream] = {}  # live calls by callSid
         self._sockets: set[web.WebSocketResponse] = set()
         app = web.Application()
         app.router.add_get(PATH, self._socket)
-        self._web = WebListener(app, host, port, what="media streams (Twilio)")
+        what = "media streams (Twilio)"
+        self._web = WebListener(app, host, port, what, Guard(what, limits.for_line(allowed, switchboard.max_calls, http=True)))
 
     async def start(self) -> str:
         line = await self._web.start()  # "what: http://host:port/"
@@ -259,12 +263,7 @@ class MediaStreamListener:
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         peername = request.transport.get_extra_info("peername") if request.transport else None
-        peer = str(peername[0]) if peername else ""
-        if not is_allowed(peer, self._allowed):
-            log.warning("media stream from %s refused: not in the allowed networks (--allow)", peer or "unknown")
-            raise web.HTTPForbidden(text="this address may not open media streams\n")
-        if len(self._sockets) >= self.switchboard.max_calls + SPARE_SOCKETS:
-            raise web.HTTPServiceUnavailable(text="too many media streams open; try again later\n")
+        peer = str(peername[0]) if peername else ""  # allowed and under its cap: the guard checked at accept
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, compress=False, timeout=CLOSE_SECONDS)
         await ws.prepare(request)
         self._sockets.add(ws)
@@ -300,4 +299,4 @@ def wanted(args) -> bool:
 
 
 def listeners(args, switchboard, allowed) -> list:
-    return [MediaStreamListener(switchboard, *args.media_stream, allowed)] if wanted(args) else []
+    return [MediaStreamListener(switchboard, *args.media_stream, allowed, listen_limits(args))] if wanted(args) else []
