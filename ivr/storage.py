@@ -138,6 +138,10 @@ class DatabaseStore:
     def schema_version(self) -> int:
         return self._db.schema_version()
 
+    def url(self) -> str:
+        """Its database's URL, password included: for another store in the same database (never printed)."""
+        return self._db.engine.url.render_as_string(hide_password=False)
+
 
 def _open_engine(url: str, what: str, unavailable: type, create: bool = True, wait_s: float = LOCK_WAIT_S) -> Engine:
     try:

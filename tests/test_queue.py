@@ -469,11 +469,11 @@ def test_the_queue_lives_beside_the_accounts_unless_a_url_is_given(tmp_path):
 def test_ivr_agents_add_and_list(tmp_path):
     env = {"IVR_VAR": str(tmp_path / "var"), "IVR_DATABASE_URL": ""}
     added = ivr_command("agents", "add", "alice", "--skills", "billing,en", "--sip", "sip:alice@127.0.0.1:5070",
-                        "--password-stdin", input="open sesame\n", env=env, timeout=60)
+                        "--password-stdin", input="open sesame seed\n", env=env, timeout=60)
     assert added.returncode == 0, added.stderr
     assert "agent alice added: skills billing,en" in added.stdout
     updated = ivr_command("agents", "add", "alice", "--skills", "en,address", "--password-stdin",
-                          input="new words\n", env=env, timeout=60)
+                          input="new words of mine\n", env=env, timeout=60)
     assert "agent alice updated: skills address,en, rings at sip:alice@127.0.0.1:5070" in updated.stdout
     listed = ivr_command("agents", "list", env=env, timeout=60)
     assert listed.stdout.split() == ["alice", "offline", "address,en", "sip:alice@127.0.0.1:5070"]
@@ -484,8 +484,13 @@ def test_ivr_agents_add_and_list(tmp_path):
     bad_skills = ivr_command("agents", "add", "bob", "--skills", "en;billing", "--password-stdin", input="pw\n",
                              env=env, timeout=60)
     assert bad_skills.returncode == 2 and "e.g. billing,en" in bad_skills.stderr
+    for weak, rule in (("pw", "at least 10 characters"), ("bob-is-the-best", "not the agent's name"),
+                       ("aaaaaaaaaaaa", "a single repeated key")):  # one-character passwords were accepted
+        refused = ivr_command("agents", "add", "bob", "--skills", "en", "--password-stdin", input=f"{weak}\n",
+                              env=env, timeout=60)
+        assert refused.returncode == 2 and rule in refused.stderr, (weak, refused.stderr)
     with QueueStore(queue_url(Settings(var_dir=tmp_path / "var"), env={})) as store:
-        assert store.check_agent("alice", "new words").skills == ("address", "en")
+        assert store.check_agent("alice", "new words of mine").skills == ("address", "en")
         assert [agent.name for agent in store.agents()] == ["alice"]
 
 

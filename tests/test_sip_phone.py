@@ -63,7 +63,7 @@ def line(trained_model, tmp_path_factory):
     assert seeded.returncode == 0, seeded.stderr
     agent_port = free_port()
     added = ivr_command("agents", "add", "agent1", "--skills", "en,billing", "--sip",
-                        f"sip:agent1@127.0.0.1:{agent_port}", "--password-stdin", env=env, input="secret\n")
+                        f"sip:agent1@127.0.0.1:{agent_port}", "--password-stdin", env=env, input="agent one secret\n")
     assert added.returncode == 0, added.stderr
     served = Served(free_port(), var, max_calls=1, log=var / "serve.log")
     served.agent_port = agent_port

@@ -12,7 +12,8 @@ from aiohttp import web
 
 from ivr.console import auth, handlers, metrics
 from ivr.console.feed import QueueFeed
-from ivr.console.keys import FEED, METRICS, STORE
+from ivr.console.keys import FEED, METRICS, SESSIONS, STORE
+from ivr.console.sessions import SessionStore
 from ivr.queue.model import QueueUnavailable
 
 log = logging.getLogger(__name__)
@@ -23,11 +24,15 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
 
 
 def make_console(store, var_dir: Path, *, call_counts: Optional[Callable[[], Mapping[str, int]]] = None,
-                 poll_interval: float = 0.5) -> web.Application:
+                 poll_interval: float = 0.5, sessions: Optional[SessionStore] = None,
+                 secure_cookies: bool = False) -> web.Application:
     """The console over `store` (ivr.queue's QueueStore). `call_counts` (the call records' counts()) adds
-    containment to /metrics. Sessions are keyed from the install secret in `var_dir`."""
+    containment to /metrics. Cookies are keyed from the install secret in `var_dir`; sessions are kept in
+    `sessions` (by default beside the queue, in its database). `secure_cookies`: behind a TLS proxy."""
     app = web.Application(middlewares=[security_headers, unavailable])
-    aiohttp_session.setup(app, auth.session_storage(var_dir))
+    aiohttp_session.setup(app, auth.session_storage(var_dir, secure=secure_cookies))
+    app[SESSIONS] = sessions or SessionStore(store.url())
+    app.on_cleanup.append(lambda app: _close(app[SESSIONS]) if sessions is None else _nothing())
     app.middlewares.extend([auth.csrf_guard, auth.login_required])
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                          undefined=jinja2.StrictUndefined)
@@ -52,6 +57,14 @@ def make_console(store, var_dir: Path, *, call_counts: Optional[Callable[[], Map
         web.static("/static", HERE / "static"),
     ])
     return app
+
+
+async def _close(store) -> None:
+    store.close()
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def home(request: web.Request) -> web.Response:

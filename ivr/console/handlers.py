@@ -18,37 +18,22 @@ from ivr.console.auth import AGENT, csrf_token, take_flash, wants_json
 from ivr.console.feed import FeedClosed, QueueSnapshot, changes_since, event_json, take_snapshot
 from ivr.console.keys import FEED, STORE
 from ivr.console.offload import offload
-from ivr.queue.model import (AGENT_STATES, DISPOSITIONS, TAKEN, AlreadyTaken, BadAgent, QueueEntry, QueueError,
-                             UnknownEntry)
+from ivr.queue.model import AGENT_STATES, DISPOSITIONS, AgentBusy, AlreadyTaken, BadAgent, QueueError, UnknownEntry
 
-HOLDING = "holding"  # session: the entry id of the caller this agent took
 PING_SECONDS = 15.0
 
 
-def holding(store, name: str, entry_id: Optional[int]) -> Optional[QueueEntry]:
-    """Blocking. The caller `name` holds, if the one they took is still theirs."""
-    if not entry_id:
-        return None
-    try:
-        entry = store.entry(entry_id)
-    except UnknownEntry:
-        return None
-    return entry if entry.state == TAKEN and entry.agent == name else None
-
-
-def _load(store, name: str, entry_id: Optional[int]):
-    return store.agent(name), holding(store, name, entry_id), take_snapshot(store)
+def _load(store, name: str):
+    return store.agent(name), store.holding(name), take_snapshot(store)
 
 
 async def _agent_view(request: web.Request) -> dict:
     session = await get_session(request)
-    try:
-        agent, held, snapshot = await offload(_load, request.app[STORE], request[AGENT], session.get(HOLDING))
+    try:  # the caller they hold comes from the database: signed in again, or on another screen, it is still there
+        agent, held, snapshot = await offload(_load, request.app[STORE], request[AGENT])
     except BadAgent:  # the agent was removed while signed in
         session.invalidate()
         raise web.HTTPSeeOther("/login") from None
-    if not held:
-        session.pop(HOLDING, None)
     at = view.now()
     rows = view.queue_rows(snapshot.entries, at, agent.skills)
     counts = view.agent_counts(snapshot.agents)
@@ -74,7 +59,8 @@ async def _answer(request: web.Request, message: str, status: int = 200) -> web.
     """A browser goes back to its page with the message shown there; a script gets JSON."""
     session = await get_session(request)
     if wants_json(request):
-        return web.json_response({"ok": status < 400, "message": message, "holding": session.get(HOLDING)},
+        held = await offload(request.app[STORE].holding, request[AGENT])
+        return web.json_response({"ok": status < 400, "message": message, "holding": held.id if held else None},
                                  status=status)
     session["flash"] = message
     raise web.HTTPSeeOther("/agent")
@@ -92,14 +78,14 @@ async def set_state(request: web.Request) -> web.Response:
 
 
 async def _take(request: web.Request, entry_id: Optional[int]) -> web.Response:
-    store, name, session = request.app[STORE], request[AGENT], await get_session(request)
-    if await offload(holding, store, name, session.get(HOLDING)):
-        return await _answer(request, "Wrap up the caller you hold before taking another.", 409)
+    store, name = request.app[STORE], request[AGENT]
     try:
         if entry_id is None:
             entry = await offload(store.take_next, name)
         else:
             entry = await offload(store.take, entry_id, name)
+    except AgentBusy:  # one caller at a time, kept by the database whatever screen asks
+        return await _answer(request, "Wrap up the caller you hold before taking another.", 409)
     except AlreadyTaken:
         return await _answer(request, "Another agent took that caller first, or they hung up. "
                                       "The queue below is up to date: take the next one.", 409)
@@ -109,7 +95,6 @@ async def _take(request: web.Request, entry_id: Optional[int]) -> web.Response:
         return await _answer(request, f"You cannot take callers now: {error}.", 409)
     if entry is None:
         return await _answer(request, "Nobody is waiting whom you can take.")
-    session[HOLDING] = entry.id
     return await _answer(request, f"You have the caller: {entry.escalation.summary or view.reason_text(entry.escalation.reason)}")
 
 
@@ -130,9 +115,6 @@ async def wrap_up(request: web.Request) -> web.Response:
         await offload(request.app[STORE].wrap_up, entry_id, request[AGENT], disposition)
     except QueueError as error:
         return await _answer(request, str(error), 409)
-    session = await get_session(request)
-    if session.get(HOLDING) == entry_id:
-        session.pop(HOLDING)
     return await _answer(request, f"Wrapped up: {disposition.replace('_', ' ')}.")
 
 

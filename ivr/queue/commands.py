@@ -25,14 +25,37 @@ def register(commands, bench_commands) -> None:
 def _add(args, settings) -> int:
     from ivr.queue import agent_skills, open_queue
 
+    from ivr.console.sessions import SessionStore
+
     skills = agent_skills(args.skills)  # refused before the password is asked for
     password = _password(args.password_stdin)
+    check_password(args.name, password)
     with open_queue(settings) as store:
         existed = any(agent.name == args.name for agent in store.agents())
         agent = store.add_agent(args.name, password, skills, sip_address=args.sip)
+        with SessionStore(store.url()) as sessions:  # a new password signs them out everywhere
+            ended = sessions.end_all(agent.name)
     where = f", rings at {agent.sip_address}" if agent.sip_address else ""
-    print(f"agent {agent.name} {'updated' if existed else 'added'}: skills {','.join(agent.skills)}{where}")
+    signed_out = f"; signed out of {ended} console session(s)" if ended else ""
+    print(f"agent {agent.name} {'updated' if existed else 'added'}: skills {','.join(agent.skills)}{where}{signed_out}")
     return 0
+
+
+MIN_PASSWORD = 10
+COMMON = {"password123", "1234567890", "qwertyuiop", "letmein123", "changeme123", "administrator", "passw0rd123"}
+
+
+def check_password(name: str, password: str) -> None:
+    """The console holds callers' details: a password a guess or a list of leaked ones would not find at once."""
+    problem = None
+    if len(password) < MIN_PASSWORD:
+        problem = f"at least {MIN_PASSWORD} characters (a few words make a good one)"
+    elif name.lower() in password.lower():
+        problem = "not the agent's name"
+    elif len(set(password)) < 4 or password.lower() in COMMON:
+        problem = "not one a list of common passwords or a single repeated key would find"
+    if problem:
+        raise BadAgent(f"an agent's password must be {problem}: nothing was changed")
 
 
 def _list(args, settings) -> int:

@@ -222,6 +222,13 @@ class QueueStore(DatabaseStore):
             raise BadAgent("unknown agent or wrong password")
         return _agent(row)
 
+    def holding(self, agent_name: str) -> Optional[QueueEntry]:
+        """The caller this agent has taken and not yet wrapped up, whichever screen took them."""
+        with self._transaction() as conn:
+            row = conn.execute(select(entries).where(and_(entries.c.agent == agent_name,
+                                                          entries.c.state == TAKEN))).first()
+        return _entry(row) if row is not None else None
+
     def agent(self, name: str) -> Agent:
         with self._transaction() as conn:
             return _agent(_agent_row(conn, name))
