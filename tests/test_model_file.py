@@ -1,4 +1,5 @@
 """The dialog model file: a damaged one is refused in one line at load, and `ivr train` replaces it."""
+import os
 import shutil
 
 from conftest import ivr_command
@@ -46,3 +47,26 @@ def test_ivr_train_retrains_a_damaged_model_instead_of_keeping_it_as_unchanged(t
     assert "unchanged" not in trained.stderr and "damaged" in trained.stderr, trained.stderr[-2000:]
     assert damage(model) is None  # whole again, and (checked by `ivr train` before the swap) it loads
     assert not list(model.parent.glob(".training-*"))  # the scratch folder is gone
+
+
+def test_a_freshly_trained_model_that_does_not_load_never_replaces_the_last_good_one(tmp_path, trained_model):
+    """Rasa trains and saves a pipeline whose last component refuses to load (tests/never_loads.py):
+    `ivr train` tries the new model before the swap, says so in one line, and keeps the good one."""
+    from conftest import ROOT
+
+    python_path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    model = _copy_model(trained_model, tmp_path)
+    good, stamp = model.read_bytes(), model.with_name("dialog.fingerprint").read_text()
+    dialogs = tmp_path / "dialogs"
+    shutil.copytree(ROOT / "dialogs", dialogs)
+    config = dialogs / "config.yml"
+    config.write_text(config.read_text().replace("    threshold: 0.4\n",
+                                                 "    threshold: 0.4\n  - name: never_loads.NeverLoads\n"))
+    trained = ivr_command("train", timeout=600, env={"IVR_DIALOGS": str(dialogs), "IVR_MODELS": str(model.parent),
+                                                     "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), *python_path])})
+    assert trained.returncode == 2, trained.stderr[-2000:]
+    last = trained.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"ivr: {dialogs}:0: the newly trained model does not load"), last
+    assert last.endswith(f"the last good model {model} is kept"), last
+    assert model.read_bytes() == good and model.with_name("dialog.fingerprint").read_text() == stamp
+    assert not list(model.parent.glob(".training-*"))
