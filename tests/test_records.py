@@ -138,7 +138,7 @@ def test_records_live_beside_the_accounts_and_the_queue_in_one_postgresql_databa
         with Store(postgres.url(name)) as accounts, QueueStore(postgres.url(name)) as queue, \
                 CallRecords(postgres.url(name)) as records:
             records.save(self_served_call())
-            assert (accounts.schema_version(), queue.schema_version(), records.schema_version()) == (1, 1, 1)
+            assert (accounts.schema_version(), queue.schema_version(), records.schema_version()) == (1, 2, 1)
         with CallRecords(postgres.url(name)) as again:  # opening again migrates nothing twice
             assert again.get("c-served")["outcome"] == "self_served"
     finally:
