@@ -34,6 +34,7 @@ from typing import Any, Awaitable, Callable, Optional
 from ivr.audio.pcm import PHONE_RATE, phone_channel, rms_dbfs, ulaw_decode, ulaw_encode
 from ivr.bench import percentiles
 from ivr.config import Settings
+from ivr.errors import UserError
 from ivr.events import SAMPLE_WIDTH, AudioChunk, Dtmf
 
 FRAME_SECONDS = 0.02
@@ -300,8 +301,6 @@ class Server:
                 said += os.read(self.process.stdout.fileno(), 4096).decode()
                 self.urls = {scheme: f"{scheme}://{rest}" for scheme, rest in re.findall(r"\b(\w+)://(\S+)\n", said)}
         if set(schemes) - set(self.urls):
-            from ivr.cli import UserError
-
             self.stop()
             raise UserError(f"`ivr {' '.join(self.command[1:])}` did not start: {self.log_text()[-2000:]}")
 

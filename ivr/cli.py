@@ -19,16 +19,13 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")  # also silences Rasa's progress b
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")  # Rasa 3.6 uses the SQLAlchemy 1.4 API on purpose
 
 from ivr.config import Settings  # noqa: E402
+from ivr.errors import UserError  # noqa: E402
 
 log = logging.getLogger("ivr")
 
 
 # Each area adds its own commands: register(commands, bench_commands) on the argparse subparsers.
 AREA_COMMANDS = ("ivr.queue.commands", "ivr.console.commands", "ivr.records.commands", "ivr.transports.commands")
-
-
-class UserError(Exception):
-    """Something the person running `ivr` can fix; printed as one line, exit status 2."""
 
 
 def main(argv: Optional[list[str]] = None) -> int:

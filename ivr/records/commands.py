@@ -8,6 +8,8 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from ivr.errors import UserError
+
 _SINCE_HELP = "only calls from this date or time on: YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC unless an offset is given"
 
 
@@ -43,7 +45,7 @@ def parse_since(text: Optional[str]) -> Optional[datetime]:
     try:
         moment = datetime.fromisoformat(text.strip()[:-1] + "+00:00" if text.strip().endswith("Z") else text.strip())
     except ValueError:
-        raise _user_error(f"--since {text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)") from None
+        raise UserError(f"--since {text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -55,7 +57,7 @@ def _records_errors_are_the_users(run):
         try:
             return run(args, settings)
         except RecordsError as error:
-            raise _user_error(" ".join(str(error).split())) from None  # psycopg2 explains over several lines
+            raise UserError(" ".join(str(error).split())) from None  # psycopg2 explains over several lines
     return guarded
 
 
@@ -164,8 +166,3 @@ def _report(args, settings) -> int:
 
 def _no_calls(since: Optional[datetime]) -> str:
     return f"no calls recorded since {since.isoformat()}" if since else "no calls recorded yet"
-
-
-def _user_error(message: str) -> Exception:
-    from ivr.cli import UserError
-    return UserError(message)
