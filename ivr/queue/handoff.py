@@ -45,9 +45,13 @@ def dollars(cents: Any) -> Optional[str]:
     return f"${value // 100:,}.{value % 100:02d}"
 
 
-def shown_slots(slots: dict[str, Any]) -> dict[str, str]:
-    """The dialog's answers worth an agent's eye, as they would say them."""
-    account = mask_account(slots.get("account_number")) if _account_digits(slots) else None
+def shown_account(slots: dict[str, Any]) -> Optional[str]:
+    """The caller's account as an agent sees it (masked), once the slot holds an account number."""
+    return mask_account(slots.get("account_number")) if _account_digits(slots) else None
+
+
+def shown_slots(slots: dict[str, Any], account: Optional[str]) -> dict[str, str]:
+    """The dialog's answers worth an agent's eye, as they would say them; `account` is shown_account(slots)."""
     place = ", ".join(p for p in (slots.get("city"), slots.get("state")) if p)
     street = " ".join(p for p in (slots.get("house_number"), slots.get("street")) if p)
     shown = {
@@ -64,9 +68,11 @@ def shown_slots(slots: dict[str, Any]) -> dict[str, str]:
     return {key: mask_card_numbers(str(value)) for key, value in shown.items() if value}
 
 
-def summary(reason: str, task: Optional[str], slots: dict[str, Any], frustration: float) -> str:
-    """"Authenticated caller wants to pay $50.00 on 48…623; the payment was refused."."""
-    account = mask_account(slots.get("account_number")) if _account_digits(slots) else None
+def summary(reason: str, task: Optional[str], slots: dict[str, Any], frustration: float,
+            account: Optional[str]) -> str:
+    """"Authenticated caller wants to pay $50.00 on 48…623; the payment was refused."
+
+    `account` is shown_account(slots)."""
     who = "Authenticated caller" if slots.get("authenticated") else (
         "Caller (not identified)" if account else "Caller")
     if task == "bill_pay":
@@ -100,12 +106,12 @@ def handoff(escalation: Escalation, *, call_id: str, channel: str, caller_number
             frustration: float) -> Escalation:
     """The dialog's bare Escalation(reason), filled in with everything the agent needs."""
     slots = {k: v for k, v in slots.items() if not (isinstance(v, str) and is_sealed(v))}
-    account = mask_account(slots.get("account_number")) if _account_digits(slots) else None
+    account = shown_account(slots)  # masked once: the summary, the answers and the entry show the same
     return replace(
         escalation, call_id=call_id, channel=channel, caller_number=caller_number, task=task,
-        slots=shown_slots(slots), transcript=transcript(greeting, turns), frustration=round(frustration, 3),
+        slots=shown_slots(slots, account), transcript=transcript(greeting, turns), frustration=round(frustration, 3),
         account=account, authenticated=bool(slots.get("authenticated")),
-        summary=escalation.summary or summary(escalation.reason, task, slots, frustration))
+        summary=escalation.summary or summary(escalation.reason, task, slots, frustration, account))
 
 
 def _account_digits(slots: dict[str, Any]) -> bool:
