@@ -90,6 +90,18 @@ class Seal:
         token = self._keys.sealing().encrypt(answer.encode()).decode()
         return f"/{SEALED_INTENT}" + json.dumps({SEALED_ENTITY: token})
 
+    def opened(self, text: object) -> Optional[str]:
+        """The caller's answer from a message() (as an action gets it back), or None for anything else.
+        Read here, beside message(), so the format has one owner."""
+        prefix = f"/{SEALED_INTENT}"
+        if not isinstance(text, str) or not text.startswith(prefix):
+            return None
+        try:
+            token = json.loads(text[len(prefix):]).get(SEALED_ENTITY)
+        except (ValueError, AttributeError):  # not JSON, or JSON that is not an object
+            return None
+        return self.open(token) if token else None
+
     def answer(self, text: str, expects: Expectation, spoken: bool) -> tuple[str, bool]:
         """What the dialog gets for a caller's answer, and whether the answer must be hidden.
 
@@ -113,6 +125,7 @@ class Seal:
 
 
 def is_sealed(text: str) -> bool:
+    """Whether text looks like a message(): looser than opened(), since it decides what is never shown."""
     return text.startswith(f"/{SEALED_INTENT}{{") and f'"{SEALED_ENTITY}"' in text
 
 

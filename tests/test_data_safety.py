@@ -8,7 +8,7 @@ import pytest
 from conftest import ivr_command
 from ivr.accounts import CardTokens, install_secret, open_store
 from ivr.config import Settings
-from ivr.masking import SEAL_WINDOW_SECONDS, Seal, SealKeys
+from ivr.masking import SEAL_WINDOW_SECONDS, Seal, SealKeys, is_sealed
 from ivr.queue import open_queue
 from ivr.records import open_records
 
@@ -103,6 +103,17 @@ def test_a_sealed_answer_opens_across_one_window_boundary_and_never_after(tmp_pa
     now[0] += SEAL_WINDOW_SECONDS
     assert seal.open(later) is None
     assert seal.open(_token(seal.message("9999"))) == "9999"
+
+
+def test_what_a_seal_writes_it_reads_back_and_nothing_else(tmp_path):
+    """The sealed message format has one owner: the message the call sends opens to the answer; the
+    shapes a dialog may hand an action instead (plain words, other intents, broken JSON) open to nothing."""
+    seal = Seal(tmp_path / "var")
+    message = seal.message("2468")
+    assert is_sealed(message) and seal.opened(message) == "2468"
+    for other in ("2468", "/inform", '/inform{"sealed": ""}', "/inform{broken", '/inform["sealed"]',
+                  '/inform{"sealed": "not a token"}', "/affirm", None, 2468):
+        assert seal.opened(other) is None, other
 
 
 def _token(message: str) -> str:

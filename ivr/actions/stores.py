@@ -5,7 +5,6 @@ external rasa_sdk action server (endpoints.yml) opens one per process, on first 
 """
 from __future__ import annotations
 
-import json
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Optional
@@ -15,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from ivr.accounts import CardTokens, Store, StoreUnavailable, card_tokens, open_store
 from ivr.config import Settings
-from ivr.masking import SEALED_ENTITY, SEALED_INTENT, Seal
+from ivr.masking import Seal
 
 
 class Backing:
@@ -36,14 +35,7 @@ class Backing:
 
     def unsealed(self, text: object) -> Optional[str]:
         """What the caller said at a secret prompt, from the sealed message the call sent instead."""
-        prefix = f"/{SEALED_INTENT}"
-        if not isinstance(text, str) or not text.startswith(prefix):
-            return None
-        try:
-            token = json.loads(text[len(prefix):]).get(SEALED_ENTITY)
-        except (ValueError, AttributeError):
-            return None
-        return self.seal.open(token) if token else None
+        return self.seal.opened(text)
 
 
 class NotIdentified(StoreUnavailable):
