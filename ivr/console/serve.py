@@ -33,7 +33,8 @@ class GuardedSite(web.TCPSite):
     """aiohttp's TCPSite with the guard's door in front of each connection (ivr/transports/guard.py).
 
     aiohttp has no request-head timeout, per-address limit or accept-time check of its own (3.9: its
-    RequestHandler waits for a head for ever), so its protocol factory is wrapped; the rest is aiohttp's.
+    RequestHandler waits for a head for ever), so the guard accepts and hands each admitted connection to
+    aiohttp's protocol factory; the rest (parsing, keep-alive, shutdown) is aiohttp's.
     """
 
     def __init__(self, runner: web.AppRunner, host: str, port: int, guard: Guard):
@@ -42,9 +43,7 @@ class GuardedSite(web.TCPSite):
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner, as TCPSite.start does
-        self._server = await asyncio.get_running_loop().create_server(
-            self._guard.factory(self._runner.server), self._host, self._port, backlog=self._backlog,
-            reuse_address=self._reuse_address, reuse_port=self._reuse_port)
+        self._server = await self._guard.listen(self._runner.server, self._host, self._port, self._backlog)
 
 
 class WebListener:

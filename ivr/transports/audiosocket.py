@@ -157,14 +157,13 @@ class AudioSocketListener:
         self._host, self._port = host, port
         self.lines: dict[str, AudioSocketLine] = {}  # live calls by UUID
         self._connections: set[asyncio.Task] = set()
-        self._server: Optional[asyncio.base_events.Server] = None
+        self._server = None  # the guard's Acceptor once started
 
     async def start(self) -> str:
         from ivr.console.serve import ListenError
 
         try:
-            self._server = await asyncio.get_running_loop().create_server(
-                self._guard.factory(self._protocol), self._host, self._port)
+            self._server = await self._guard.listen(self._protocol, self._host, self._port)
         except OSError as error:
             raise ListenError(f"cannot listen for AudioSocket on {self._host}:{self._port}: "
                               f"{error.strerror or error} (choose another with --audiosocket)") from None

@@ -1,6 +1,7 @@
 """The door of every TCP listener of `ivr serve`: the agents' console, media streams, AudioSocket.
 
-Each connection is checked when it is accepted, before a byte of it is read:
+The guard accepts on the listening socket itself (Acceptor) and checks each connection the moment it
+is accepted, before a byte of it is read:
 - its address is in the listener's allowed networks (--allow for the phone lines, --console-allow);
 - its address has fewer than --max-per-address connections open, so one host cannot take them all;
 - the process keeps descriptors to spare: the guarded connections of every listener together stay
@@ -21,6 +22,8 @@ import asyncio
 import logging
 import os
 import resource
+import socket
+import struct
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -37,6 +40,9 @@ KEEPALIVE_SECONDS = 15.0  # an HTTP connection idle between requests this long i
 LOG_INTERVAL_SECONDS = 10.0  # a repeated error is written at most once per this, with its count
 HEAD_END = b"\r\n\r\n"
 MAX_KINDS = 1000
+ACCEPTS_PER_TURN = 32  # connections accepted per wake-up of the loop, before it serves the others again
+ACCEPT_PAUSE_SECONDS = 1.0  # out of descriptors on accept: wait this long before trying again (asyncio's own)
+RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: closing sends a reset
 LINE_SPARES = 8  # a phone line's default per-address cap: its calls and this many starting
 
 
@@ -83,9 +89,9 @@ class RepeatedLog:
         self._logger.log(level, message + suffix, *args, exc_info=exc_info)
 
     def loop_errors(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
-        """An event loop's exception handler. asyncio already stops accepting for a second after EMFILE
-        (the listener backs off and keeps serving); this keeps its report to one line per kind per interval.
-        An OSError is one line; any other exception keeps its traceback, once per interval."""
+        """An event loop's exception handler, and the Acceptor's report of a failed accept (EMFILE: it stops
+        accepting for a second, then serves again): one line per kind per interval. An OSError is one
+        line; any other exception keeps its traceback, once per interval."""
         error = context.get("exception")
         kind = f"{context.get('message')}|{type(error).__name__}|{getattr(error, 'errno', '')}"
         trace = error if error is not None and not isinstance(error, OSError) else None
@@ -133,14 +139,18 @@ POOL = Pool()
 
 
 class Guard:
-    """One listener's door: `factory(inner)` wraps its protocol factory for loop.create_server."""
+    """One listener's door: `listen(inner, host, port)` serves `inner` protocols behind it."""
 
     def __init__(self, what: str, limits: Limits = Limits(), pool: Pool = POOL):
         self.what, self.limits, self._pool = what, limits, pool
         self.by_address: Counter[str] = Counter()
 
-    def factory(self, inner: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
-        return lambda: _Door(self, inner)
+    async def listen(self, inner: Callable[[], asyncio.Protocol], host: str, port: int,
+                     backlog: int = 128) -> "Acceptor":
+        """Listen on host:port (port 0: any free one); OSError when it cannot."""
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.create_server(address[:2], family=family, backlog=backlog)
+        return Acceptor(self, inner, sock)
 
     @staticmethod
     def started(transport: asyncio.BaseTransport) -> None:
@@ -150,7 +160,8 @@ class Guard:
             door.start()
 
     def refusal(self, peer: str) -> Optional[str]:
-        """Why a connection from `peer` is refused at accept, or None: let it in."""
+        """Why a connection from `peer` is refused at accept, or None: let it in. Each reason is one fixed
+        text, so a flood of refusals is one log line per reason per interval."""
         if self.limits.allowed is not None and not is_allowed(peer, self.limits.allowed):
             return "not in the allowed networks"
         if self.by_address[peer] >= self.limits.per_address:
@@ -175,31 +186,93 @@ class Guard:
         self._pool.waiting.pop(door, None)
 
 
+class Acceptor:
+    """Accepts on a listening socket itself, one connection at a time, and asks the guard about each at
+    once. asyncio's own server accepts up to its backlog (128) per wake-up before any protocol sees one,
+    so a flood could take every descriptor between two checks; here at most one is unchecked. Offers
+    what aiohttp's site and our listeners use of asyncio.Server: `sockets`, `close()`, `wait_closed()`."""
+
+    def __init__(self, guard: Guard, inner: Callable[[], asyncio.Protocol], sock: socket.socket):
+        self._guard, self._inner, self._sock = guard, inner, sock
+        self._loop = asyncio.get_running_loop()
+        self._paused: Optional[asyncio.TimerHandle] = None
+        self._tasks: set[asyncio.Task] = set()
+        self.sockets = [sock]
+        sock.setblocking(False)
+        self._loop.add_reader(sock.fileno(), self._ready)
+
+    def close(self) -> None:
+        if self._paused:
+            self._paused.cancel()
+        if self._sock.fileno() >= 0:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+
+    async def wait_closed(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _ready(self) -> None:
+        for _ in range(ACCEPTS_PER_TURN):  # then let the loop serve the connections it has
+            try:
+                conn, address = self._sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as error:  # EMFILE and the like: stop accepting a while, as asyncio does, and say so once
+                REPEATED.loop_errors(self._loop, {"message": f"{self._guard.what}: accept failed", "exception": error})
+                self._pause()
+                return
+            self._take(conn, str(address[0]))
+
+    def _take(self, conn: socket.socket, peer: str) -> None:
+        why = self._guard.refusal(peer)
+        if why:
+            REPEATED.log(f"refused|{self._guard.what}|{why}", logging.WARNING, "%s: a connection from %s refused: %s",
+                         self._guard.what, peer, why)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)  # a reset, not a polite close
+            conn.close()  # nothing of it was read
+            return
+        conn.setblocking(False)
+        door = _Door(self._guard, self._inner, peer)
+        self._guard.admit(door)  # counted from accept, before its transport exists
+        task = self._loop.create_task(self._connect(door, conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, door: "_Door", conn: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(lambda: door, conn)
+        except OSError:  # the peer left before its transport was made
+            door.connection_lost(None)
+            conn.close()
+
+    def _pause(self) -> None:
+        self._loop.remove_reader(self._sock.fileno())
+        self._paused = self._loop.call_later(ACCEPT_PAUSE_SECONDS, self._resume)
+
+    def _resume(self) -> None:
+        self._paused = None
+        if self._sock.fileno() >= 0:
+            self._loop.add_reader(self._sock.fileno(), self._ready)
+
+
 class _Door(asyncio.Protocol):
     """Stands between the transport and the listener's own protocol until the connection ends."""
 
-    def __init__(self, guard: Guard, inner: Callable[[], asyncio.Protocol]):
-        self._guard, self._make_inner = guard, inner
+    def __init__(self, guard: Guard, inner: Callable[[], asyncio.Protocol], peer: str):
+        self._guard, self._make_inner, self.peer = guard, inner, peer
         self._inner: Optional[asyncio.Protocol] = None
         self._transport: Optional[asyncio.Transport] = None
         self._deadline: Optional[asyncio.TimerHandle] = None
         self._tail = b""  # the end of what has arrived, to find a request head's end split across reads
-        self.peer, self.admitted, self.started = "", False, False
+        self.admitted, self.started, self.closed = True, False, False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
-        peername = transport.get_extra_info("peername")
-        self.peer = str(peername[0]) if peername else ""
-        why = self._guard.refusal(self.peer)
-        if why:
-            REPEATED.log(f"refused|{self._guard.what}|{why}", logging.WARNING, "%s: a connection from %s refused: %s",
-                         self._guard.what, self.peer or "unknown", why)
-            transport.abort()  # before the loop reads a byte: connection_made runs before reading starts
+        if self.closed:  # made room for a newer one before its transport existed
+            transport.abort()
             return
-        self._guard.admit(self)
-        self.admitted = True
         seconds = self._guard.limits.start_seconds
-        if seconds is not None:
+        if seconds is not None and not self.started:
             self._deadline = asyncio.get_running_loop().call_later(seconds, self._late, seconds)
         self._inner = self._make_inner()
         self._inner.connection_made(transport)
@@ -242,8 +315,10 @@ class _Door(asyncio.Protocol):
         """End the connection now; its place is free at once (the socket closes on the loop's next turn)."""
         REPEATED.log(f"closed|{self._guard.what}|{why}", logging.INFO, "%s: a connection from %s %s",
                      self._guard.what, self.peer, why)
+        self.closed = True
         self._let_go()
-        self._transport.abort()
+        if self._transport is not None:
+            self._transport.abort()
 
     def _late(self, seconds: float) -> None:
         if not self.started:
