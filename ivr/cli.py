@@ -18,14 +18,14 @@ os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("LOG_LEVEL", "WARNING")  # also silences Rasa's progress bars
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")  # Rasa 3.6 uses the SQLAlchemy 1.4 API on purpose
 
-from ivr.config import Settings  # noqa: E402
+from ivr.config import Settings, add_engine_flags  # noqa: E402
 from ivr.errors import UserError  # noqa: E402
 
 log = logging.getLogger("ivr")
 
 
 # Each area adds its own commands: register(commands, bench_commands) on the argparse subparsers.
-AREA_COMMANDS = ("ivr.queue.commands", "ivr.console.commands", "ivr.records.commands", "ivr.transports.commands")
+AREA_COMMANDS = ("ivr.queue.commands", "ivr.console.commands", "ivr.records.commands", "ivr.tools.commands")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -60,12 +60,11 @@ def _is_user_error(exc: Exception) -> bool:
     from ivr.asr.base import RecognitionError
     from ivr.audio.pcm import BadAudio
     from ivr.dialog.settings import DialogError
-    from ivr.simulate import ScenarioError
     from ivr.transports.microphone import DeviceError
     from ivr.accounts import AccountsError
     from ivr.queue.model import QueueError
     from ivr.records import RecordsError
-    return isinstance(exc, (UserError, RecognitionError, BadAudio, DialogError, ScenarioError, DeviceError,
+    return isinstance(exc, (UserError, RecognitionError, BadAudio, DialogError, DeviceError,
                             AccountsError, QueueError, RecordsError, FileNotFoundError))
 
 
@@ -76,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     call = commands.add_parser("call", help="a live call on the microphone, or caller WAV files with --caller-audio")
-    _engines(call)
+    add_engine_flags(call)
     call.add_argument("--caller-audio", nargs="+", type=Path, metavar="WAV",
                       help="one WAV per caller utterance, each played when the bot waits for an answer")
     call.add_argument("--channel", choices=("wideband", "phone"), default="wideband",
@@ -93,13 +92,6 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("--caller-number", metavar="NUMBER",
                       help="the number the typed caller calls from (offered as their callback number on hold)")
     chat.set_defaults(run=_chat)
-
-    simulate = commands.add_parser("simulate", help="run scenario files (or folders of them) through the real "
-                                                    "pipeline; the demo accounts are reset before each")
-    _engines(simulate)
-    simulate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    simulate.add_argument("--json", action="store_true")
-    simulate.set_defaults(run=_simulate)
 
     train = commands.add_parser("train", help="train the dialog model into models/ (skipped when nothing changed)")
     train.add_argument("--force", action="store_true")
@@ -122,26 +114,9 @@ def parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
-    latency = bench_commands.add_parser("latency", help="per-turn latency over the scenario set")
-    _engines(latency)
-    latency.add_argument("paths", nargs="*", type=Path, default=None, metavar="PATH")
-    latency.add_argument("--json", action="store_true")
-    latency.set_defaults(run=_bench_latency)
-    accuracy = bench_commands.add_parser("accuracy", help="audio -> words, intents and slot values, in three line conditions")
-    _engines(accuracy)
-    accuracy.add_argument("--data", type=Path, default=None, help="labelled utterances (default tests/data/accuracy.yml)")
-    accuracy.add_argument("--json", action="store_true")
-    accuracy.add_argument("--plot", type=Path, metavar="PNG", help="write the intent confusion plot here")
-    accuracy.add_argument("--limit", type=int, help="only the first N utterances")
-    accuracy.set_defaults(run=_bench_accuracy)
     for area in AREA_COMMANDS:
         importlib.import_module(area).register(commands, bench_commands)
     return top
-
-
-def _engines(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--vosk-model", type=Path, help="a Vosk model folder (else IVR_VOSK_MODEL, else models/vosk)")
-    command.add_argument("--whisper-model", type=Path, help="a CTranslate2 Whisper folder (default: bundled tiny.en)")
 
 
 async def _with_bot(settings: Settings, work):
@@ -258,23 +233,6 @@ def _print_bot(turn) -> None:
         print(f"bot: {text}", flush=True)
 
 
-def _simulate(args, settings: Settings) -> int:
-    from ivr.simulate import find_scenarios, load_scenario, run_scenarios
-
-    for path in find_scenarios(args.paths):  # every file is checked before models load
-        load_scenario(path)
-    report = asyncio.run(_with_bot(settings, lambda bot: run_scenarios(bot, args.paths, settings)))
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        for scenario in report["scenarios"]:
-            print(f"{'PASS' if scenario['passed'] else 'FAIL'}  {scenario['name']}  ({scenario['outcome']})")
-            for failure in scenario["failures"]:
-                print(f"      {failure}")
-        print(f"{report['passed']} passed, {report['failed']} failed")
-    return 1 if report["failed"] else 0
-
-
 def _train(args, settings: Settings) -> int:
     from ivr.dialog.training import train
     path = train(settings.dialogs_dir, settings.models_dir, force=args.force)
@@ -311,17 +269,6 @@ def _db_seed(args, settings: Settings) -> int:
     accounts = seed_demo(settings)
     print(f"ivr db seed: {len(accounts)} demo accounts reset ({', '.join(a.number for a in accounts)})")
     return 0
-
-
-def _bench_latency(args, settings: Settings) -> int:
-    from ivr.bench import latency
-    return latency(settings, args.paths or [settings.dialogs_dir.parent / "tests" / "scenarios"], args.json)
-
-
-def _bench_accuracy(args, settings: Settings) -> int:
-    from ivr.accuracy import accuracy
-    data = args.data or settings.dialogs_dir.parent / "tests" / "data" / "accuracy.yml"
-    return accuracy(settings, data, args.json, args.plot, args.limit)
 
 
 if __name__ == "__main__":

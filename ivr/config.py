@@ -28,3 +28,10 @@ class Settings:
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**{k: Path(v) for k, v in values.items() if v})
+
+
+def add_engine_flags(command) -> None:
+    """--vosk-model and --whisper-model on an argparse command that loads a recognizer; main() reads
+    them into Settings. Here, beside Settings, so every area's commands offer the same two flags."""
+    command.add_argument("--vosk-model", type=Path, help="a Vosk model folder (else IVR_VOSK_MODEL, else models/vosk)")
+    command.add_argument("--whisper-model", type=Path, help="a CTranslate2 Whisper folder (default: bundled tiny.en)")

@@ -125,7 +125,7 @@ def fresh_database(request, tmp_path, sqlite_file: str):
 @pytest.fixture
 def call(bot, event_loop_for_bot, accounts):
     """Runs a scenario file from tests/scenarios through the whole bot; fails with the turns if it does not pass."""
-    from ivr.simulate import load_scenario, run_scenario
+    from ivr.tools.simulate import load_scenario, run_scenario
 
     def run(name: str) -> dict:
         result = event_loop_for_bot.run_until_complete(run_scenario(bot, load_scenario(ROOT / "tests" / "scenarios" / name)))

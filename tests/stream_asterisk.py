@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from typing import Optional
 
-from ivr.bench_calls import Talker
+from ivr.tools.stream_caller import Talker
 from ivr.events import AudioChunk
 
 

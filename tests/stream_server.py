@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.bench_calls import Server
+from ivr.tools.bench_calls import Server
 
 
 class RunningServer(Server):

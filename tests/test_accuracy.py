@@ -2,7 +2,7 @@
 import json
 
 from conftest import ROOT, ivr_command
-from ivr.accuracy import comparable, load_set, summary
+from ivr.tools.accuracy import comparable, load_set, summary
 
 
 def test_the_labelled_set_is_large_and_covers_every_intent_and_slot():

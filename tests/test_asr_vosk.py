@@ -6,10 +6,11 @@ import re
 import pytest
 
 from ivr.asr.base import RecognitionError
-from ivr.asr.models import find_vosk_model, korean_test_model, load_recognizer
+from ivr.asr.models import find_vosk_model, load_recognizer
 from ivr.asr.vosk_engine import VoskRecognizer
 from ivr.audio.pcm import split
 from ivr.events import FREE, AudioChunk, Expectation
+from ivr.tools.bench import korean_test_model
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 COUNTING = ["하나", "둘", "셋", "넷", "다섯", "[unk]"]

@@ -2,7 +2,7 @@
 import pytest
 
 from ivr.audio.pcm import phone_channel, rms_dbfs
-from ivr.caller_voices import parse_voice
+from ivr.tools.caller_voices import parse_voice
 
 SENTENCE = "I want to pay my bill"
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.simulate import find_scenarios, load_scenario, run_scenario
+from ivr.tools.simulate import find_scenarios, load_scenario, run_scenario
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 FILES = find_scenarios([SCENARIOS])

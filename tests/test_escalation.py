@@ -18,7 +18,7 @@ from ivr.masking import HIDDEN
 from ivr.queue.handoff import handoff
 from ivr.queue.model import ABANDONED, CALLBACK, TAKEN, WRAPPED_UP
 from ivr.queue import routing
-from ivr.simulate import load_scenario, run_scenario
+from ivr.tools.simulate import load_scenario, run_scenario
 
 from conftest import ROOT, ivr_command
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from conftest import ivr_command, voiced_seconds
-from ivr.bench_calls import StreamCaller
+from ivr.tools.stream_caller import StreamCaller
 from stream_server import BARGE_IN_LIMIT, caller_says, record, server  # noqa: F401 - server is a fixture
 
 

@@ -3,7 +3,7 @@ tests/data/repair.yml was written apart from the training data (none of it is a 
 from collections import defaultdict
 
 from conftest import ROOT
-from ivr.accuracy import intent_matches, load_set
+from ivr.tools.accuracy import intent_matches, load_set
 from ivr.asr.numbers import normalise
 
 REPAIR_SET = ROOT / "tests" / "data" / "repair.yml"

