@@ -2,7 +2,6 @@
 declared there, nothing declared goes unused, and requirements.txt / constraints.txt only pin it.
 Read from the real files and the real environment (the installed distributions say which
 distribution provides which module)."""
-import ast
 import re
 import sys
 import warnings
@@ -17,6 +16,7 @@ with warnings.catch_warnings():  # Rasa's packaging 20.9 calls pyparsing 3 by it
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
+from code_imports import imported_names
 from conftest import ROOT
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:packaging")
@@ -28,14 +28,8 @@ NOT_IMPORTED = {"psycopg2-binary": "SQLAlchemy loads it from a postgresql:// URL
 def imported_modules(folder: Path) -> set[str]:
     """Top-level names of the absolute imports in every .py file under `folder`, stdlib left out."""
     local = {p.stem for p in folder.glob("*.py")} | {"ivr", "tests"}
-    names = set()
-    for path in folder.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            if isinstance(node, ast.Import):
-                names.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module.split(".")[0])
-    return {n for n in names if n not in sys.stdlib_module_names and n not in local}
+    names = {name.split(".")[0] for path in folder.rglob("*.py") for name in imported_names(path, ROOT)}
+    return {n for n in names if n and n not in sys.stdlib_module_names and n not in local}
 
 
 def providers() -> dict[str, set[str]]:
