@@ -8,15 +8,15 @@ import socket
 import subprocess
 
 import pytest
-from sqlalchemy import exc, text
+from sqlalchemy import create_engine, exc, text
 
 from ivr.config import Settings
 from ivr.queue import CALLBACK, LOST, TAKEN, WAITING, QueueStore, open_queue
 from ivr.queue.leases import dead_here
-from ivr.queue.model import QueueUnavailable
-from ivr.queue.schema import MIGRATIONS, agents, entries, events
+from ivr.queue.schema import agents, entries, events
 from ivr.queue.store import LEASE_S
-from ivr.storage import Database, to_db
+from ivr.storage import to_db
+from old_schemas import made_by_old_ivr
 from test_queue import at, caller, on_duty, url  # noqa: F401 - url: both databases
 from typed_caller import TerminalChat
 
@@ -98,9 +98,9 @@ def test_callers_on_hold_when_their_process_is_killed_are_not_left_waiting_after
 def test_a_queue_from_before_leases_keeps_its_callers_and_an_agent_keeps_one(url):  # noqa: F811
     """A version 1 queue (an agent held two callers then) migrates: rows and history kept, the older of the two
     owed follow-up, and from now on the database itself refuses an agent a second caller."""
-    old = Database(url, what="queue", migrations=MIGRATIONS[:1], version_table="queue_schema_version",
-                   migration_lock=2718281828, unavailable=QueueUnavailable)
-    with old.transaction(write=True) as conn:
+    made_by_old_ivr(url, "queue", versions=1)
+    old = create_engine(url, future=True)
+    with old.begin() as conn:
         conn.execute(agents.insert().values(name="alice", password_hash="x", skills="en", state="busy",
                                             state_since=to_db(at(0))))
         for number in (1, 2):  # ids 1 and 2
@@ -111,7 +111,7 @@ def test_a_queue_from_before_leases_keeps_its_callers_and_an_agent_keeps_one(url
                 agent="alice", taken_at=to_db(at(10 + number))))
             conn.execute(events.insert().values(kind="taken", at=to_db(at(10 + number)), entry_id=number,
                                                 agent="alice", detail=""))
-    old.close()
+    old.dispose()
     with QueueStore(url) as queue:
         assert queue.schema_version() == 2
         assert (queue.entry(1).state, queue.entry(1).disposition) == ("wrapped_up", "follow_up")

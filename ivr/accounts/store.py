@@ -10,84 +10,48 @@ import os
 import secrets
 from typing import List, Mapping
 
-from sqlalchemy import BigInteger, Boolean, Column, Date, DateTime, MetaData, String, Table, exc, select
+from sqlalchemy import (TIMESTAMP, BigInteger, Boolean, CheckConstraint, Column, Date, ForeignKey, Index, MetaData,
+                        String, Table, exc, select)
 from sqlalchemy.engine import Connection
 
 from ivr.accounts.model import (Account, Address, AddressChange, BadAddress, Card, Payment, PaymentRefused,
                                 StoreUnavailable, UnknownAccount)
 from ivr.accounts.pins import hash_pin, pin_matches
 from ivr import storage
-from ivr.storage import Database, DatabaseStore, from_db, now, to_db
+from ivr.storage import Database, DatabaseStore, Schema, from_db, now, primary_key, surrogate_key, to_db
 
-# Each migration is a list of statements, applied in order, once; `{id}` is the dialect's surrogate key.
-# Never edit an applied migration: add a new one.
-MIGRATIONS: List[List[str]] = [
-    [
-        """CREATE TABLE accounts (
-            number VARCHAR(32) PRIMARY KEY,
-            pin_hash VARCHAR(200) NOT NULL,
-            balance_cents BIGINT NOT NULL,
-            due_date DATE,
-            past_due BOOLEAN NOT NULL,
-            card_last4 VARCHAR(4),
-            card_token VARCHAR(128),
-            house_number VARCHAR(20) NOT NULL,
-            street VARCHAR(200) NOT NULL,
-            city VARCHAR(100) NOT NULL,
-            state VARCHAR(2) NOT NULL,
-            zip VARCHAR(10) NOT NULL)""",
-        """CREATE TABLE payments (
-            id {id},
-            confirmation VARCHAR(16) NOT NULL UNIQUE,
-            account VARCHAR(32) NOT NULL REFERENCES accounts (number),
-            amount_cents BIGINT NOT NULL CHECK (amount_cents > 0),
-            card_last4 VARCHAR(4) NOT NULL,
-            card_token VARCHAR(128) NOT NULL,
-            idempotency_key VARCHAR(200) NOT NULL UNIQUE,
-            posted_at TIMESTAMP NOT NULL)""",
-        "CREATE INDEX payments_by_account ON payments (account, posted_at)",
-        """CREATE TABLE address_changes (
-            id {id},
-            account VARCHAR(32) NOT NULL REFERENCES accounts (number),
-            old_house_number VARCHAR(20) NOT NULL,
-            old_street VARCHAR(200) NOT NULL,
-            old_city VARCHAR(100) NOT NULL,
-            old_state VARCHAR(2) NOT NULL,
-            old_zip VARCHAR(10) NOT NULL,
-            new_house_number VARCHAR(20) NOT NULL,
-            new_street VARCHAR(200) NOT NULL,
-            new_city VARCHAR(100) NOT NULL,
-            new_state VARCHAR(2) NOT NULL,
-            new_zip VARCHAR(10) NOT NULL,
-            changed_at TIMESTAMP NOT NULL,
-            call_id VARCHAR(200) NOT NULL)""",
-        "CREATE INDEX address_changes_by_account ON address_changes (account, changed_at)",
-    ],
-]
-SCHEMA_VERSION = len(MIGRATIONS)
-_MIGRATION_LOCK = 4815162342  # PostgreSQL advisory lock held while migrating, so concurrent opens take turns
-
-_ADDRESS_FIELDS = ("house_number", "street", "city", "state", "zip")
+_ADDRESS_LENGTHS = {"house_number": 20, "street": 200, "city": 100, "state": 2, "zip": 10}
+_ADDRESS_FIELDS = tuple(_ADDRESS_LENGTHS)
 # Letters that stay apart on a phone line (no B/D/E/G/P/T/V/Z rhymes, no I/O/Q/S look-alikes).
 _CONFIRMATION_LETTERS = "ACFHJKLMNRWXY"
 
+# The schema, declared once (ivr.storage): a new database is made from these tables; version 1 is them.
 _metadata = MetaData()
 _accounts = Table(
     "accounts", _metadata,
-    Column("number", String, primary_key=True), Column("pin_hash", String), Column("balance_cents", BigInteger),
-    Column("due_date", Date), Column("past_due", Boolean), Column("card_last4", String), Column("card_token", String),
-    *(Column(name, String) for name in _ADDRESS_FIELDS))
+    primary_key("number", String(32)), Column("pin_hash", String(200), nullable=False),
+    Column("balance_cents", BigInteger, nullable=False), Column("due_date", Date),
+    Column("past_due", Boolean, nullable=False), Column("card_last4", String(4)), Column("card_token", String(128)),
+    *(Column(name, String(length), nullable=False) for name, length in _ADDRESS_LENGTHS.items()))
 _payments = Table(
     "payments", _metadata,
-    Column("id", BigInteger, primary_key=True), Column("confirmation", String), Column("account", String),
-    Column("amount_cents", BigInteger), Column("card_last4", String), Column("card_token", String),
-    Column("idempotency_key", String), Column("posted_at", DateTime))
+    surrogate_key(), Column("confirmation", String(16), nullable=False, unique=True),
+    Column("account", String(32), ForeignKey("accounts.number"), nullable=False),
+    Column("amount_cents", BigInteger, CheckConstraint("amount_cents > 0"), nullable=False),
+    Column("card_last4", String(4), nullable=False), Column("card_token", String(128), nullable=False),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("posted_at", TIMESTAMP, nullable=False),
+    Index("payments_by_account", "account", "posted_at"))
 _address_changes = Table(
     "address_changes", _metadata,
-    Column("id", BigInteger, primary_key=True), Column("account", String),
-    *(Column(f"old_{name}", String) for name in _ADDRESS_FIELDS),
-    *(Column(f"new_{name}", String) for name in _ADDRESS_FIELDS),
-    Column("changed_at", DateTime), Column("call_id", String))
+    surrogate_key(), Column("account", String(32), ForeignKey("accounts.number"), nullable=False),
+    *(Column(f"old_{name}", String(length), nullable=False) for name, length in _ADDRESS_LENGTHS.items()),
+    *(Column(f"new_{name}", String(length), nullable=False) for name, length in _ADDRESS_LENGTHS.items()),
+    Column("changed_at", TIMESTAMP, nullable=False), Column("call_id", String(200), nullable=False),
+    Index("address_changes_by_account", "account", "changed_at"))
+SCHEMA = Schema(_metadata)
+SCHEMA_VERSION = SCHEMA.version
+_MIGRATION_LOCK = 4815162342  # PostgreSQL advisory lock held while migrating, so concurrent opens take turns
 
 
 def database_url(settings, env: Mapping[str, str] = os.environ) -> str:
@@ -99,7 +63,7 @@ class Store(DatabaseStore):
     """Accounts, payments and address changes in one database. Safe to share between threads and processes."""
 
     def __init__(self, url: str, create: bool = True):
-        self._db = Database(url, what="accounts", migrations=MIGRATIONS, version_table="schema_version",
+        self._db = Database(url, what="accounts", schema=SCHEMA, version_table="schema_version",
                             migration_lock=_MIGRATION_LOCK, unavailable=StoreUnavailable, create=create)
         self._transaction = self._db.transaction
 

@@ -16,30 +16,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, and_, select
+from sqlalchemy import TIMESTAMP, Column, Index, Integer, MetaData, String, Table, and_, select
 
 from ivr.queue.model import QueueUnavailable
-from ivr.storage import LOCK_WAIT_S, Database, DatabaseStore, now as utc_now, to_db, from_db
+from ivr.storage import LOCK_WAIT_S, Database, DatabaseStore, Schema, now as utc_now, primary_key, to_db, from_db
 
-MIGRATIONS = [[
-    """CREATE TABLE console_sessions (
-        token_hash VARCHAR(64) PRIMARY KEY,
-        agent VARCHAR(64) NOT NULL,
-        started_at TIMESTAMP NOT NULL,
-        expires_at TIMESTAMP NOT NULL)""",
-    "CREATE INDEX console_sessions_by_agent ON console_sessions (agent)",
-    """CREATE TABLE console_sign_in_failures (
-        who VARCHAR(300) PRIMARY KEY,
-        failures INTEGER NOT NULL,
-        window_start TIMESTAMP NOT NULL,
-        locked_until TIMESTAMP)""",
-]]
-_MIGRATION_LOCK = 2718281830
+# The schema, declared once (ivr.storage): a new database is made from these tables; version 1 is them.
 _metadata = MetaData()
-_sessions = Table("console_sessions", _metadata, Column("token_hash", String, primary_key=True),
-                  Column("agent", String), Column("started_at", DateTime), Column("expires_at", DateTime))
-_failures = Table("console_sign_in_failures", _metadata, Column("who", String, primary_key=True),
-                  Column("failures", Integer), Column("window_start", DateTime), Column("locked_until", DateTime))
+_sessions = Table("console_sessions", _metadata, primary_key("token_hash", String(64)),
+                  Column("agent", String(64), nullable=False), Column("started_at", TIMESTAMP, nullable=False),
+                  Column("expires_at", TIMESTAMP, nullable=False), Index("console_sessions_by_agent", "agent"))
+_failures = Table("console_sign_in_failures", _metadata, primary_key("who", String(300)),
+                  Column("failures", Integer, nullable=False), Column("window_start", TIMESTAMP, nullable=False),
+                  Column("locked_until", TIMESTAMP))
+SCHEMA = Schema(_metadata)
+_MIGRATION_LOCK = 2718281830
 
 
 @dataclass(frozen=True)
@@ -54,7 +45,7 @@ class Limits:
 
 class SessionStore(DatabaseStore):
     def __init__(self, url: str, limits: Limits = Limits(), wait_s: float = LOCK_WAIT_S):
-        self._db = Database(url, what="console sessions", migrations=MIGRATIONS,
+        self._db = Database(url, what="console sessions", schema=SCHEMA,
                             version_table="console_schema_version", migration_lock=_MIGRATION_LOCK,
                             unavailable=QueueUnavailable, wait_s=wait_s)
         self.limits = limits

@@ -30,7 +30,7 @@ from ivr.queue.model import (ABANDONED, AGENT_STATES, AVAILABLE, BUSY, CALLBACK,
                              ROUTABLE, TAKEN, WAITING, WRAPPED_UP, Agent, AlreadyTaken, BadAgent, Position, QueueEntry,
                              QueueError, QueueEvent, QueueUnavailable, UnknownEntry, AgentBusy)
 from ivr.queue.routing import AGEING_SECONDS, TOPICS, priority, skills
-from ivr.queue.schema import MIGRATIONS, agents, entries, events
+from ivr.queue.schema import SCHEMA, agents, entries, events
 from ivr.storage import LOCK_WAIT_S, Database, DatabaseStore, from_db, now as utc_now, to_db
 
 _MIGRATION_LOCK = 2718281828  # PostgreSQL advisory lock held while migrating (the accounts store has its own)
@@ -53,7 +53,7 @@ class QueueStore(DatabaseStore):
     def __init__(self, url: str, wait_s: float = LOCK_WAIT_S, holder: Optional[str] = None):
         """`holder`: this process, when it queues live callers (ivr.queue.leases): their entries carry a lease it
         renews, so a crash cannot leave them waiting in line for good."""
-        self._db = Database(url, what="queue", migrations=MIGRATIONS, version_table="queue_schema_version",
+        self._db = Database(url, what="queue", schema=SCHEMA, version_table="queue_schema_version",
                             migration_lock=_MIGRATION_LOCK, unavailable=QueueUnavailable, wait_s=wait_s)
         self._transaction = self._db.transaction
         self.holder = holder

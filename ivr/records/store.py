@@ -13,62 +13,39 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
-from sqlalchemy import BigInteger, Column, DateTime, Float, Integer, MetaData, String, Table, exc, func, select
+from sqlalchemy import (TIMESTAMP, BigInteger, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text, exc,
+                        func, select)
 from sqlalchemy.engine import Connection
 
 from ivr.masking import mask_card_numbers
 from ivr import storage
 from ivr.call_result import OUTCOMES
-from ivr.storage import Database, DatabaseStore, from_db, now, to_db
+from ivr.storage import Database, DatabaseStore, Double, Schema, from_db, now, surrogate_key, to_db
 
 if TYPE_CHECKING:
     from ivr.call_result import CallResult
 
 
-MIGRATIONS: List[List[str]] = [
-    [
-        """CREATE TABLE call_records (
-            id {id},
-            call_id VARCHAR(64) NOT NULL UNIQUE,
-            channel VARCHAR(32) NOT NULL,
-            caller_number VARCHAR(64),
-            started_at TIMESTAMP NOT NULL,
-            ended_at TIMESTAMP NOT NULL,
-            seconds DOUBLE PRECISION NOT NULL,
-            outcome VARCHAR(20) NOT NULL,
-            task VARCHAR(64),
-            escalation_reason VARCHAR(64),
-            escalation TEXT,
-            greeting TEXT NOT NULL,
-            queue_entry BIGINT,
-            queue_outcome VARCHAR(20),
-            more TEXT NOT NULL)""",
-        "CREATE INDEX call_records_by_start ON call_records (started_at)",
-        """CREATE TABLE call_turns (
-            call_id VARCHAR(64) NOT NULL REFERENCES call_records (call_id) ON DELETE CASCADE,
-            number INTEGER NOT NULL,
-            kind VARCHAR(16) NOT NULL,
-            prompt VARCHAR(200) NOT NULL,
-            intent VARCHAR(200),
-            turn TEXT NOT NULL,
-            PRIMARY KEY (call_id, number))""",
-    ],
-]
-SCHEMA_VERSION = len(MIGRATIONS)
-_MIGRATION_LOCK = 1414213562  # PostgreSQL advisory lock held while migrating (each store has its own)
-
+# The schema, declared once (ivr.storage): a new database is made from these tables; version 1 is them.
 _metadata = MetaData()
 _calls = Table(
     "call_records", _metadata,
-    Column("id", BigInteger, primary_key=True), Column("call_id", String), Column("channel", String),
-    Column("caller_number", String), Column("started_at", DateTime), Column("ended_at", DateTime),
-    Column("seconds", Float), Column("outcome", String), Column("task", String), Column("escalation_reason", String),
-    Column("escalation", String), Column("greeting", String), Column("queue_entry", BigInteger),
-    Column("queue_outcome", String), Column("more", String))
+    surrogate_key(), Column("call_id", String(64), nullable=False, unique=True),
+    Column("channel", String(32), nullable=False), Column("caller_number", String(64)),
+    Column("started_at", TIMESTAMP, nullable=False), Column("ended_at", TIMESTAMP, nullable=False),
+    Column("seconds", Double, nullable=False), Column("outcome", String(20), nullable=False),
+    Column("task", String(64)), Column("escalation_reason", String(64)), Column("escalation", Text),
+    Column("greeting", Text, nullable=False), Column("queue_entry", BigInteger), Column("queue_outcome", String(20)),
+    Column("more", Text, nullable=False),
+    Index("call_records_by_start", "started_at"))
 _turns = Table(
     "call_turns", _metadata,
-    Column("call_id", String, primary_key=True), Column("number", Integer, primary_key=True),
-    Column("kind", String), Column("prompt", String), Column("intent", String), Column("turn", String))
+    Column("call_id", String(64), ForeignKey("call_records.call_id", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True), Column("kind", String(16), nullable=False),
+    Column("prompt", String(200), nullable=False), Column("intent", String(200)), Column("turn", Text, nullable=False))
+SCHEMA = Schema(_metadata)
+SCHEMA_VERSION = SCHEMA.version
+_MIGRATION_LOCK = 1414213562  # PostgreSQL advisory lock held while migrating (each store has its own)
 # Columns of a call record; anything else CallResult.as_dict() grows is kept as JSON in `more`.
 _COLUMNS = ("call_id", "channel", "caller_number", "started_at", "ended_at", "seconds", "outcome", "task",
             "escalation", "greeting", "queue_entry", "queue_outcome", "turns")
@@ -99,7 +76,7 @@ class CallRecords(DatabaseStore):
     """Every call, stored at its end. Safe to share between threads and processes."""
 
     def __init__(self, url: str):
-        self._db = Database(url, what="call records", migrations=MIGRATIONS,
+        self._db = Database(url, what="call records", schema=SCHEMA,
                             version_table="call_records_schema_version", migration_lock=_MIGRATION_LOCK,
                             unavailable=RecordsUnavailable)
 
