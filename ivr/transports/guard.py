@@ -147,10 +147,18 @@ class Guard:
 
     async def listen(self, inner: Callable[[], asyncio.Protocol], host: str, port: int,
                      backlog: int = 128) -> "Acceptor":
-        """Listen on host:port (port 0: any free one); OSError when it cannot."""
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        sock = socket.create_server(address[:2], family=family, backlog=backlog)
-        return Acceptor(self, inner, sock)
+        """Listen on every address of host (as asyncio does: "localhost" is 127.0.0.1 and ::1) at port
+        (0: any free one); OSError when it cannot."""
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        sockets: list[socket.socket] = []
+        try:
+            for family, address in dict.fromkeys((f, a[:2]) for f, _, _, _, a in found):
+                sockets.append(socket.create_server(address, family=family, backlog=backlog))
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            raise
+        return Acceptor(self, inner, sockets)
 
     @staticmethod
     def started(transport: asyncio.BaseTransport) -> None:
@@ -192,34 +200,36 @@ class Acceptor:
     so a flood could take every descriptor between two checks; here at most one is unchecked. Offers
     what aiohttp's site and our listeners use of asyncio.Server: `sockets`, `close()`, `wait_closed()`."""
 
-    def __init__(self, guard: Guard, inner: Callable[[], asyncio.Protocol], sock: socket.socket):
-        self._guard, self._inner, self._sock = guard, inner, sock
+    def __init__(self, guard: Guard, inner: Callable[[], asyncio.Protocol], sockets: list[socket.socket]):
+        self._guard, self._inner, self.sockets = guard, inner, sockets
         self._loop = asyncio.get_running_loop()
-        self._paused: Optional[asyncio.TimerHandle] = None
+        self._paused: dict[socket.socket, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
-        self.sockets = [sock]
-        sock.setblocking(False)
-        self._loop.add_reader(sock.fileno(), self._ready)
+        for sock in sockets:
+            sock.setblocking(False)
+            self._loop.add_reader(sock.fileno(), self._ready, sock)
 
     def close(self) -> None:
-        if self._paused:
-            self._paused.cancel()
-        if self._sock.fileno() >= 0:
-            self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
+        for sock in self.sockets:
+            if sock in self._paused:
+                self._paused.pop(sock).cancel()
+            elif sock.fileno() >= 0:
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
 
     async def wait_closed(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _ready(self) -> None:
+    def _ready(self, sock: socket.socket) -> None:
         for _ in range(ACCEPTS_PER_TURN):  # then let the loop serve the connections it has
             try:
-                conn, address = self._sock.accept()
+                conn, address = sock.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
             except OSError as error:  # EMFILE and the like: stop accepting a while, as asyncio does, and say so once
                 REPEATED.loop_errors(self._loop, {"message": f"{self._guard.what}: accept failed", "exception": error})
-                self._pause()
+                self._loop.remove_reader(sock.fileno())
+                self._paused[sock] = self._loop.call_later(ACCEPT_PAUSE_SECONDS, self._resume, sock)
                 return
             self._take(conn, str(address[0]))
 
@@ -245,14 +255,10 @@ class Acceptor:
             door.connection_lost(None)
             conn.close()
 
-    def _pause(self) -> None:
-        self._loop.remove_reader(self._sock.fileno())
-        self._paused = self._loop.call_later(ACCEPT_PAUSE_SECONDS, self._resume)
-
-    def _resume(self) -> None:
-        self._paused = None
-        if self._sock.fileno() >= 0:
-            self._loop.add_reader(self._sock.fileno(), self._ready)
+    def _resume(self, sock: socket.socket) -> None:
+        del self._paused[sock]
+        if sock.fileno() >= 0:
+            self._loop.add_reader(sock.fileno(), self._ready, sock)
 
 
 class _Door(asyncio.Protocol):
