@@ -87,7 +87,7 @@ def _rebuild_entries_on_sqlite(conn: Connection) -> None:
     conn.exec_driver_sql(f"INSERT INTO queue_entries_v2 ({kept}) SELECT {kept} FROM queue_entries")
     conn.exec_driver_sql("DROP TABLE queue_entries")
     conn.exec_driver_sql("ALTER TABLE queue_entries_v2 RENAME TO queue_entries")
-    for index in indexes:  # the rebuilt table's indexes went with the old one
+    for index in indexes:  # dropped with the old table: made again, as they were, on the new one
         conn.exec_driver_sql(index)
 
 
