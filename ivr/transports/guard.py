@@ -69,7 +69,8 @@ class ListenLimits:
 
 
 class RepeatedLog:
-    """Log a kind of problem once per interval: the first at once, the rest as a count with the next line."""
+    """Log a kind of problem once per interval: the first at once; the rest counted, and the count written
+    when the interval ends (on the running loop's timer), so a flood that stops is still told in full."""
 
     def __init__(self, logger: logging.Logger = log, interval: float = LOG_INTERVAL_SECONDS):
         self._logger, self._interval = logger, interval
@@ -79,14 +80,27 @@ class RepeatedLog:
     def log(self, kind: str, level: int, message: str, *args, exc_info=None) -> None:
         now = time.monotonic()
         if now - self._last.get(kind, -self._interval) < self._interval:
+            if not self._unsaid[kind]:
+                self._count_later(kind, level, message, args, self._last[kind] + self._interval - now)
             self._unsaid[kind] += 1
             return
         if len(self._last) > MAX_KINDS:  # kinds are few; this only bounds memory against a surprise
             self._last.clear()
         self._last[kind] = now
+        self._logger.log(level, message, *args, exc_info=exc_info)
+
+    def _count_later(self, kind: str, level: int, message: str, args: tuple, delay: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a test, a tool): the count stays unsaid
+            return
+        loop.call_later(max(0.0, delay), self._say_count, kind, level, message, args)
+
+    def _say_count(self, kind: str, level: int, message: str, args: tuple) -> None:
         more = self._unsaid.pop(kind, 0)
-        suffix = f" (and {more} more like it in the last {self._interval:.0f} s)" if more else ""
-        self._logger.log(level, message + suffix, *args, exc_info=exc_info)
+        if more:
+            self._last[kind] = time.monotonic()  # the count is this interval's line
+            self._logger.log(level, "%d more in the last %g s like: " + message, more, self._interval, *args)
 
     def loop_errors(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
         """An event loop's exception handler, and the Acceptor's report of a failed accept (EMFILE: it stops
