@@ -19,6 +19,7 @@ kind per interval, with a count, so an attack cannot fill the disk or stall the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import resource
@@ -252,7 +253,8 @@ class Acceptor:
         if why:
             REPEATED.log(f"refused|{self._guard.what}|{why}", logging.WARNING, "%s: a connection from %s refused: %s",
                          self._guard.what, peer, why)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)  # a reset, not a polite close
+            with contextlib.suppress(OSError):  # the peer may have reset it already
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)  # a reset, not a polite close
             conn.close()  # nothing of it was read
             return
         conn.setblocking(False)
