@@ -37,9 +37,11 @@ def _add_listener_arguments(parser: argparse.ArgumentParser) -> None:
                        help="networks that may reach the console (repeatable; default: any address)")
     doors.add_argument("--max-per-address", type=_positive(int), metavar="N",
                        help=f"connections one address may hold open on one listener; more are closed at accept "
-                            f"(default {guard.PER_ADDRESS}; a phone line's is at least --max-calls + {guard.LINE_SPARES})")
+                            f"(default {guard.PER_ADDRESS}; a phone line's is at least "
+                            f"--max-calls + {guard.LINE_SPARES})")
     doors.add_argument("--header-timeout", type=_positive(float), default=guard.HEADER_SECONDS, metavar="SECONDS",
-                       help=f"an HTTP request whose head has not arrived by then is closed (default {guard.HEADER_SECONDS:g})")
+                       help=f"an HTTP request whose head has not arrived by then is closed "
+                            f"(default {guard.HEADER_SECONDS:g})")
     doors.add_argument("--start-timeout", type=_positive(float), default=guard.START_SECONDS, metavar="SECONDS",
                        help=f"a media stream or AudioSocket that has not started a call by then is closed "
                             f"(default {guard.START_SECONDS:g})")
@@ -49,7 +51,8 @@ def listen_limits(args: argparse.Namespace):
     """The listener flags as ivr.transports.guard.ListenLimits (the defaults when `ivr serve` did not add them)."""
     from ivr.transports.guard import ListenLimits
 
-    return ListenLimits(getattr(args, "max_per_address", None), getattr(args, "header_timeout", ListenLimits.header_seconds),
+    return ListenLimits(getattr(args, "max_per_address", None),
+                        getattr(args, "header_timeout", ListenLimits.header_seconds),
                         getattr(args, "start_timeout", ListenLimits.start_seconds))
 
 

@@ -250,7 +250,8 @@ class MediaStreamListener:
         app = web.Application()
         app.router.add_get(PATH, self._socket)
         what = "media streams (Twilio)"
-        self._web = WebListener(app, host, port, what, Guard(what, limits.for_line(allowed, switchboard.max_calls, http=True)))
+        door = Guard(what, limits.for_line(allowed, switchboard.max_calls, http=True))
+        self._web = WebListener(app, host, port, what, door)
 
     async def start(self) -> str:
         line = await self._web.start()  # "what: http://host:port/"
