@@ -25,8 +25,9 @@ _SEALED = re.compile(r"gAAAAA[A-Za-z0-9_\-]{20,}=*")  # a Fernet token: every se
 _HEX = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32,}(?![0-9A-Za-z])")  # identity proofs, card tokens
 # Runs of 4 or more digits, alone or grouped by spaces or dashes ("4815 1623", "4 8 1 5 1 6 2 3"):
 # PINs, account and card numbers. Not a traceback's line numbers, nor parts of dotted numbers (addresses,
-# versions, decimals), nor a port after an address (10.0.0.5:5060), nor digits inside a word (hex call ids).
-_DIGITS = re.compile(r"(?<![\w.])(?<!line )(?<!\d:)\d(?:[ -]?\d){3,}(?!\w|\.\d)")
+# versions, decimals), nor a port after an address (10.0.0.5:5060), nor digits inside a word (hex call ids),
+# nor a measure with its unit ("claims 65535 bytes", "1200 ms"): an operator needs those, no caller has them.
+_DIGITS = re.compile(r"(?<![\w.])(?<!line )(?<!\d:)\d(?:[ -]?\d){3,}(?!\w|\.\d)(?! ?(?:bytes?|KiB|kB|MB|ms|Hz)\b)")
 _lock = threading.Lock()
 _installed = False
 
