@@ -179,6 +179,7 @@ def test_a_caller_who_asks_for_a_person_is_put_through_to_the_agents_phone(line,
         caller.wait_for("CALL_CLOSED", timeout=20)  # the caller hangs up after speaking to the agent...
         agent.wait_for("CALL_CLOSED", timeout=10)  # ...and the line hangs up the agent's side too
         assert queue.entry(taken.id).connected_at is not None
+        queue.wrap_up(taken.id, "agent1", "resolved")  # one caller at a time: done with this one
 
     assert voiced_seconds(agent.heard().pcm, 8000) > 1.2  # the agent heard the caller
     record = last_call(line, "transfer-caller")

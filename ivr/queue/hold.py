@@ -16,6 +16,7 @@ import phonenumbers
 
 from ivr.dialog.settings import HoldSettings
 from ivr.events import Expectation
+from ivr.queue.desk import QueueDesk
 from ivr.queue.model import CALLBACK, ROUTABLE, TAKEN, Position, QueueError
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,8 @@ NUMBER_WAIT_S = 20.0  # how long a caller has to key in a callback number
 class HoldLine:
     """What the hold needs from the call it runs in (the call knows the stages, the hold does not)."""
     say: Callable[[str, str, Expectation], Awaitable[None]]  # (text, prompt name, what the answer is)
-    play_music: Callable[[float], Awaitable[None]]  # this many seconds of hold music, in real time
-    queue_call: Callable[..., Awaitable]  # runs a blocking QueueStore method off the event loop
+    play_music: Callable[[float, Expectation], Awaitable[None]]  # seconds of hold music, in real time; the offer
+    desk: QueueDesk  # the queue, typed and off the event loop
 
 
 def minutes_phrase(seconds: float) -> str:
@@ -82,7 +83,7 @@ class OnHold:
         await self._announce()
         next_announcement = loop.time() + self._settings.announce_every_s
         while True:
-            state = (await self.line.queue_call("entry", self.entry_id)).state
+            state = (await self.line.desk.entry(self.entry_id)).state
             if state == TAKEN:
                 await self.line.say(self._settings.connecting, "hold_connecting", Expectation())
                 return self._end(TAKEN)
@@ -99,7 +100,7 @@ class OnHold:
 
     async def _music_until_answer(self, seconds: float) -> Optional[str]:
         """Hold music for `seconds`, cut short by whatever the caller says or keys."""
-        music = asyncio.ensure_future(self.line.play_music(seconds))
+        music = asyncio.ensure_future(self.line.play_music(seconds, self.offer))
         answer = asyncio.ensure_future(self._answers.get())
         try:
             await asyncio.wait({music, answer}, return_when=asyncio.FIRST_COMPLETED)
@@ -115,7 +116,7 @@ class OnHold:
 
     async def _announce(self) -> None:
         try:
-            position: Position = await self.line.queue_call("position", self.entry_id)
+            position: Position = await self.line.desk.position(self.entry_id)
         except QueueError:
             log.exception("queue entry %s: no position to announce", self.entry_id)
             position = Position(0, 0.0)
@@ -142,7 +143,7 @@ class OnHold:
         if not number:
             await self.line.say(self._settings.bad_number, "hold_bad_number", self.offer)
             return False
-        await self.line.queue_call("request_callback", self.entry_id, number)
+        await self.line.desk.request_callback(self.entry_id, number)
         await self.line.say(self._settings.callback_confirmed.format(number=spoken_number(number)),
                              "hold_callback_confirmed", Expectation())
         return True

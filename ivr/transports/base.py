@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AsyncIterator, Protocol, Union
+from typing import AsyncIterator, Protocol, Union, runtime_checkable
 
 from ivr.events import AudioChunk, Dtmf
 
@@ -43,7 +43,11 @@ class Transport(Protocol):
     async def close(self) -> None:
         ...
 
-    # Optional, for phone lines that can reach an agent's phone:
-    # async def hand_over(self, address: str) -> bool
-    #     Connect the caller to `address` (a SIP URI): bridge the audio or send REFER. True once
-    #     connected; the line then carries caller and agent until either hangs up.
+
+@runtime_checkable
+class ReachesAgents(Protocol):
+    """A phone line that can also ring an agent's phone (the SIP line)."""
+
+    async def hand_over(self, address: str) -> bool:
+        """Connect the caller to `address` (a SIP URI): bridge the audio or send REFER. True once
+        connected; the line then carries caller and agent until either hangs up."""

@@ -1,0 +1,122 @@
+"""The caller's side coming in: audio through the endpointer to the recognizer, keypad digits, typed lines,
+and silence. Each finished answer becomes a CallerTurn on the call's queue; barge-in (speech or a key
+while the bot talks over a prompt that allows it) is the one urgent signal sent back to the speaker.
+
+Audio never waits for a turn to be taken: recognition runs on the call's own ASR thread as the caller
+speaks, so barge-in and no-input are heard whatever the dialog is doing.
+"""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ivr.audio.endpointer import Endpointer
+from ivr.audio.recording import Recording
+from ivr.events import AudioChunk, Dtmf, NoInput, SpeechEnded, SpeechStarted, TrailingSilence
+from ivr.speaker import Speaker
+from ivr.transports.base import Hangup, Typed
+
+
+@dataclass
+class CallerTurn:
+    """A caller turn waiting to be taken: an utterance, keypad digits, a typed line, or silence."""
+    kind: str  # speech | dtmf | no_input | typed
+    utterance: Any = None  # the recognizer's Utterance, finished when the turn is taken
+    ended: Optional[SpeechEnded] = None
+    digits: str = ""
+    said: str = ""  # a scripted caller's words, for the record
+
+
+class CallerInput:
+    def __init__(self, endpointer: Endpointer, recognizer, speaker: Speaker, asr: ThreadPoolExecutor,
+                 turns: "asyncio.Queue[CallerTurn]", recording: Optional[Recording] = None,
+                 scripted: Optional[list[str]] = None):
+        self.endpointer, self.recognizer, self.speaker = endpointer, recognizer, speaker
+        self.transport = speaker.transport
+        self._asr, self._turns, self.recording = asr, turns, recording
+        self._scripted = list(scripted or [])  # what a simulated caller says, for the record
+        self._utterance = None
+        self._ignoring = False  # this utterance began over a prompt the caller may not talk over
+        self._digits = ""  # keys pressed towards an entry not yet complete
+
+    async def listen(self) -> None:
+        """Until the caller hangs up (or their line ends)."""
+        async for item in self.transport.incoming():
+            if isinstance(item, Hangup):
+                return
+            if isinstance(item, Dtmf):
+                self._on_keys(item.digits)
+            elif isinstance(item, Typed):
+                self._on_typed(item.text)
+            else:
+                self._on_audio(item)
+
+    def expect_answer(self) -> None:
+        """The bot has asked and is quiet: the no-input timer runs (for the prompt's own patience), unless the
+        caller is already talking or an answer is waiting to be taken."""
+        if not self.endpointer.in_speech and self._turns.empty():
+            self.endpointer.expect_answer(self.transport.now(), self.speaker.asking.no_input_ms)
+
+    def _next_said(self) -> str:
+        return self._scripted.pop(0) if self._scripted else ""
+
+    def _on_audio(self, chunk: AudioChunk) -> None:
+        if self.recording:  # a PIN or card number said aloud is not kept
+            self.recording.caller(chunk if not self.speaker.asking.expects.secret else AudioChunk(
+                bytes(len(chunk.pcm)), chunk.rate, chunk.timestamp))
+        was_speaking = self.endpointer.in_speech
+        for event in self.endpointer.feed(chunk):
+            if isinstance(event, SpeechStarted):
+                self._speech_started()
+            elif isinstance(event, TrailingSilence) and self._utterance:
+                self._asr.submit(self._utterance.speculate)
+            elif isinstance(event, SpeechEnded):
+                self._speech_ended(event)
+            elif isinstance(event, NoInput):  # a scripted caller's silence is one of its turns too
+                self._turns.put_nowait(CallerTurn("no_input", said=self._next_said()))
+        if was_speaking and self._utterance is not None and self.endpointer.in_speech:
+            self._asr.submit(self._utterance.feed, chunk)
+
+    def _speech_started(self) -> None:
+        speaker = self.speaker
+        self._ignoring = speaker.speaking and not speaker.asking.barge_in
+        if self._ignoring:
+            return
+        if speaker.speaking:
+            speaker.interrupt()
+        self._utterance = self.recognizer.utterance(self.transport.rate, speaker.asking.expects)
+        self._asr.submit(self._utterance.feed, self.endpointer.utterance_so_far())
+
+    def _speech_ended(self, ended: SpeechEnded) -> None:
+        if self._ignoring or self._utterance is None:
+            self._ignoring = False
+            return
+        self._turns.put_nowait(CallerTurn("speech", self._utterance, ended, said=self._next_said()))
+        self._utterance = None
+
+    def _on_keys(self, digits: str) -> None:
+        length = self.speaker.asking.expects.length
+        for key in digits:
+            if key == "#" and not self._digits:
+                continue  # the pound key after an entry already complete at its length: the read-back plays on
+            if self.speaker.speaking:
+                self.speaker.interrupt()
+            if key == "*":
+                self._digits = ""
+            elif key == "#" or (length and len(self._digits + key) >= length):
+                keyed, self._digits = self._digits + (key if key != "#" else ""), ""
+                self.endpointer.stop_waiting()
+                self._turns.put_nowait(CallerTurn("dtmf", digits=keyed, said=f"dtmf:{digits}"))
+            else:
+                self._digits += key
+
+    def _on_typed(self, text: str) -> None:
+        """A typed caller (`ivr chat`): a line ending in # is keyed, like the keypad; an empty one is silence."""
+        text = text.strip()
+        keyed = text[:-1].strip()
+        if text.endswith("#") and keyed.isascii() and keyed.isdigit():
+            self._turns.put_nowait(CallerTurn("dtmf", digits=keyed, said=text))
+        else:
+            self._turns.put_nowait(CallerTurn("typed" if text else "no_input", said=text))
