@@ -12,11 +12,10 @@ from typing import Optional, Union
 
 import webrtcvad
 
-from ivr.audio.pcm import rms_dbfs
+from ivr.audio.pcm import FRAME_SECONDS, frame_bytes, rms_dbfs
 from ivr.events import (SAMPLE_WIDTH, AudioChunk, NoInput, SpeechEnded, SpeechResumed,
                         SpeechStarted, TrailingSilence)
 
-FRAME_SECONDS = 0.02
 VAD_RATES = (8000, 16000, 32000, 48000)
 
 EndpointEvent = Union[SpeechStarted, TrailingSilence, SpeechResumed, SpeechEnded, NoInput]
@@ -42,7 +41,7 @@ class Endpointer:
             raise ValueError(f"endpointing needs audio at one of {VAD_RATES} Hz, got {rate}")
         self.rate, self.timing = rate, timing
         self._vad = webrtcvad.Vad(timing.aggressiveness)
-        self._frame_bytes = int(rate * FRAME_SECONDS) * SAMPLE_WIDTH
+        self._frame_bytes = frame_bytes(rate)
         self._pending = b""
         self._clock: Optional[float] = None  # timestamp of the next unprocessed sample
         self._preroll: deque[bytes] = deque(maxlen=max(1, timing.preroll_ms // 20))

@@ -18,6 +18,17 @@ from ivr.events import SAMPLE_WIDTH, AudioChunk
 
 PHONE_RATE = 8000
 WIDEBAND_RATE = 16000
+# The product's one audio frame: the endpointer judges one at a time, and every phone line sends one
+# per tick (a phone's jitter buffer expects 20 ms packets; webrtcvad takes 10, 20 or 30 ms).
+FRAME_SECONDS = 0.02
+
+
+def frame_bytes(rate: int) -> int:
+    """The bytes of one frame of 16-bit mono audio at `rate`."""
+    return int(rate * FRAME_SECONDS) * SAMPLE_WIDTH
+
+
+PHONE_FRAME_BYTES = frame_bytes(PHONE_RATE)  # 160 samples, the payload of one G.711 packet
 
 
 class BadAudio(ValueError):

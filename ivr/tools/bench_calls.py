@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ivr.audio.pcm import phone_channel
+from ivr.audio.pcm import FRAME_SECONDS, phone_channel
 from ivr.config import Settings
 from ivr.errors import UserError
 from ivr.events import Dtmf
 from ivr.tools.bench import percentiles
-from ivr.tools.stream_caller import FRAME_SECONDS, TURN_TIMEOUT, StreamCaller
+from ivr.tools.stream_caller import TURN_TIMEOUT, StreamCaller
 
 UNDERRUN_SECONDS = 0.04
 STAGGER_SECONDS = 0.25  # between one caller's arrival and the next at each step

@@ -12,11 +12,10 @@ import json
 import uuid
 from typing import Any, Awaitable, Callable, Optional
 
-from ivr.audio.pcm import PHONE_RATE, rms_dbfs, ulaw_decode, ulaw_encode
-from ivr.events import SAMPLE_WIDTH, AudioChunk
+from ivr.audio.pcm import PHONE_FRAME_BYTES as FRAME_BYTES
+from ivr.audio.pcm import FRAME_SECONDS, PHONE_RATE, rms_dbfs, ulaw_decode, ulaw_encode
+from ivr.events import AudioChunk
 
-FRAME_SECONDS = 0.02
-FRAME_BYTES = int(PHONE_RATE * FRAME_SECONDS) * SAMPLE_WIDTH
 VOICE_DBFS = -40.0  # a frame this loud is the caller's voice (synthesizers pad with near silence)
 KEY_GAP_SECONDS = 0.1  # between one key and the next, as a person keys them
 TURN_TIMEOUT = 30.0  # a bot that has not answered or finished by then has failed this caller
