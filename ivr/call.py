@@ -12,7 +12,7 @@ import enum
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
@@ -75,13 +75,14 @@ class Call:
     def __init__(self, transport: Transport, recognizer, dialog, voice, timing: Timing, seal: Seal,
                  recording: Optional[Recording] = None, call_id: Optional[str] = None,
                  scripted: Optional[list[str]] = None, channel: str = "", caller_number: Optional[str] = None,
-                 backstage: Backstage = Backstage()):
+                 backstage: Backstage = Backstage(), asr: Optional[Executor] = None):
+        """`asr`: where recognition runs (default: a thread of the call's own, so audio never waits for it)."""
         self.call_id = call_id or uuid.uuid4().hex[:12]
         self.transport, self.dialog, self.seal, self.recording = transport, dialog, seal, recording
         self.channel, self.caller_number, self.backstage = channel, caller_number, backstage
         self.frustration = FrustrationMeter(backstage.frustration)
         self.phase, self._record = Phase.TALKING, _Record()
-        self._asr = ThreadPoolExecutor(1, thread_name_prefix=f"asr-{self.call_id}")
+        self._asr = asr or ThreadPoolExecutor(1, thread_name_prefix=f"asr-{self.call_id}")
         self._turns: asyncio.Queue[CallerTurn] = asyncio.Queue()
         self.speaker = Speaker(transport, voice, recording)
         self.input = CallerInput(Endpointer(transport.rate, timing), recognizer, self.speaker, self._asr,

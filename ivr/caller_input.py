@@ -8,7 +8,7 @@ speaks, so barge-in and no-input are heard whatever the dialog is doing.
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -30,7 +30,7 @@ class CallerTurn:
 
 
 class CallerInput:
-    def __init__(self, endpointer: Endpointer, recognizer, speaker: Speaker, asr: ThreadPoolExecutor,
+    def __init__(self, endpointer: Endpointer, recognizer, speaker: Speaker, asr: Executor,
                  turns: "asyncio.Queue[CallerTurn]", recording: Optional[Recording] = None,
                  scripted: Optional[list[str]] = None):
         self.endpointer, self.recognizer, self.speaker = endpointer, recognizer, speaker

@@ -3,11 +3,7 @@
 Scripted callers through the real pipeline (caller voices -> endpointer -> Whisper -> Rasa ->
 pyttsx3) into the real queue store (SQLite under the test's var/), checked from the queue's side.
 """
-import asyncio
-import threading
-import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -16,13 +12,11 @@ from ivr.dialog.settings import DialogError, load_voice_settings
 from ivr.events import Escalation, Turn
 from ivr.masking import HIDDEN
 from ivr.queue.handoff import handoff
-from ivr.queue.model import ABANDONED, CALLBACK, TAKEN, WRAPPED_UP
+from ivr.queue.model import ABANDONED, CALLBACK
 from ivr.queue import routing
-from ivr.tools.simulate import load_scenario, run_scenario
 
 from conftest import ROOT, ivr_command
 
-SCENARIOS = Path(__file__).parent / "scenarios"
 PHRASES = load_voice_settings(ROOT / "dialogs").frustration
 
 
@@ -127,42 +121,3 @@ def test_a_failed_identification_hands_over_without_the_pin(call, bot):
     for pin in ("1111", "2222", "3333"):
         assert pin not in shown
     assert entry.escalation.slots.get("account") == "48…623"
-
-
-def test_a_waiting_caller_hears_the_position_again_and_is_put_through_when_an_agent_takes_them(
-        bot, event_loop_for_bot, accounts, tmp_path):
-    queue = bot.backstage.queue
-    queue.add_agent("hold-test-agent", "correct horse", "en,billing,address")
-    queue.set_agent_state("hold-test-agent", "available")
-    scenario = load_scenario(SCENARIOS / "agent_request_flite.yml")
-    scenario = replace(scenario, turns=[*scenario.turns, replace(scenario.turns[0], say=None, hold=40.0, expect={})],
-                       expect={"outcome": "escalated", "queue": TAKEN})
-    taken, started = {}, time.time()
-
-    def agent():  # a person at the console: takes the caller once they have waited ~13 s
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "entry" not in taken:
-            waiting = [e for e in queue.routable() if e.enqueued_at.timestamp() >= started]
-            if waiting and (time.time() - waiting[0].enqueued_at.timestamp()) > 13:
-                taken["entry"] = queue.take(waiting[0].id, "hold-test-agent")
-            time.sleep(0.2)
-
-    original = bot.backstage
-    bot.backstage = replace(original, hold=replace(original.hold, announce_every_s=10))
-    worker = threading.Thread(target=agent)
-    worker.start()
-    try:
-        began = time.monotonic()
-        result = event_loop_for_bot.run_until_complete(run_scenario(bot, scenario))
-        took = time.monotonic() - began
-    finally:
-        bot.backstage = original
-        worker.join()
-    assert result["passed"], result["failures"]
-    bot_said = result["turns"][0]["bot"]
-    assert bot_said.count("in line") == 2, bot_said  # on entry, and again 10 s later
-    assert bot_said.rstrip().endswith("Connecting you.")
-    assert 13 < took < 30  # hold music in real time until the agent took them, then put through at once
-    assert queue.entry(result["queue_entry"]).state == TAKEN
-    queue.wrap_up(result["queue_entry"], "hold-test-agent", "resolved")
-    assert queue.entry(result["queue_entry"]).state == WRAPPED_UP

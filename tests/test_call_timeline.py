@@ -1,0 +1,173 @@
+"""When things happen in a call, on a virtual clock (tests/call_harness.py): barge-in, no-input, keys, and
+the hold's timeline to an agent. The Call, endpointer, speaker, hold and queue are the real ones; the
+recognizer, dialog, voice and line are doubles of their stage interfaces. Each test covers a minute or more
+of call time in well under a second, the same way every run."""
+import subprocess
+
+import pytest
+
+from call_harness import Dialog, Line, Recognizer, run_call
+from ivr.audio.pcm import read_wav
+from ivr.call import Backstage
+from ivr.dialog.agent import DialogReply
+from ivr.dialog.settings import HoldSettings
+from ivr.events import Escalation, Expectation, Prompt
+from ivr.masking import Seal
+from ivr.queue import TAKEN, QueueStore
+
+GREETING = "Hello, thanks for calling. You can pay a bill, check your balance, or change your address. How can I help?"
+FRAME = 0.02
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """A real caller's utterance at 16 kHz (flite): the endpointer hears real audio."""
+    folder = tmp_path_factory.mktemp("timeline")
+    subprocess.run(["flite", "-voice", "slt", "-t", "I want to talk to an agent", "-o", str(folder / "s.wav")],
+                   check=True)
+    subprocess.run(["sox", str(folder / "s.wav"), "-r", "16000", str(folder / "s16.wav")], check=True)
+    return read_wav(folder / "s16.wav")
+
+
+@pytest.fixture
+def seal(tmp_path):
+    return Seal(tmp_path)
+
+
+def greeting(barge_in=True) -> DialogReply:
+    return DialogReply([Prompt(GREETING, "utter_greet", barge_in=barge_in)])
+
+
+def voiced_from(speech) -> float:
+    """Where the utterance's voice begins (flite leads with a little silence)."""
+    import webrtcvad
+
+    vad, frame = webrtcvad.Vad(2), int(16000 * FRAME) * 2
+    for index in range(0, len(speech.pcm) - frame, frame):
+        if vad.is_speech(speech.pcm[index:index + frame], 16000):
+            return index / 2 / 16000
+    raise AssertionError("no speech in the caller's audio")
+
+
+def test_a_caller_who_talks_over_the_greeting_cuts_it_at_once_and_is_heard(speech, seal):
+    line, recognizer = Line(speech, says_at=[2.0], hangs_up_at=12.0), Recognizer()
+    recognizer.heard = ["I want to talk to an agent"]
+    dialog = Dialog(greeting(), {"I want to talk to an agent": DialogReply([Prompt("Sure.", "utter_ok")])})
+    run_call(line, dialog, recognizer, seal)
+
+    voice_at = 2.0 + voiced_from(speech)
+    assert len(line.clears) >= 1 and voice_at < line.clears[0] <= voice_at + 0.2  # within the 120 ms start
+    cut = line.said("You can pay a bill")
+    assert cut.cut and cut.end == line.clears[0]
+    assert not any("How can I help" in heard.text for heard in line.heard)  # the rest was never played
+    (at, text), = dialog.received[:1]
+    assert text == "I want to talk to an agent"
+    assert 2.0 + len(speech.pcm) / 32000 < at < 2.0 + len(speech.pcm) / 32000 + 0.8  # after 0.5 s of silence
+
+
+def test_a_prompt_the_caller_may_not_talk_over_plays_to_the_end_and_the_talk_is_not_a_turn(speech, seal):
+    line, recognizer = Line(speech, says_at=[2.0], hangs_up_at=16.0), Recognizer()
+    recognizer.heard = ["I want to talk to an agent"]
+    dialog = Dialog(greeting(barge_in=False), {"*": DialogReply([Prompt("Are you there?", "utter_ask")])})
+    run_call(line, dialog, recognizer, seal)
+
+    assert line.clears == [] and not any(heard.cut for heard in line.heard)
+    ended = line.said("How can I help").end
+    assert [text for _, text in dialog.received] == ["/no_input"]  # what was said over it is not an answer
+    assert dialog.received[0][0] == pytest.approx(ended + 5.0, abs=2 * FRAME)
+
+
+def test_silence_is_no_input_after_each_prompts_own_patience(speech, seal):
+    line, recognizer = Line(speech, says_at=[], hangs_up_at=40.0), Recognizer()
+    take_your_time = DialogReply([Prompt("Take your time.", "utter_wait", Expectation("question"),
+                                         no_input_ms=20000)])
+    dialog = Dialog(greeting(), {"/no_input": take_your_time})
+    run_call(line, dialog, recognizer, seal)
+
+    greeted = line.said("How can I help").end
+    waited = line.said("Take your time").end
+    assert [text for _, text in dialog.received] == ["/no_input", "/no_input"]
+    assert dialog.received[0][0] == pytest.approx(greeted + 5.0, abs=2 * FRAME)
+    assert dialog.received[1][0] == pytest.approx(waited + 20.0, abs=2 * FRAME)  # its own patience
+
+
+def test_keys_cut_the_prompt_and_an_entry_at_its_length_is_a_turn_without_pound(speech, seal):
+    account = DialogReply([Prompt("Please say or key in your 8 digit account number.", "utter_ask_account_number",
+                                  Expectation("digits", 8))])
+    line = Line(speech, keys_at=[(1.0, "1234"), (1.5, "5678"), (1.6, "#")], hangs_up_at=10.0)
+    dialog = Dialog(account, {"12345678": DialogReply([Prompt("Thank you.", "utter_thanks")])})
+    run_call(line, dialog, Recognizer(), seal)
+
+    assert line.clears and line.clears[0] == pytest.approx(1.0, abs=FRAME)
+    assert dialog.received[0] == (pytest.approx(1.5, abs=FRAME), "12345678")  # the pound after it is no new turn
+    assert len(dialog.received) == 2 and dialog.received[1][1] == "/no_input"
+
+
+class Agents:
+    """What happens at the agents' desks, at set times on the call's clock."""
+
+    def __init__(self, store: QueueStore, name="ana", phone=None):
+        self.store, self.name = store, name
+        store.add_agent(name, "correct horse battery", "en,billing", sip_address=phone)
+        store.set_agent_state(name, "available")
+
+    def take_at(self, loop, at: float) -> None:
+        """The agent, at their desk (again), takes the next caller."""
+        loop.call_at(at, lambda: (self.store.set_agent_state(self.name, "available"), self.store.take_next(self.name)))
+
+
+def hold_call(speech, seal, tmp_path, hangs_up_at: float, agents_at, line_cls=Line):
+    store = QueueStore(f"sqlite:///{tmp_path / 'queue.db'}")
+    agents = Agents(store, phone="sip:ana@127.0.0.1:5070" if line_cls is not Line else None)
+    line, recognizer = line_cls(speech, says_at=[7.0], hangs_up_at=hangs_up_at), Recognizer()
+    recognizer.heard = ["I want to talk to an agent"]
+    transfer = DialogReply([Prompt("Sure, I'll connect you with an agent now.", "utter_transfer", barge_in=False)],
+                           escalation=Escalation("caller_request"))
+    dialog = Dialog(greeting(), {"I want to talk to an agent": transfer})
+    backstage = Backstage(queue=store, hold=HoldSettings(announce_every_s=30))
+    result = run_call(line, dialog, recognizer, seal, backstage,
+                      before=lambda loop: [agents.take_at(loop, at) for at in agents_at])
+    return result, line, store
+
+
+def test_on_hold_the_caller_hears_their_place_every_interval_and_is_connected_when_taken(speech, seal, tmp_path):
+    result, line, store = hold_call(speech, seal, tmp_path, hangs_up_at=120.0, agents_at=[80.0])
+
+    announced = [heard for heard in line.heard if "in line" in heard.text]
+    offers = [heard for heard in line.heard if "call you back" in heard.text]
+    assert len(announced) == 2 == len(offers)  # on joining, then 30 s after the last one ended
+    assert announced[1].start - offers[0].end == pytest.approx(30.0, abs=1.0 + 2 * FRAME)
+    connecting = line.said("An agent is ready").start
+    assert 80.0 <= connecting <= 81.0 + 2 * FRAME  # the hold looks for an agent every second
+    assert not any(heard.start > connecting and heard.text == "(music)" for heard in line.heard)
+    assert (result.outcome, result.queue_outcome) == ("escalated", TAKEN)
+    assert store.entry(result.queue_entry).agent == "ana"
+
+
+class AgentPhoneLine(Line):
+    """A line that can ring an agent's phone: the first ring goes unanswered, the second is answered."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.rings: list[float] = []
+
+    async def hand_over(self, address: str) -> bool:
+        self.rings.append(self.now())
+        return len(self.rings) > 1
+
+
+def test_an_agent_whose_phone_does_not_answer_puts_the_caller_back_in_line_then_the_next_take_connects(
+        speech, seal, tmp_path):
+    result, line, store = hold_call(speech, seal, tmp_path, hangs_up_at=120.0, agents_at=[40.0, 70.0],
+                                    line_cls=AgentPhoneLine)
+
+    first_connecting = line.said("Connecting you")
+    assert 40.0 <= first_connecting.start <= 41.0 + 2 * FRAME + 1.9  # "An agent is ready…" comes first
+    assert len(line.rings) == 2 and line.rings[0] == pytest.approx(first_connecting.end, abs=2 * FRAME)
+    unreachable = line.said("could not be reached").start
+    assert unreachable == pytest.approx(line.rings[0], abs=2 * FRAME)  # told at once, never dead air
+    assert any("in line" in heard.text and heard.start > unreachable for heard in line.heard)  # back on hold
+    assert store.entry(result.queue_entry).enqueued_at < store.entry(result.queue_entry).taken_at
+    assert 70.0 < line.rings[1] <= 71.0 + 2 * FRAME + 2.8
+    entry = store.entry(result.queue_entry)
+    assert (result.queue_outcome, entry.connected_at is not None) == (TAKEN, True)
