@@ -1,6 +1,7 @@
-"""One call leg's audio over RTP, paced on the event loop: a G.711 packet out every 20 ms from what
-was queued (silence when nothing is), and one 20 ms frame of the peer's audio in, through a jitter
-buffer. Keypad events are passed on as they arrive. Nothing here blocks.
+"""One call leg's audio over RTP, on the phone lines' one Pacer (ivr/transports/pacer.py), steady:
+every 20 ms a G.711 packet out from what was queued (silence when nothing is), and one 20 ms frame
+of the peer's audio in, through a jitter buffer. Keypad events are passed on as they arrive.
+Nothing here blocks.
 
 Symmetric RTP, as a session border controller does it: audio goes only to the host the call's
 signalling comes from. An SDP (offer, answer or re-INVITE) naming that host is followed; one naming
@@ -18,21 +19,16 @@ import secrets
 import socket
 from typing import Callable, Optional
 
-from ivr.audio.pcm import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from ivr.audio.pcm import PHONE_RATE, alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from ivr.transports import rtp
 from ivr.transports.dtmf import KeypadEvents
 from ivr.transports.jitter import JitterBuffer
+from ivr.transports.pacer import Pacer
 from ivr.transports.sdp import Media
 
 log = logging.getLogger(__name__)
 
-FRAME_SECONDS = 0.02
-FRAME_SAMPLES = 160
-FRAME_BYTES = FRAME_SAMPLES * 2
-SILENCE = bytes(FRAME_BYTES)
-MAX_QUEUED_BYTES = 8000 * 2 * 120  # two minutes of bot audio waiting to be sent
 RTP_TIMEOUT = 60.0
-FALLEN_BEHIND = 0.2  # a loop this late skips ahead instead of sending a burst
 CODECS = {"PCMU": (ulaw_encode, ulaw_decode), "PCMA": (alaw_encode, alaw_decode)}
 
 
@@ -60,10 +56,10 @@ class RtpSession(asyncio.DatagramProtocol):
         self._told_not_obeyed = self._told_strangers = False
         self._transport: Optional[asyncio.DatagramTransport] = None
         self._closed = self._starting = False
-        self._pacer: Optional[asyncio.Task] = None
-        self._out = bytearray()
-        self.idle = asyncio.Event()  # nothing queued to send
-        self.idle.set()
+        # Steady: a packet every 20 ms, silence when there is nothing to say; the bot's audio waits
+        # until we know where the peer is (or it is on hold, when what is said is not sent).
+        self.pacer = Pacer(PHONE_RATE, self._tick, steady=True, name=f"RTP {self.port}",
+                           ready=lambda: self._remote is not None or self.media.on_hold)
         self._ssrc, self._sequence, self._timestamp = (secrets.randbits(32), secrets.randbits(16),
                                                        secrets.randbits(32))
         self._their_ssrc: Optional[int] = None
@@ -102,64 +98,23 @@ class RtpSession(asyncio.DatagramProtocol):
             return
         self._transport = transport
         self._last_heard = loop.time()
-        self._pacer = asyncio.create_task(self._pace(), name=f"rtp-{self.port}")
+        self.pacer.start()
 
     def close(self) -> None:
         self._closed = True
-        if self._pacer:
-            self._pacer.cancel()
+        self.pacer.close()
         if self._transport:
             self._transport.close()
         elif not self._starting:
             self._sock.close()
-        self._out.clear()
-        self.idle.set()
 
-    # -- out: what to send ---------------------------------------------------------------------
+    # -- the 20 ms tick: our frame out, theirs in ---------------------------------------------------
 
-    def play(self, pcm: bytes) -> None:
-        if len(self._out) + len(pcm) > MAX_QUEUED_BYTES:
-            log.warning("RTP %s: over %d s of audio queued; dropping the newest", self.port,
-                        MAX_QUEUED_BYTES // 16000)
-            return
-        self._out += pcm
-        if self._out:
-            self.idle.clear()
-
-    def relay(self, pcm: bytes, latency: float) -> None:
-        """Audio from the other leg of a bridge: sent on, with no more than `latency` seconds waiting."""
-        self._out += pcm
-        excess = len(self._out) - int(latency * 8000) * 2
-        if excess > 0:
-            del self._out[:excess]
-        self.idle.clear()
-
-    def clear(self) -> None:
-        self._out.clear()
-        self.idle.set()
-
-    # -- the 20 ms clock -----------------------------------------------------------------------
-
-    async def _pace(self) -> None:
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        while True:
-            self._tick(loop.time())
-            due += FRAME_SECONDS
-            late = loop.time() - due
-            if late > FALLEN_BEHIND:
-                due = loop.time()
-            await asyncio.sleep(max(0.0, due - loop.time()))
-
-    def _tick(self, now: float) -> None:
-        if self._remote is not None or self.media.on_hold:  # else nowhere yet: the audio waits for their first packet
-            frame = bytes(self._out[:FRAME_BYTES])
-            del self._out[:FRAME_BYTES]
-            if not self._out:
-                self.idle.set()
-            self._send(frame + SILENCE[len(frame):])
+    async def _tick(self, frame: bytes) -> None:
+        self._send(frame)
         payload = self._jitter.get()
-        self.heard(self._decode(payload) if payload else SILENCE)
+        self.heard(self._decode(payload) if payload else self.pacer.silence)
+        now = asyncio.get_running_loop().time()
         if now - self._last_heard > RTP_TIMEOUT:
             self._last_heard = now
             log.info("RTP %s: nothing from %s for %.0f s; the line is lost", self.port, self._peer_host,

@@ -3,9 +3,7 @@
 A peer on the network may send anything at any speed. The Inbox takes caller audio only as fast as
 a phone could speak it (a little ahead of the wall clock for network bursts) and never holds more
 than a few seconds; a Budget counts a peer's bad messages until the line is cut. Bot audio leaves
-in 20 ms frames on the wall clock (Pacer), so the peer never holds more than a frame or two: a
-barge-in's clear() then silences the bot within a frame, and the phone's jitter buffer is fed at
-the rate it plays.
+through the Pacer every phone line shares (ivr/transports/pacer.py).
 """
 from __future__ import annotations
 
@@ -13,19 +11,17 @@ import argparse
 import asyncio
 import logging
 import time
-from collections import deque
-from typing import AsyncIterator, Awaitable, Callable, Optional
+from typing import AsyncIterator
 
-from ivr.audio.pcm import PHONE_RATE, resample
+from ivr.audio.pcm import FRAME_SECONDS, PHONE_RATE, resample
 from ivr.events import SAMPLE_WIDTH, AudioChunk, Dtmf
 from ivr.transports.base import Hangup, Incoming
+from ivr.transports.pacer import Pacer
 
 log = logging.getLogger(__name__)
 
-FRAME_SECONDS = 0.02
 INBOX_SECONDS = 5.0  # caller audio waiting for the call, at most; more means the call is not keeping up
 AHEAD_SECONDS = 1.0  # how far a peer may send audio ahead of the wall clock (bursts after a network stall)
-CATCH_UP_SECONDS = 0.2  # a pacer this late sends what it owes at once; later than that, it starts its clock again
 ERROR_BUDGET = 50  # bad messages a peer may send before its line is cut
 KEYS = frozenset("0123456789*#ABCD")
 
@@ -107,80 +103,6 @@ class Inbox:
                 return
 
 
-class Pacer:
-    """Bot audio out, one 20 ms frame at a time on the wall clock.
-
-    `send` writes one frame to the peer; `played`, if given, runs after the last frame of each
-    queued chunk (a media stream sends its mark there). A peer that has gone stops the pacer.
-    """
-
-    def __init__(self, rate: int, send: Callable[[bytes], Awaitable[None]],
-                 played: Optional[Callable[[], Awaitable[None]]] = None):
-        self._frame = int(rate * FRAME_SECONDS) * SAMPLE_WIDTH
-        self._send, self._played = send, played
-        self._chunks: deque[bytearray] = deque()
-        self._queued, self._idle = asyncio.Event(), asyncio.Event()
-        self._idle.set()
-        self._clears = 0  # a frame taken before a clear is not sent after it
-        self.stopped = False
-        self._task = asyncio.create_task(self._run())
-
-    def queue(self, pcm: bytes) -> None:
-        if self.stopped or not pcm:
-            return
-        self._chunks.append(bytearray(pcm))
-        self._idle.clear()
-        self._queued.set()
-
-    def clear(self) -> None:
-        self._chunks.clear()
-        self._clears += 1
-        self._idle.set()
-
-    async def drained(self) -> None:
-        await self._idle.wait()
-
-    async def stop(self) -> None:
-        self.stopped = True
-        self.clear()
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        due: Optional[float] = None
-        try:
-            while True:
-                if not self._chunks:
-                    self._idle.set()
-                    self._queued.clear()
-                    due = None
-                    await self._queued.wait()
-                    continue
-                chunk = self._chunks[0]
-                frame = bytes(chunk[:self._frame]).ljust(self._frame, b"\0")
-                del chunk[:self._frame]
-                ended = not chunk
-                if ended:
-                    self._chunks.popleft()
-                now = loop.time()
-                if due is None or now - due > CATCH_UP_SECONDS:
-                    due = now
-                elif due > now:
-                    clears = self._clears
-                    await asyncio.sleep(due - now)
-                    if clears != self._clears:
-                        continue  # the caller barged in meanwhile
-                await self._send(frame)
-                due += FRAME_SECONDS
-                if ended and self._played:
-                    await self._played()
-        except (ConnectionError, OSError, RuntimeError) as error:  # the peer is gone mid-prompt
-            log.debug("bot audio stopped: %s", error)
-            self.stopped = True
-            self.clear()
-
-
 class PacedLine:
     """The Transport both network lines are: caller audio through an Inbox, bot audio through a Pacer."""
 
@@ -188,7 +110,7 @@ class PacedLine:
 
     def __init__(self):
         self.inbox = Inbox(self.rate)
-        self.pacer = Pacer(self.rate, self._send_frame, self._chunk_played)
+        self.pacer = Pacer(self.rate, self._send_frame, self._chunk_played, name=type(self).__name__)
 
     def now(self) -> float:
         return self.inbox.now()

@@ -41,14 +41,14 @@ class SipCall:
 
     async def play(self, chunk: AudioChunk) -> None:
         if not (self.bridged or self._inbox.closed):
-            self._media.play(resample(chunk, PHONE_RATE).pcm)
+            self._media.pacer.queue(resample(chunk, PHONE_RATE).pcm)
 
     async def flush(self) -> None:
-        await self._media.idle.wait()
+        await self._media.pacer.drained()
 
     def clear(self) -> None:
         if not self.bridged:
-            self._media.clear()
+            self._media.pacer.clear()
 
     async def close(self) -> None:
         if not self.bridged:  # a bridged caller stays on the line with their agent

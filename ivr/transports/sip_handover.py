@@ -96,9 +96,9 @@ class HandOver:
 
     def _bridge(self, caller: Leg, agent: Leg) -> None:
         caller.other, agent.other = agent, caller
-        caller.media.clear()
-        caller.media.heard = lambda pcm: agent.media.relay(pcm, BRIDGE_LATENCY)
-        agent.media.heard = lambda pcm: caller.media.relay(pcm, BRIDGE_LATENCY)
+        caller.media.pacer.clear()
+        caller.media.heard = lambda pcm: agent.media.pacer.relay(pcm, BRIDGE_LATENCY)
+        agent.media.heard = lambda pcm: caller.media.pacer.relay(pcm, BRIDGE_LATENCY)
         caller.media.keyed = agent.media.keyed = lambda key: None
 
 
