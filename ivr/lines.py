@@ -1,21 +1,19 @@
 """The phone lines `ivr serve` answers on. Each line's module adds its own flag and listener.
 
 A line module offers `add_arguments(parser)` and `listeners(args, switchboard, allowed) -> list`
-of Listeners (ivr/console/serve.py: `start() -> str`, `stop()`), or none when its flag is unset.
+of Listeners (ivr/transports/listeners.py: `start() -> str`, `stop()`), or none when its flag is unset.
 The flags every TCP listener shares (per-address cap, deadlines, the console's networks) are here
-too; ivr/transports/guard.py applies them.
+too; ivr/transports/guard.py applies them (`listen_limits` reads them back for a line).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
-import ipaddress
-from typing import Sequence
+
+from ivr.transports import guard
+from ivr.transports.listeners import Networks, allowed_networks
 
 LINE_MODULES = ("ivr.transports.sip", "ivr.transports.media_stream", "ivr.transports.audiosocket")
-DEFAULT_ALLOWED = ("127.0.0.0/8", "::1/128")
-
-Networks = tuple  # of ipaddress.IPv4Network / IPv6Network
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_listener_arguments(parser: argparse.ArgumentParser) -> None:
-    from ivr.transports import guard
-
     doors = parser.add_argument_group("every TCP listener (console, media streams, AudioSocket), checked at accept")
     doors.add_argument("--console-allow", action="append", metavar="CIDR",
                        help="networks that may reach the console (repeatable; default: any address)")
@@ -47,15 +43,6 @@ def _add_listener_arguments(parser: argparse.ArgumentParser) -> None:
                             f"(default {guard.START_SECONDS:g})")
 
 
-def listen_limits(args: argparse.Namespace):
-    """The listener flags as ivr.transports.guard.ListenLimits (the defaults when `ivr serve` did not add them)."""
-    from ivr.transports.guard import ListenLimits
-
-    return ListenLimits(getattr(args, "max_per_address", None),
-                        getattr(args, "header_timeout", ListenLimits.header_seconds),
-                        getattr(args, "start_timeout", ListenLimits.start_seconds))
-
-
 def _positive(kind: type):
     def parse(text: str):
         value = kind(text)  # argparse turns a ValueError here into a usage error naming the flag
@@ -68,28 +55,11 @@ def _positive(kind: type):
 
 def console_guard(args: argparse.Namespace):
     """The console's door: --console-allow (default anyone), the per-address cap, the head timeout."""
-    from ivr.transports.guard import PER_ADDRESS, Guard, Limits
-
     cidrs = getattr(args, "console_allow", None)
     allowed = allowed_networks(cidrs, flag="--console-allow") if cidrs else None
-    limits = listen_limits(args)
-    return Guard("agents' console", Limits(allowed, limits.per_address or PER_ADDRESS, limits.header_seconds))
-
-
-def allowed_networks(cidrs: Sequence[str] | None, flag: str = "--allow") -> Networks:
-    """The --allow values as networks; a bad one is a clear error naming it."""
-    try:
-        return tuple(ipaddress.ip_network(c, strict=False) for c in (cidrs or DEFAULT_ALLOWED))
-    except ValueError as error:
-        raise ValueError(f"{flag} takes networks like 10.0.0.0/8 or 192.0.2.7: {error}") from None
-
-
-def is_allowed(host: str, networks: Networks) -> bool:
-    try:
-        address = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    return any(address in network for network in networks)
+    limits = guard.listen_limits(args)
+    return guard.Guard("agents' console",
+                       guard.Limits(allowed, limits.per_address or guard.PER_ADDRESS, limits.header_seconds))
 
 
 def listeners(args: argparse.Namespace, switchboard, allowed: Networks) -> list:

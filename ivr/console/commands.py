@@ -22,11 +22,12 @@ def register(commands, bench_commands) -> None:
 def _serve(args, settings) -> int:
     from ivr import lines
     from ivr.console.app import make_console
-    from ivr.console.serve import ListenError, WebListener
     from ivr.queue import open_queue
+    from ivr.transports.listeners import ListenError, allowed_networks
+    from ivr.transports.web import WebListener
 
     try:
-        allowed = lines.allowed_networks(args.allow)
+        allowed = allowed_networks(args.allow)
         door = lines.console_guard(args)  # --console-allow, --max-per-address, --header-timeout
     except ValueError as error:
         print(f"ivr serve: {error}", file=sys.stderr)
@@ -53,7 +54,7 @@ def _serve(args, settings) -> int:
 async def _serve_all(args, settings, console, allowed) -> None:
     """The console, and with any phone line the bot itself (loaded once, shared by every call)."""
     from ivr import lines
-    from ivr.console.serve import serve
+    from ivr.serve.run import serve
 
     if not lines.wanted(args):
         await serve([console], announce=_announce)

@@ -21,8 +21,8 @@ import logging
 import uuid
 from typing import Optional
 
-from ivr.lines import listen_limits
-from ivr.transports.guard import Guard, ListenLimits
+from ivr.transports.guard import Guard, ListenLimits, listen_limits
+from ivr.transports.listeners import ListenError
 from ivr.transports.network_line import KEYS, Budget, PacedLine, host_port
 
 log = logging.getLogger(__name__)
@@ -160,8 +160,6 @@ class AudioSocketListener:
         self._server = None  # the guard's Acceptor once started
 
     async def start(self) -> str:
-        from ivr.console.serve import ListenError
-
         try:
             self._server = await self._guard.listen(self._protocol, self._host, self._port)
         except OSError as error:

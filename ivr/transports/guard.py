@@ -30,7 +30,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ivr.lines import Networks, is_allowed
+from ivr.transports.listeners import Networks, is_allowed
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,14 @@ class ListenLimits:
         """A phone line's limits: one PBX or Twilio edge may carry every call, so its default cap has room for them."""
         cap = self.per_address or max(PER_ADDRESS, max_calls + LINE_SPARES)
         return Limits(allowed, cap, self.header_seconds if http else self.start_seconds, http)
+
+
+def listen_limits(args) -> ListenLimits:
+    """The listener flags of parsed `ivr serve` arguments; the defaults where they were not added (a line
+    built by a test or a tool), so a line reads its own limits without knowing the serve runtime."""
+    return ListenLimits(getattr(args, "max_per_address", None),
+                        getattr(args, "header_timeout", ListenLimits.header_seconds),
+                        getattr(args, "start_timeout", ListenLimits.start_seconds))
 
 
 class RepeatedLog:

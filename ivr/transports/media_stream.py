@@ -26,9 +26,9 @@ from typing import Optional
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ivr.audio.pcm import ulaw_decode, ulaw_encode
-from ivr.lines import listen_limits
-from ivr.transports.guard import Guard, ListenLimits
+from ivr.transports.guard import Guard, ListenLimits, listen_limits
 from ivr.transports.network_line import KEYS, Budget, PacedLine, host_port
+from ivr.transports.web import WebListener
 
 log = logging.getLogger(__name__)
 
@@ -242,8 +242,6 @@ class MediaStreamListener:
     """ws://HOST:PORT/media for `ivr serve`: each stream a call on the switchboard."""
 
     def __init__(self, switchboard, host: str, port: int, allowed, limits: ListenLimits = ListenLimits()):
-        from ivr.console.serve import WebListener
-
         self.switchboard, self.start_seconds = switchboard, limits.start_seconds
         self.streams: dict[str, MediaStream] = {}  # live calls by callSid
         self._sockets: set[web.WebSocketResponse] = set()

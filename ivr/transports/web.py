@@ -1,32 +1,19 @@
-"""`ivr serve`: one process, several listeners, stopped together by Ctrl-C or SIGTERM.
+"""An aiohttp application listening on host:port behind the guard: the agents' console and the media streams.
 
-The agents' console is the first listener; the phone lines (SIP, media streams) join the same `serve()`.
+Here at the edge rather than beside the console because a phone line (ivr/transports/media_stream.py)
+listens this way too, and transports import nothing above them.
 """
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
-import signal
-from typing import Callable, Protocol, Sequence
 
 from aiohttp import web
 
-from ivr.transports.guard import KEEPALIVE_SECONDS, REPEATED, Guard
+from ivr.transports.guard import KEEPALIVE_SECONDS, Guard
+from ivr.transports.listeners import ListenError
 
 SHUTDOWN_SECONDS = 3.0  # requests still open when stopping get this long
-
-
-class ListenError(Exception):
-    """A listener could not start (e.g. its port is taken); the message says what to do."""
-
-
-class Listener(Protocol):
-    async def start(self) -> str:
-        """Start listening; return what it listens on, for the person who started `ivr serve`."""
-
-    async def stop(self) -> None:
-        ...
 
 
 class GuardedSite(web.TCPSite):
@@ -75,23 +62,3 @@ class WebListener:
 
 def url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-
-
-async def serve(listeners: Sequence[Listener], announce: Callable[[str], None] = print) -> None:
-    """Start every listener, run until SIGINT or SIGTERM, then stop them, last started first."""
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    loop.set_exception_handler(REPEATED.loop_errors)  # EMFILE on accept and the like: counted, not a traceback each
-    started: list[Listener] = []
-    try:
-        for listener in listeners:
-            announce(await listener.start())
-            started.append(listener)
-        await stopping.wait()
-    finally:
-        for listener in reversed(started):
-            await listener.stop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
