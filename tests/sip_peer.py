@@ -17,9 +17,9 @@ import numpy as np
 
 from ivr.audio.pcm import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from ivr.events import AudioChunk, Dtmf
-from ivr.transports import rtp
+from ivr.transports.sip import rtp
 from ivr.transports.base import Hangup
-from ivr.transports.sip_message import SipMessage, parse
+from ivr.transports.sip.message import SipMessage, parse
 
 OFFER = ("v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
          "m=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"

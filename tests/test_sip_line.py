@@ -12,9 +12,9 @@ from ivr.audio.pcm import rms_dbfs, ulaw_decode, ulaw_encode
 from ivr.events import AudioChunk
 from ivr.lines import allowed_networks
 from ivr.switchboard import Switchboard
-from ivr.transports import rtp
-from ivr.transports.sdp import parse as parse_sdp
-from ivr.transports.sip import SipLine
+from ivr.transports.sip import rtp
+from ivr.transports.sip.sdp import parse as parse_sdp
+from ivr.transports.sip.line import SipLine
 from tests.sip_peer import OFFER, Dialog, RawPeer, ToneBot, garbage, noise, tone, valid_messages
 
 
@@ -188,7 +188,7 @@ def test_a_reinvite_moves_the_audio_and_hold_stops_ours():
 
 
 def test_a_caller_who_never_acks_or_goes_silent_is_hung_up_on(monkeypatch):
-    from ivr.transports import media, sip as sip_module
+    from ivr.transports.sip import line as sip_module, media
 
     monkeypatch.setattr(sip_module, "TRANSACTION_SECONDS", 1.0)
     monkeypatch.setattr(media, "RTP_TIMEOUT", 0.5)
@@ -306,7 +306,7 @@ def test_an_agent_who_declines_leaves_the_caller_with_the_bot():
 
 
 def test_an_agent_who_does_not_answer_is_cancelled(monkeypatch):
-    from ivr.transports import sip_handover
+    from ivr.transports.sip import handover as sip_handover
 
     monkeypatch.setattr(sip_handover, "RING_SECONDS", 1.0)
 

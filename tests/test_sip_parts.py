@@ -2,10 +2,10 @@
 the jitter buffer. Real bytes in, what comes out compared."""
 import pytest
 
-from ivr.transports import rtp, sdp
-from ivr.transports.dtmf import KeypadEvents, info_key
-from ivr.transports.jitter import JitterBuffer
-from ivr.transports.sip_message import BadMessage, address_uri, parse, parse_uri, response, tag, without_tag
+from ivr.transports.sip import rtp, sdp
+from ivr.transports.sip.dtmf import KeypadEvents, info_key
+from ivr.transports.sip.jitter import JitterBuffer
+from ivr.transports.sip.message import BadMessage, address_uri, parse, parse_uri, response, tag, without_tag
 
 # An INVITE as baresip sends it (compact Via and Content-Length forms mixed in on purpose).
 INVITE = (b"INVITE sip:ivr@127.0.0.1:5060 SIP/2.0\r\n"

@@ -9,7 +9,7 @@ from ivr import lines
 from ivr.audio.pcm import rms_dbfs
 from ivr.lines import allowed_networks
 from ivr.switchboard import Switchboard
-from ivr.transports.sdp import parse as parse_sdp
+from ivr.transports.sip.sdp import parse as parse_sdp
 from tests.sip_peer import OFFER, Dialog, RawPeer, ToneBot
 from tests.test_sip_line import answered, line, run, until
 

@@ -1,6 +1,6 @@
 """A caller on the SIP line, as the Transport a call runs on (8 kHz, G.711 on the wire).
 
-The listener (ivr/transports/sip.py) owns the SIP dialog; this object is the call's view of it:
+The listener (ivr/transports/sip/line.py) owns the SIP dialog; this object is the call's view of it:
 caller audio and keys in, bot audio out, and the two things only the line can do, hang up (BYE)
 and hand the caller over to an agent's phone (a bridge the line keeps up after the bot has left).
 """
@@ -11,7 +11,7 @@ from typing import AsyncIterator, Awaitable, Callable
 from ivr.audio.pcm import PHONE_RATE, resample
 from ivr.events import AudioChunk
 from ivr.transports.base import Incoming
-from ivr.transports.media import RtpSession
+from ivr.transports.sip.media import RtpSession
 from ivr.transports.network_line import Inbox
 
 

@@ -20,11 +20,11 @@ import socket
 from typing import Callable, Optional
 
 from ivr.audio.pcm import PHONE_RATE, alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from ivr.transports import rtp
-from ivr.transports.dtmf import KeypadEvents
-from ivr.transports.jitter import JitterBuffer
 from ivr.transports.pacer import Pacer
-from ivr.transports.sdp import Media
+from ivr.transports.sip import rtp
+from ivr.transports.sip.dtmf import KeypadEvents
+from ivr.transports.sip.jitter import JitterBuffer
+from ivr.transports.sip.sdp import Media
 
 log = logging.getLogger(__name__)
 

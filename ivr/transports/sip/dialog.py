@@ -1,16 +1,16 @@
 """One side of a call in SIP terms (RFC 3261 §12): a dialog's parties, tags, CSeq and target, the
 requests we send in it, and the transaction a request belongs to. No sockets: the line
-(ivr/transports/sip.py) sends what is made here."""
+(ivr/transports/sip/line.py) sends what is made here."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Optional
 
-from ivr.transports import sdp
-from ivr.transports.media import RtpSession
-from ivr.transports.sip_call import SipCall
-from ivr.transports.sip_message import SipMessage, new_branch
+from ivr.transports.sip import sdp
+from ivr.transports.sip.call import SipCall
+from ivr.transports.sip.media import RtpSession
+from ivr.transports.sip.message import SipMessage, new_branch
 
 USER_AGENT = "ivr"
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"  # the methods the line takes

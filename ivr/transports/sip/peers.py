@@ -5,7 +5,7 @@ A new call comes only from the allowed networks (`--allow`) or a trusted proxy
 the agent's phone we rang) or a trusted proxy may hang it up, move its audio or key into it: a
 stranger who learned the Call-ID and tags gets 403. A trusted proxy (Kamailio, an SBC) is also the
 one peer whose SDP may send the audio to another host (its media relay); anyone else's audio goes
-only to the host its signalling comes from (ivr/transports/media.py).
+only to the host its signalling comes from (ivr/transports/sip/media.py).
 
 Refusals are logged boundedly: the first few of each kind, then one line per thousand.
 """
@@ -17,7 +17,7 @@ import logging
 
 from ivr.lines import Networks, is_allowed
 
-log = logging.getLogger("ivr.transports.sip")
+log = logging.getLogger(__name__)
 
 LOGGED_FIRST = 3  # refusals of one kind logged one by one before only every 1,000th is
 

@@ -2,7 +2,7 @@
 CANCEL when nobody answers in RING_SECONDS) and, once answered, bridges the audio of the two legs
 until one of them hangs up. The bot has left the call by then; the line keeps the bridge.
 
-A part of the SIP line (ivr/transports/sip.py), kept apart because calls placed are their own story:
+A part of the SIP line (line.py), kept apart because calls placed are their own story:
 it uses the line's legs, transactions and sending.
 """
 from __future__ import annotations
@@ -13,14 +13,14 @@ import secrets
 import socket
 from typing import Optional
 
-from ivr.transports import sdp
-from ivr.transports.media import RtpSession, bind_socket
-from ivr.transports.sip_dialog import ALLOW, Leg, in_transaction
-from ivr.transports.sip_message import (BadMessage, SipMessage, address_uri, host_port, new_tag, parse_uri, tag,
+from ivr.transports.sip import sdp
+from ivr.transports.sip.dialog import ALLOW, Leg, in_transaction
+from ivr.transports.sip.media import RtpSession, bind_socket
+from ivr.transports.sip.message import (BadMessage, SipMessage, address_uri, host_port, new_tag, parse_uri, tag,
                                         without_tag)
-from ivr.transports.sip_transactions import T1
+from ivr.transports.sip.transactions import T1
 
-log = logging.getLogger("ivr.transports.sip")
+log = logging.getLogger(__name__)
 
 RING_SECONDS = 30.0  # an agent's phone rings this long before the line gives up
 BRIDGE_LATENCY = 0.2  # at most this much audio waits between the two legs of a bridge

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ivr.transports.sip_message import SipMessage
+from ivr.transports.sip.message import SipMessage
 
 T1, T2 = 0.5, 4.0
 TRANSACTION_SECONDS = 64 * T1  # how long a transaction may live (Timer B/F)

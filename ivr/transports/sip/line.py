@@ -4,9 +4,9 @@ An INVITE the line can take (an allowed peer, room on the switchboard, an offer 
 PCMA) is answered at once (100, 180, 200 with our SDP) and its caller handed to the switchboard
 as a SipCall. Keys come as RFC 4733 events or SIP INFO. Either side hangs up with BYE. When the
 queue gives the caller to an agent with a SIP address, the line rings the agent's phone itself and
-bridges the audio of the two legs until one of them hangs up (ivr/transports/sip_handover.py).
+bridges the audio of the two legs until one of them hangs up (ivr/transports/sip/handover.py).
 
-Who may speak is decided from a datagram's source address before it is read (sip_peers.py): new
+Who may speak is decided from a datagram's source address before it is read (peers.py): new
 calls from the allowed networks or a trusted proxy, requests inside a call only from its peer. A
 malformed request is answered 400 when it can be, else dropped, with bounded logging.
 
@@ -23,16 +23,17 @@ import socket
 from collections import OrderedDict
 from typing import Optional
 
-from ivr.transports import network_line, sdp
-from ivr.transports.dtmf import info_key
-from ivr.transports.media import RtpSession, bind_socket
-from ivr.transports.sip_call import SipCall
-from ivr.transports.sip_dialog import ALLOW, USER_AGENT, Leg, note_received, transaction, warning
-from ivr.transports.sip_handover import HandOver
-from ivr.transports.sip_message import (BadMessage, SipMessage, address_uri, host_port, new_tag, parse, parse_uri,
+from ivr.transports import network_line
+from ivr.transports.sip import sdp
+from ivr.transports.sip.call import SipCall
+from ivr.transports.sip.dialog import ALLOW, USER_AGENT, Leg, note_received, transaction, warning
+from ivr.transports.sip.dtmf import info_key
+from ivr.transports.sip.handover import HandOver
+from ivr.transports.sip.media import RtpSession, bind_socket
+from ivr.transports.sip.message import (BadMessage, SipMessage, address_uri, host_port, new_tag, parse, parse_uri,
                                         response, tag, without_tag)
-from ivr.transports.sip_peers import Peers, trusted_proxy
-from ivr.transports.sip_transactions import T1, T2, TRANSACTION_SECONDS, ClientTransactions, SentResponses
+from ivr.transports.sip.peers import Peers, trusted_proxy
+from ivr.transports.sip.transactions import T1, T2, TRANSACTION_SECONDS, ClientTransactions, SentResponses
 
 log = logging.getLogger(__name__)
 
