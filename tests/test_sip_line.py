@@ -10,7 +10,7 @@ import pytest
 
 from ivr.audio.pcm import rms_dbfs, ulaw_decode, ulaw_encode
 from ivr.events import AudioChunk
-from ivr.lines import allowed_networks
+from ivr.transports.listeners import allowed_networks
 from ivr.switchboard import Switchboard
 from ivr.transports.sip import rtp
 from ivr.transports.sip.sdp import parse as parse_sdp

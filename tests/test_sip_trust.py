@@ -7,7 +7,7 @@ import logging
 
 from ivr import lines
 from ivr.audio.pcm import rms_dbfs
-from ivr.lines import allowed_networks
+from ivr.transports.listeners import allowed_networks
 from ivr.switchboard import Switchboard
 from ivr.transports.sip.sdp import parse as parse_sdp
 from tests.sip_peer import OFFER, Dialog, RawPeer, ToneBot

@@ -88,7 +88,7 @@ class SipLine(HandOver, asyncio.DatagramProtocol):
         return self._port
 
     async def start(self) -> str:
-        from ivr.console.serve import ListenError
+        from ivr.transports.listeners import ListenError
 
         loop = asyncio.get_running_loop()
         try:

@@ -15,7 +15,7 @@ import argparse
 import ipaddress
 import logging
 
-from ivr.lines import Networks, is_allowed
+from ivr.transports.listeners import Networks, is_allowed
 
 log = logging.getLogger(__name__)
 
