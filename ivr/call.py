@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
 
-from ivr.asr.numbers import normalise
 from ivr.audio.endpointer import Endpointer, Timing
 from ivr.audio.recording import Recording
 from ivr.call_result import CallResult, outcome_of, tasks_of
@@ -25,19 +24,18 @@ from ivr.caller_input import CallerInput, CallerTurn
 from ivr.dialog.agent import DialogReply
 from ivr.dialog.frustration import FrustrationMeter, FrustrationSettings
 from ivr.dialog.settings import HoldSettings
-from ivr.events import Escalation, Expectation, Prompt, Transcript, Turn
-from ivr.masking import HIDDEN, Seal, mask_card_numbers
+from ivr.events import Escalation, Expectation, Prompt, Turn
+from ivr.masking import Seal, mask_card_numbers
 from ivr.queue.desk import QueueDesk
 from ivr.queue.handoff import handoff
 from ivr.queue.handover import Handover
 from ivr.queue.hold import HoldLine
 from ivr.speaker import Speaker
 from ivr.transports.base import Transport
+from ivr.understanding import NO_INPUT, kept_secret, text_of
 
 log = logging.getLogger(__name__)
 
-NO_INPUT = "/no_input"
-NO_MATCH = "/nlu_fallback"
 FRUSTRATED = "/frustrated"  # the caller's frustration reached the threshold: the dialog acknowledges and transfers
 # Said by the call itself when the dialog cannot answer (Rasa or its actions failed): a broken
 # dialog cannot say it, and the caller must never be left in silence.
@@ -158,11 +156,11 @@ class Call:
     async def _take(self, caller_turn: CallerTurn) -> None:
         turn = Turn(said=caller_turn.said, kind=caller_turn.kind, prompt=self.speaker.asking.prompt)
         began = time.monotonic()
-        text = await self._heard(caller_turn, turn, began)
+        text = await text_of(caller_turn, turn, self.speaker.asking.expects, self._asr, began)
         if self.phase is Phase.ON_HOLD:  # what the caller says goes to the hold (a callback), not the dialog
             self._on_hold_heard(turn, caller_turn.kind)
             return
-        text = self._kept_secret(text, turn, spoken=caller_turn.kind in ("speech", "typed"))
+        text = kept_secret(self.seal, text, turn, self.speaker.asking.expects, caller_turn.kind in ("speech", "typed"))
         rasa_began = time.monotonic()
         reply = await self._respond(text)
         turn.intent, turn.confidence = reply.intent, reply.confidence
@@ -174,20 +172,6 @@ class Call:
             reply.escalation = Escalation("frustration")  # "this is ridiculous, get me a person": the agent should know
         turn.latency["dialog"] = time.monotonic() - rasa_began
         await self._answer(reply, turn, began)
-
-    async def _heard(self, caller_turn: CallerTurn, turn: Turn, began: float) -> str:
-        """What the caller said, keyed or typed, as text for the dialog (NO_INPUT for silence)."""
-        if caller_turn.kind == "speech":
-            turn.latency["endpoint"] = caller_turn.ended.endpoint_at - caller_turn.ended.timestamp
-            transcript = await asyncio.get_running_loop().run_in_executor(self._asr, caller_turn.utterance.finish)
-            turn.latency["asr"] = time.monotonic() - began
-            return self._understood(transcript, turn)
-        if caller_turn.kind == "typed":  # the same understanding as a transcript: number words, amounts
-            return self._understood(Transcript(caller_turn.said, 1.0), turn)
-        if caller_turn.kind == "dtmf":
-            turn.heard = caller_turn.digits
-            return turn.heard
-        return NO_INPUT
 
     def _on_hold_heard(self, turn: Turn, kind: str) -> None:
         if kind == "no_input" or not self.handover.hold.hear(turn.heard):
@@ -209,20 +193,6 @@ class Call:
         return DialogReply(prompts=[Prompt(APOLOGY, "apology", barge_in=False)],
                            intent=reply.intent if reply else None, escalation=Escalation("dialog_failure"),
                            task=reply.task if reply else None)
-
-    def _kept_secret(self, text: str, turn: Turn, spoken: bool) -> str:
-        text, hidden = self.seal.answer(text, self.speaker.asking.expects, spoken)
-        if hidden:
-            turn.heard = turn.said = HIDDEN
-            return text
-        # A card number where none was asked for (keyed after a misheard "new card") is never kept.
-        turn.heard, turn.said = mask_card_numbers(turn.heard), mask_card_numbers(turn.said)
-        return mask_card_numbers(text)
-
-    def _understood(self, transcript: Transcript, turn: Turn) -> str:
-        text = normalise(transcript.text, self.speaker.asking.expects).strip()
-        turn.heard, turn.confidence = text, transcript.confidence
-        return text or NO_MATCH
 
     async def _answer(self, reply: DialogReply, turn: Turn, began: Optional[float] = None) -> None:
         record = self._record

@@ -82,7 +82,9 @@ class TerminalChat:
             try:
                 self.seen.append(self._lines.get(timeout=timeout))
             except queue.Empty:
-                raise AssertionError(f"never said {words!r}:\n{''.join(self.seen)}") from None
+                ended = self.process.poll() is not None
+                why = f"\n(ivr chat ended {self.process.returncode}: {self.process.stderr.read()[-2000:]})" if ended else ""
+                raise AssertionError(f"never said {words!r}:\n{''.join(self.seen)}{why}") from None
 
     def say(self, line: str) -> None:
         self.process.stdin.write(f"{line}\n")
