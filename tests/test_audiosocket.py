@@ -125,7 +125,7 @@ def test_random_bytes_and_impossible_lengths_neither_crash_nor_bloat_the_server(
 
 def test_a_peer_outside_the_allowed_networks_is_hung_up_before_any_call():
     from ivr.transports.listeners import allowed_networks
-    from ivr.switchboard import Switchboard
+    from ivr.serve.switchboard import Switchboard
     from ivr.transports.audiosocket import AudioSocketListener
 
     async def knock():

@@ -1,12 +1,15 @@
-"""Imports point down (docs/architecture.md): transports know nothing above them, the product never
-imports the tooling or the command line, and a call's result is readable without the call."""
+"""Imports point down (docs/architecture.md): transports know nothing above them, the console is a web app
+the serve runtime mounts, the product never imports the tooling or the command line, and a call's result
+is readable without the call."""
 from pathlib import Path
 
 from code_imports import imported_names
 from conftest import ROOT
 
 IVR = ROOT / "ivr"
-ABOVE_TRANSPORTS = ("ivr.console", "ivr.lines", "ivr.switchboard", "ivr.serve", "ivr.cli", "ivr.tools")
+ABOVE_TRANSPORTS = ("ivr.console", "ivr.serve", "ivr.cli", "ivr.tools")
+# The console serves agents over the queue; the runtime that answers calls (bot, lines, switchboard) mounts it.
+ABOVE_THE_CONSOLE = ("ivr.serve", "ivr.bot", "ivr.call", "ivr.transports", "ivr.cli", "ivr.tools")
 
 
 def reaching(path: Path, modules: tuple[str, ...]) -> list[str]:
@@ -22,6 +25,13 @@ def test_transports_import_nothing_above_them():
     assert len(modules) > 10, "the transports were not found"
     found = {str(path.relative_to(ROOT)): above for path in modules if (above := reaching(path, ABOVE_TRANSPORTS))}
     assert not found, f"transports importing what sits above them: {found}"
+
+
+def test_the_console_knows_nothing_of_the_runtime_that_serves_it():
+    modules = sorted((IVR / "console").rglob("*.py"))
+    assert modules, "the console was not found"
+    found = {str(path.relative_to(ROOT)): above for path in modules if (above := reaching(path, ABOVE_THE_CONSOLE))}
+    assert not found, f"console modules importing the serve runtime, the lines or the bot: {found}"
 
 
 def test_the_product_never_imports_the_tooling_or_the_command_line():

@@ -238,7 +238,7 @@ def test_a_disallowed_address_is_closed_by_the_console_before_its_request_is_rea
 def test_a_disallowed_address_is_closed_by_the_media_stream_line_before_its_request_is_read():
     """--allow 127.0.0.1/32: a request from 127.0.0.2 is aborted at accept (before: read, then a 403)."""
     from ivr.transports.listeners import allowed_networks
-    from ivr.switchboard import Switchboard
+    from ivr.serve.switchboard import Switchboard
     from ivr.transports.media_stream import MediaStreamListener
 
     async def knock():

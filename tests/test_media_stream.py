@@ -80,7 +80,7 @@ def test_a_stream_beyond_the_call_limit_is_closed_with_a_reason(server):
 
 def test_a_peer_outside_the_allowed_networks_is_refused_before_any_call():
     from ivr.transports.listeners import allowed_networks
-    from ivr.switchboard import Switchboard
+    from ivr.serve.switchboard import Switchboard
     from ivr.transports.media_stream import MediaStreamListener
 
     async def knock():

@@ -10,8 +10,8 @@ import pytest
 
 from ivr.audio.pcm import rms_dbfs, ulaw_decode, ulaw_encode
 from ivr.events import AudioChunk
+from ivr.serve.switchboard import Switchboard
 from ivr.transports.listeners import allowed_networks
-from ivr.switchboard import Switchboard
 from ivr.transports.sip import rtp
 from ivr.transports.sip.sdp import parse as parse_sdp
 from ivr.transports.sip.line import SipLine

@@ -5,10 +5,10 @@ import argparse
 import asyncio
 import logging
 
-from ivr import lines
 from ivr.audio.pcm import rms_dbfs
+from ivr.serve import lines
+from ivr.serve.switchboard import Switchboard
 from ivr.transports.listeners import allowed_networks
-from ivr.switchboard import Switchboard
 from ivr.transports.sip.sdp import parse as parse_sdp
 from tests.sip_peer import OFFER, Dialog, RawPeer, ToneBot
 from tests.test_sip_line import answered, line, run, until

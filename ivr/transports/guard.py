@@ -58,7 +58,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class ListenLimits:
-    """The `ivr serve` flags every TCP listener shares (ivr/lines.py): per-address cap and deadlines."""
+    """The `ivr serve` flags every TCP listener shares (ivr/serve/lines.py): per-address cap and deadlines."""
     per_address: Optional[int] = None  # None: PER_ADDRESS, and for a phone line at least its calls + spares
     header_seconds: float = HEADER_SECONDS
     start_seconds: float = START_SECONDS

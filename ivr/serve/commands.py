@@ -1,4 +1,9 @@
-"""The `ivr` commands of this area (registered by ivr/cli.py): `ivr serve`."""
+"""The `ivr serve` command (registered by ivr/cli.py): the agents' console and the phone lines in one process.
+
+The console (ivr/console/) is a web app built here and mounted on a guarded web listener; the phone lines
+(ivr/transports/) hand their calls to one switchboard over one loaded bot. Imports inside the functions keep
+the other commands from loading the console, the queue store or the models.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +15,7 @@ log = logging.getLogger(__name__)
 
 def register(commands, bench_commands) -> None:
     """Add this area's subcommands; each sets run=function(args, settings) -> exit status."""
-    from ivr import lines
+    from ivr.serve import lines
 
     serve = commands.add_parser("serve", help="the agents' web console and the phone lines, until Ctrl-C")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -20,7 +25,7 @@ def register(commands, bench_commands) -> None:
 
 
 def _serve(args, settings) -> int:
-    from ivr import lines
+    from ivr.serve import lines
     from ivr.console.app import make_console
     from ivr.queue import open_queue
     from ivr.transports.listeners import ListenError, allowed_networks
@@ -53,14 +58,14 @@ def _serve(args, settings) -> int:
 
 async def _serve_all(args, settings, console, allowed) -> None:
     """The console, and with any phone line the bot itself (loaded once, shared by every call)."""
-    from ivr import lines
+    from ivr.serve import lines
     from ivr.serve.run import serve
 
     if not lines.wanted(args):
         await serve([console], announce=_announce)
         return
     from ivr.bot import Bot
-    from ivr.switchboard import Switchboard
+    from ivr.serve.switchboard import Switchboard
 
     bot = await Bot.load(settings)
     switchboard = Switchboard(bot, args.max_calls)
