@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ivr.asr.numbers import complete_answer
 from ivr.audio.endpointer import Endpointer
 from ivr.audio.recording import Recording
 from ivr.events import AudioChunk, Dtmf, NoInput, SpeechEnded, SpeechStarted, TrailingSilence
@@ -78,6 +79,18 @@ class CallerInput:
                 self._turns.put_nowait(CallerTurn("no_input", said=self._next_said()))
         if was_speaking and self._utterance is not None and self.endpointer.in_speech:
             self._asr.submit(self._utterance.feed, chunk)
+            if self._answered():
+                self._speech_ended(self.endpointer.end_early(chunk.timestamp))
+
+    def _answered(self) -> bool:
+        """A short pause after a complete answer to a digits, yes/no or amount question ends the turn: the
+        caller who said all eight digits is not kept waiting for the silence that ends free speech."""
+        expects = self.speaker.asking.expects
+        wait = dict(self.endpointer.timing.answered_ms).get(expects.kind)
+        if wait is None or self.endpointer.silence_ms < wait or self._ignoring:
+            return False
+        guess = getattr(self._utterance, "guess", lambda: None)()
+        return guess is not None and complete_answer(guess.text, expects)
 
     def _speech_started(self) -> None:
         speaker = self.speaker

@@ -103,6 +103,29 @@ def test_keys_cut_the_prompt_and_an_entry_at_its_length_is_a_turn_without_pound(
     assert len(dialog.received) == 2 and dialog.received[1][1] == "/no_input"
 
 
+def answered_at(speech, seal, expects: Expectation, heard: str) -> float:
+    """When the dialog got the caller's answer to a question expecting `expects`, said at 1 s."""
+    question = DialogReply([Prompt("Your answer?", "utter_ask", expects)])
+    line, recognizer = Line(speech, says_at=[1.0], hangs_up_at=8.0), Recognizer()
+    recognizer.heard = [heard]
+    dialog = Dialog(question, {"*": DialogReply([Prompt("Thank you.", "utter_thanks")])})
+    run_call(line, dialog, recognizer, seal)
+    return dialog.received[0][0]
+
+
+def test_a_complete_answer_ends_the_turn_after_a_short_pause_and_anything_else_waits_longer(speech, seal):
+    free = answered_at(speech, seal, Expectation("free"), "I want to talk to an agent")
+    all_digits = answered_at(speech, seal, Expectation("digits", 8), "four eight one five one six two three")
+    half_the_digits = answered_at(speech, seal, Expectation("digits", 8), "four eight one five")
+    yes = answered_at(speech, seal, Expectation("yes_no"), "yes please")
+    more_than_yes = answered_at(speech, seal, Expectation("yes_no"), "no, it's six two seven oh one")
+    amount = answered_at(speech, seal, Expectation("amount"), "fifty dollars")
+    assert free - all_digits == pytest.approx(0.3, abs=2 * FRAME)  # 200 ms of silence, not 500
+    assert free - yes == pytest.approx(0.3, abs=2 * FRAME)
+    assert free - amount == pytest.approx(0.25, abs=2 * FRAME)
+    assert half_the_digits == free and more_than_yes == free  # a pause inside an answer never ends it early
+
+
 class Agents:
     """What happens at the agents' desks, at set times on the call's clock."""
 

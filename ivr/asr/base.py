@@ -22,6 +22,10 @@ class Utterance(Protocol):
     def finish(self) -> Transcript:
         """Blocking: the final transcript of everything fed. Run off the event loop."""
 
+    def guess(self) -> Optional[Transcript]:
+        """Non-blocking: the transcript decoded at the last pause, when it is ready and the caller has been
+        quiet since (None otherwise). A complete answer in it may end the turn early."""
+
 
 class Recognizer(Protocol):
     name: str  # e.g. "vosk (vosk-model-small-en-us-0.15)" or "whisper tiny.en"

@@ -164,3 +164,19 @@ def _amount(text: str) -> str:
     if len(cents) == 1 and match.group(2):
         cents += "0"  # $50.5 is fifty dollars fifty
     return f"{int(dollars)}.{int(cents):02d}"
+
+
+_AMOUNT_DONE = re.compile(r"\b(dollars?|bucks|cents?)\s*$|\d\.\d\d\s*$")
+
+
+def complete_answer(text: str, expects: Expectation) -> bool:
+    """Whether what the caller said so far already answers the question in full: all the digits asked for,
+    a bare yes or no, an amount that ends in dollars or cents. Then a short pause ends the turn. A digit
+    string paused half-way ("4815 ...") or "fifty" (and twenty?) is not complete: the caller goes on."""
+    if expects.kind == "digits" and expects.length:
+        return len(normalise(text, expects)) == expects.length and normalise(text, expects).isdigit()
+    if expects.kind == "yes_no":
+        return bool(bare_yes_no(text))
+    if expects.kind == "amount":
+        return bool(re.search(r"\d", normalise(text, expects))) and bool(_AMOUNT_DONE.search(text.lower().strip(" .!?")))
+    return False

@@ -94,6 +94,10 @@ class VoskUtterance:
     def speculate(self) -> None:
         """Vosk decodes as audio arrives; nothing to start early."""
 
+    def guess(self):
+        """Vosk's partial results are not final enough to end a turn on (no early end)."""
+        return None
+
     def finish(self) -> Transcript:
         self._finals.append(json.loads(self._recognizer.FinalResult()))
         words = [w for result in self._finals for w in result.get("result", []) if w.get("word") != UNKNOWN]

@@ -200,6 +200,12 @@ class WhisperUtterance:
         self._speculated_at = len(self._audio)
         self._speculation = self._recognizer.submit(AudioChunk(bytes(self._audio), self._rate), self._expects)
 
+    def guess(self) -> Optional[Transcript]:
+        speculation = self._speculation
+        if speculation is None or not speculation.done() or speculation.cancelled() or speculation.exception():
+            return None
+        return speculation.result() if self._only_silence_since_speculation() else None
+
     def finish(self) -> Transcript:
         if self._speculation is not None and self._only_silence_since_speculation():
             return self._speculation.result()

@@ -33,6 +33,9 @@ class Timing:
     # webrtcvad judges shape, not loudness: it calls faint hiss (or an echo canceller's residue)
     # speech. Nobody talking to a phone is this quiet.
     speech_floor_dbfs: float = -55.0
+    # A complete answer to a digits, yes/no or amount question ends the turn after this much silence instead
+    # of trailing_silence_ms (ivr.caller_input decides "complete", from the recognizer's guess at the pause).
+    answered_ms: tuple[tuple[str, int], ...] = (("digits", 200), ("yes_no", 200), ("amount", 250))
 
 
 class Endpointer:
@@ -56,6 +59,15 @@ class Endpointer:
     @property
     def in_speech(self) -> bool:
         return self._speech is not None
+
+    @property
+    def silence_ms(self) -> int:
+        """How long the caller has been quiet inside the utterance being captured (0 when not in one)."""
+        return self._silence_run * 20 if self._speech is not None else 0
+
+    def end_early(self, at: float) -> SpeechEnded:
+        """The caller's answer is already complete: the turn ends now, before trailing_silence_ms."""
+        return self._end(at, truncated=False)
 
     def utterance_so_far(self) -> AudioChunk:
         return AudioChunk(bytes(self._speech or b""), self.rate, self._speech_start)

@@ -15,7 +15,8 @@ from ivr.events import Expectation
 KINDS = ("free", "digits", "yes_no", "amount", "question")
 PROMPT_KEYS = {"expects", "length", "barge_in", "secret", "keypad_only", "hints", "no_input_ms", "name"}
 HINT_LISTS = ("us_streets",)  # built-in recognizer hints a prompt may name
-ENDPOINT_KEYS = {"trailing_silence_ms", "no_input_ms", "max_utterance_ms"}
+ENDPOINT_KEYS = {"trailing_silence_ms", "no_input_ms", "max_utterance_ms", "answered_digits_ms", "answered_yes_no_ms",
+                 "answered_amount_ms"}
 TTS_KEYS = {"voice", "rate"}
 HINT_KEYS = {"intents", "examples_per_intent"}
 FRUSTRATION_KEYS = {"threshold", "phrases"}
@@ -44,6 +45,15 @@ class EndpointSettings:
     trailing_silence_ms: int = 500
     no_input_ms: int = 5000
     max_utterance_ms: int = 15000
+    # The silence that ends a turn whose answer is already complete (all the digits, a yes or no, an amount).
+    answered_digits_ms: int = 200
+    answered_yes_no_ms: int = 200
+    answered_amount_ms: int = 250
+
+    @property
+    def answered_ms(self) -> tuple[tuple[str, int], ...]:
+        return (("digits", self.answered_digits_ms), ("yes_no", self.answered_yes_no_ms),
+                ("amount", self.answered_amount_ms))
 
 
 @dataclass(frozen=True)
