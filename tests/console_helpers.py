@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import requests
 
@@ -21,20 +21,22 @@ IVR = Path(sys.executable).parent / "ivr"
 
 
 class Serve:
-    """`ivr serve --port 0` as a user runs it, with its var folder (and database URL) in the environment."""
+    """`ivr serve --port 0` as a user runs it, with its var folder (and database URL) in the environment;
+    `flags` are more of its command line (e.g. --secure-cookies)."""
 
-    def __init__(self, var_dir: Path, database_url: Optional[str] = None, port: int = 0):
+    def __init__(self, var_dir: Path, database_url: Optional[str] = None, port: int = 0, flags: Sequence[str] = ()):
         self.env = dict(os.environ, IVR_VAR=str(var_dir))
         self.env.pop("IVR_DATABASE_URL", None)
         if database_url:
             self.env["IVR_DATABASE_URL"] = database_url
-        self.port = port
+        self.port, self.flags = port, list(flags)
         self.process: Optional[subprocess.Popen] = None
         self.url = ""
 
     def start(self, timeout: float = 30.0) -> "Serve":
-        self.process = subprocess.Popen([str(IVR), "serve", "--port", str(self.port)], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, env=self.env, cwd=ROOT)
+        self.process = subprocess.Popen([str(IVR), "serve", "--port", str(self.port), *self.flags],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+                                        cwd=ROOT)
         line = _read_line(self.process, timeout)
         found = re.search(r"(http://\S+)", line)
         assert found, f"ivr serve printed {line!r}; stderr: {self.process.stderr.read() if self.process.poll() is not None else ''}"

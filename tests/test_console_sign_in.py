@@ -4,10 +4,11 @@ database (one at a time, whatever screen; still on their screen after signing in
 from __future__ import annotations
 
 import pytest
+import requests
 
 from ivr.queue import AVAILABLE, open_queue
 from tests.conftest import ivr_command
-from tests.console_helpers import AgentBrowser, Serve, escalation, settings_for
+from tests.console_helpers import AgentBrowser, Serve, escalation, hidden_csrf, settings_for
 
 
 @pytest.fixture
@@ -85,3 +86,27 @@ def test_an_agent_holds_one_caller_whatever_screen_and_finds_them_after_signing_
         assert back.post(f"calls/{first}/wrap-up", disposition="resolved").ok
         assert back.view()["agent"]["state"] == AVAILABLE  # wrapped up: ready for the next caller
     assert store.entry(second).agent is None
+
+
+def test_behind_a_tls_proxy_the_session_cookie_goes_over_https_only(var_dir, store):
+    """`ivr serve --secure-cookies`: the login page's cookie and the signed-in one are marked Secure, so a browser
+    never sends them over plain HTTP; without the flag (the console reached over HTTP) they are not, or no one
+    could sign in."""
+    for flags, secure in ((["--secure-cookies"], True), ([], False)):
+        with Serve(var_dir, flags=flags) as serve:
+            page = requests.get(serve.url + "login", timeout=10)
+            # sent by hand: a client's cookie jar rightly keeps a Secure cookie from a plain-HTTP request
+            cookie = page.headers["Set-Cookie"].split(";")[0]
+            signed_in = requests.post(serve.url + "login", headers={"Cookie": cookie}, allow_redirects=False,
+                                      data={"csrf": hidden_csrf(page.text), "name": "alice",
+                                            "password": "correct horse"}, timeout=10)
+        assert signed_in.status_code == 303 and signed_in.headers["Location"] == "/agent", signed_in.text
+        for response in (page, signed_in):
+            header = response.headers["Set-Cookie"]
+            assert header.startswith("ivr_console="), header
+            assert ("secure" in cookie_attributes(header)) is secure, (flags, header)
+
+
+def cookie_attributes(set_cookie: str) -> set[str]:
+    """The attribute names of one Set-Cookie header, lower-cased: {'httponly', 'secure', 'samesite', ...}."""
+    return {part.strip().split("=", 1)[0].lower() for part in set_cookie.split(";")[1:]}

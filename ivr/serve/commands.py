@@ -20,6 +20,8 @@ def register(commands, bench_commands) -> None:
     serve = commands.add_parser("serve", help="the agents' web console and the phone lines, until Ctrl-C")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0 picks a free one)")
+    serve.add_argument("--secure-cookies", action="store_true",
+                       help="the console is behind a TLS proxy: its session cookie is sent over HTTPS only")
     lines.add_arguments(serve)
     serve.set_defaults(run=_serve)
 
@@ -43,7 +45,8 @@ def _serve(args, settings) -> int:
     store = open_queue(settings)  # a database that cannot be reached is said before anything listens
     records = _call_records(settings)
     try:
-        console = make_console(store, settings.var_dir, call_counts=records.counts if records else None)
+        console = make_console(store, settings.var_dir, call_counts=records.counts if records else None,
+                               secure_cookies=args.secure_cookies)
         asyncio.run(_serve_all(args, settings, WebListener(console, args.host, args.port, guard=door), allowed))
     except ListenError as error:
         print(f"ivr serve: {error}", file=sys.stderr)
