@@ -2,8 +2,10 @@
 CANCEL when nobody answers in RING_SECONDS) and, once answered, bridges the audio of the two legs
 until one of them hangs up. The bot has left the call by then; the line keeps the bridge.
 
-A part of the SIP line (line.py), kept apart because calls placed are their own story:
-it uses the line's legs, transactions and sending.
+The agent's side of the SIP line, apart from the caller's (line.py): the line owns one HandOver
+and gives it what placing a call needs, named in `Signalling` (our addresses, a new leg in the
+line's table, requests in a leg's dialog, sending, ending a leg), its client transactions and who
+is trusted; the hand-over reaches nothing else of the line.
 """
 from __future__ import annotations
 
@@ -11,14 +13,15 @@ import asyncio
 import logging
 import secrets
 import socket
-from typing import Optional
+from typing import Optional, Protocol
 
 from ivr.transports.sip import sdp
 from ivr.transports.sip.dialog import ALLOW, Leg, in_transaction
 from ivr.transports.sip.media import RtpSession, bind_socket
 from ivr.transports.sip.message import (BadMessage, SipMessage, address_uri, host_port, new_tag, parse_uri, tag,
                                         without_tag)
-from ivr.transports.sip.transactions import T1
+from ivr.transports.sip.peers import Peers
+from ivr.transports.sip.transactions import T1, ClientTransactions
 
 log = logging.getLogger(__name__)
 
@@ -26,41 +29,63 @@ RING_SECONDS = 30.0  # an agent's phone rings this long before the line gives up
 BRIDGE_LATENCY = 0.2  # at most this much audio waits between the two legs of a bridge
 
 
-class HandOver:
-    """The SIP line's calls to agents' phones (mixed into SipLine, whose legs and sending it uses)."""
+class Signalling(Protocol):
+    """What the hand-over needs of the SIP line (SipLine is one)."""
+    host: str  # where the line listens: the agent leg's RTP is bound there too
+    port: int
 
-    async def _reach(self, caller: Leg, address: str) -> bool:
+    def local_host(self, peer_host: str) -> str: ...
+
+    def add_leg(self, leg: Leg) -> None: ...
+
+    def request(self, leg: Leg, method: str, **parts) -> SipMessage: ...
+
+    def contact(self, local: str) -> str: ...
+
+    def send(self, data: bytes, addr: tuple) -> None: ...
+
+    def end(self, leg: Leg, tell_peer: bool) -> None: ...
+
+
+class HandOver:
+    """The SIP line's calls to agents' phones."""
+
+    def __init__(self, line: Signalling, client: ClientTransactions, peers: Peers):
+        self._line, self._client, self._peers = line, client, peers
+
+    async def reach(self, caller: Leg, address: str) -> bool:
         """Ring the agent at `address`; once they answer, bridge them to the caller. False if they did not."""
         try:
             uri = parse_uri(address)
             peer = (await _resolve(uri.host), uri.port or 5060)
-            sock = bind_socket(self._host)
+            sock = bind_socket(self._line.host)
         except (BadMessage, OSError) as error:
             log.error("SIP: cannot ring agent at %s: %s", address, error)
             return False
-        local = self._local_host(peer[0])
+        line = self._line
+        local = line.local_host(peer[0])
         number = parse_uri(address_uri(caller.remote_uri)).user or "ivr"
         origin = sdp.Origin()
-        agent = Leg(f"{secrets.token_hex(12)}@ivr", new_tag(), "", f"<sip:{number}@{host_port(local, self._port)}>",
+        agent = Leg(f"{secrets.token_hex(12)}@ivr", new_tag(), "", f"<sip:{number}@{host_port(local, line.port)}>",
                     f"<{address}>", address, peer, sdp.offer(local, sock.getsockname()[1], origin), origin, cseq=0)
-        self._legs[agent.key] = agent
+        line.add_leg(agent)
         try:
-            answer = await self._ring(caller, agent, self._request(agent, "INVITE", body=agent.sdp, headers=[
-                ("Contact", self._contact(local)), ("Allow", ALLOW), ("Content-Type", "application/sdp")]))
+            answer = await self._ring(caller, agent, line.request(agent, "INVITE", body=agent.sdp, headers=[
+                ("Contact", line.contact(local)), ("Allow", ALLOW), ("Content-Type", "application/sdp")]))
             media = sdp.parse(answer.body) if answer is not None and not caller.ended else None
         except (sdp.BadSdp, sdp.NoCommonCodec) as error:
             log.error("SIP: agent at %s answered with SDP we cannot use (%s)", address, error)
             media = None
         except BaseException:
             sock.close()
-            self._end(agent, tell_peer=True)
+            line.end(agent, tell_peer=True)
             raise
         if media is None:
             sock.close()
-            self._end(agent, tell_peer=True)
+            line.end(agent, tell_peer=True)
             return False
         agent.media = RtpSession(sock, media, peer[0], trust_sdp=self._peers.is_trusted(peer[0]))
-        agent.media.lost = lambda: self._end(agent, tell_peer=True)
+        agent.media.lost = lambda: line.end(agent, tell_peer=True)
         await agent.media.start()
         self._bridge(caller, agent)
         log.info("SIP: caller %s put through to %s", number, address)
@@ -80,7 +105,7 @@ class HandOver:
             log.info("SIP: agent at %s did not answer", agent.target)
             return None
         if final.status >= 300:  # declined, busy or cancelled: acknowledged within the INVITE's transaction
-            self._send(bytes(in_transaction(invite, "ACK", to=final.get("To"))), agent.peer)
+            self._line.send(bytes(in_transaction(invite, "ACK", to=final.get("To"))), agent.peer)
             log.info("SIP: agent at %s answered %s %s", agent.target, final.status, final.reason)
             return None
         agent.remote_tag = tag(final.get("To") or "")
@@ -89,12 +114,13 @@ class HandOver:
             agent.target = address_uri(final.get("Contact") or agent.target)
         except BadMessage:
             pass
-        agent.ack = bytes(self._request(agent, "ACK", cseq=agent.cseq))
+        agent.ack = bytes(self._line.request(agent, "ACK", cseq=agent.cseq))
         agent.confirmed = True
-        self._send(agent.ack, agent.peer)
+        self._line.send(agent.ack, agent.peer)
         return final
 
-    def _bridge(self, caller: Leg, agent: Leg) -> None:
+    @staticmethod
+    def _bridge(caller: Leg, agent: Leg) -> None:
         caller.other, agent.other = agent, caller
         caller.media.pacer.clear()
         caller.media.heard = lambda pcm: agent.media.pacer.relay(pcm, BRIDGE_LATENCY)

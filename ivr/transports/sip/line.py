@@ -19,12 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
-from collections import OrderedDict
 from typing import Optional
 
 from ivr.transports import network_line
 from ivr.transports.sip import sdp
+from ivr.transports.sip.addresses import LocalHosts
 from ivr.transports.sip.call import SipCall
 from ivr.transports.sip.dialog import ALLOW, USER_AGENT, Leg, note_received, transaction, warning
 from ivr.transports.sip.dtmf import info_key
@@ -66,8 +65,9 @@ def listeners(args, switchboard, allowed) -> list:
     return [SipLine(host, port, switchboard, allowed, trusted_proxies=proxies)]
 
 
-class SipLine(HandOver, asyncio.DatagramProtocol):
-    """A Listener for `ivr serve` (start/stop) and the UDP protocol of the SIP line."""
+class SipLine(asyncio.DatagramProtocol):
+    """A Listener for `ivr serve` (start/stop) and the UDP protocol of the SIP line; the hand-over's
+    Signalling (host, port, local_host, add_leg, request, contact, send, end)."""
 
     def __init__(self, host: str, port: int, switchboard, allowed, max_legs: Optional[int] = None,
                  trusted_proxies=()):
@@ -77,15 +77,23 @@ class SipLine(HandOver, asyncio.DatagramProtocol):
         self._transport: Optional[asyncio.DatagramTransport] = None
         self._legs: dict[tuple[str, str], Leg] = {}
         self._sent = SentResponses()
-        self._client = ClientTransactions(self._send)
+        self._client = ClientTransactions(self.send)
+        self._agents = HandOver(self, self._client, self._peers)  # the agent's side: ringing and bridging
         self._tasks: set[asyncio.Task] = set()
-        self._local_hosts: OrderedDict[str, str] = OrderedDict()
+        self._addresses = LocalHosts(host)
         self.dropped = 0  # datagrams that were not SIP
         self.broken = 0  # datagrams whose handling failed (a bug of ours, logged boundedly)
 
     @property
+    def host(self) -> str:
+        return self._host
+
+    @property
     def port(self) -> int:
         return self._port
+
+    def add_leg(self, leg: Leg) -> None:
+        self._legs[leg.key] = leg
 
     async def start(self) -> str:
         from ivr.transports.listeners import ListenError
@@ -102,7 +110,7 @@ class SipLine(HandOver, asyncio.DatagramProtocol):
 
     async def stop(self) -> None:
         for leg in list(self._legs.values()):
-            self._end(leg, tell_peer=True)
+            self.end(leg, tell_peer=True)
         if self._tasks:
             _, unfinished = await asyncio.wait(set(self._tasks), timeout=2 * T1)
             for task in unfinished:
@@ -144,7 +152,7 @@ class SipLine(HandOver, asyncio.DatagramProtocol):
         if message.method != "ACK":
             again = self._sent.recall(transaction(message, addr), self._now())
             if again is not None:  # a retransmission: the same answer again
-                self._send(again, addr)
+                self.send(again, addr)
                 return
         handle = {"INVITE": self._invite, "ACK": self._ack, "BYE": self._bye, "CANCEL": self._cancel,
                   "OPTIONS": self._options, "INFO": self._info}.get(message.method)
@@ -214,7 +222,7 @@ class SipLine(HandOver, asyncio.DatagramProtocol):
         self._answer(request, addr, caller.user, target)
 
     def _answer(self, request: SipMessage, addr: Address, caller_number: str, target: str) -> None:
-        local = self._local_host(addr[0])
+        local = self.local_host(addr[0])
         try:
             sock = bind_socket(self._host)
         except OSError as error:
@@ -233,23 +241,23 @@ class SipLine(HandOver, asyncio.DatagramProtocol):
         leg = Leg(request.call_id, new_tag(), tag(request.get("From")), without_tag(request.get("To")),
                   without_tag(request.get("From")), target, addr, answer, origin, media_session,
                   cseq=secrets.randbelow(2**16))
-        self._legs[leg.key] = leg
+        self.add_leg(leg)
         self._reply(request, addr, 100, "Trying", remember=False)
         self._reply(request, addr, 180, "Ringing", to_tag=leg.local_tag, remember=False)
         leg.answer = self._reply(request, addr, 200, "OK", to_tag=leg.local_tag, body=answer,
-                                 headers=[("Contact", self._contact(local)), ("Allow", ALLOW),
+                                 headers=[("Contact", self.contact(local)), ("Allow", ALLOW),
                                           ("Content-Type", "application/sdp")])
         self._spawn(self._until_acknowledged(leg))
         self._spawn(leg.media.start())
-        leg.call = SipCall(leg.media, hang_up=lambda: self._end(leg, tell_peer=True),
-                           reach=lambda address: self._reach(leg, address))
-        leg.media.lost = lambda: self._end(leg, tell_peer=True)
+        leg.call = SipCall(leg.media, hang_up=lambda: self.end(leg, tell_peer=True),
+                           reach=lambda address: self._agents.reach(leg, address))
+        leg.media.lost = lambda: self.end(leg, tell_peer=True)
         try:
             self._switchboard.answer(leg.call, "sip", caller_number=caller_number or None,
                                      call_id=f"sip-{leg.local_tag}")
         except Exception:  # noqa: BLE001 - the bot could not take the call: hang up rather than leave it silent
             log.exception("SIP: the switchboard could not take the call from %s", caller_number)
-            self._end(leg, tell_peer=True)
+            self.end(leg, tell_peer=True)
 
     async def _until_acknowledged(self, leg: Leg) -> None:
         """Our 200 OK again (T1 doubling) until the ACK; a caller who never sends it is hung up on."""
@@ -258,24 +266,24 @@ class SipLine(HandOver, asyncio.DatagramProtocol):
         while not (leg.confirmed or leg.ended):
             if loop.time() >= deadline:
                 log.info("SIP: no ACK for call %s from %s; hanging up", leg.call_id, leg.peer[0])
-                self._end(leg, tell_peer=True)
+                self.end(leg, tell_peer=True)
                 return
             await asyncio.sleep(interval)
             if not (leg.confirmed or leg.ended):
-                self._send(leg.answer, leg.peer)
+                self.send(leg.answer, leg.peer)
             interval = min(interval * 2, T2)
 
     def _reinvite(self, leg: Leg, request: SipMessage, addr: Address) -> None:
         """A new offer in the dialog (hold, a new address or codec): answer it; the call goes on."""
         if request.body:
             try:
-                media, leg.sdp = sdp.answer(request.body, self._local_host(addr[0]), leg.media.port, leg.origin)
+                media, leg.sdp = sdp.answer(request.body, self.local_host(addr[0]), leg.media.port, leg.origin)
             except (sdp.BadSdp, sdp.NoCommonCodec) as error:
                 self._reply(request, addr, 488, "Not Acceptable Here", headers=warning(str(error)))
                 return
             leg.media.update(media)
         self._reply(request, addr, 200, "OK", body=leg.sdp, headers=[
-            ("Contact", self._contact(self._local_host(addr[0]))), ("Allow", ALLOW),
+            ("Contact", self.contact(self.local_host(addr[0]))), ("Allow", ALLOW),
             ("Content-Type", "application/sdp")])
 
     def _ack(self, request: SipMessage, addr: Address) -> None:
@@ -288,7 +296,7 @@ class SipLine(HandOver, asyncio.DatagramProtocol):
         if leg is None:
             return
         self._reply(request, addr, 200, "OK")
-        self._end(leg, tell_peer=False)
+        self.end(leg, tell_peer=False)
 
     def _cancel(self, request: SipMessage, addr: Address) -> None:
         # Calls are answered as they arrive, so a CANCEL always comes after our 200 OK: it has no effect
@@ -323,11 +331,11 @@ class SipLine(HandOver, asyncio.DatagramProtocol):
         leg = self._legs.get((message.call_id, tag(message.get("From") or "")))
         if (leg is not None and leg.ack and addr[0] == leg.peer[0] and message.cseq[1] == "INVITE"
                 and 200 <= message.status < 300):
-            self._send(leg.ack, leg.peer)  # our ACK was lost: the agent's phone sends its 200 OK again
+            self.send(leg.ack, leg.peer)  # our ACK was lost: the agent's phone sends its 200 OK again
 
     # -- ending a leg --------------------------------------------------------------------------------
 
-    def _end(self, leg: Leg, tell_peer: bool) -> None:
+    def end(self, leg: Leg, tell_peer: bool) -> None:
         """This leg is over (BYE sent when `tell_peer`); a leg bridged to it is hung up too."""
         if leg.ended:
             return
@@ -336,19 +344,19 @@ class SipLine(HandOver, asyncio.DatagramProtocol):
         if leg.media:
             leg.media.close()
         if tell_peer and leg.remote_tag:
-            self._spawn(self._client.request(self._request(leg, "BYE"), leg.peer))
+            self._spawn(self._client.request(self.request(leg, "BYE"), leg.peer))
         if leg.call:
             leg.call.hung_up()
         other, leg.other = leg.other, None
         if other is not None:
             other.other = None
-            self._end(other, tell_peer=True)
+            self.end(other, tell_peer=True)
 
     # -- out ------------------------------------------------------------------------------------------
 
-    def _request(self, leg: Leg, method: str, **parts) -> SipMessage:
+    def request(self, leg: Leg, method: str, **parts) -> SipMessage:
         """A request of ours in the leg's dialog, from our address as its peer reaches it."""
-        return leg.request(method, host_port(self._local_host(leg.peer[0]), self._port), **parts)
+        return leg.request(method, host_port(self.local_host(leg.peer[0]), self._port), **parts)
 
     def _reply(self, request: SipMessage, addr: Address, status: int, reason: str, to_tag: str = "",
                headers=None, body: bytes = b"", remember: bool = True) -> bytes:
@@ -357,31 +365,19 @@ class SipLine(HandOver, asyncio.DatagramProtocol):
         data = bytes(response(request, status, reason, to_tag, [*(headers or []), ("Server", USER_AGENT)], body))
         if remember:
             self._sent.remember(transaction(request, addr), data, self._now())
-        self._send(data, addr)
+        self.send(data, addr)
         return data
 
-    def _send(self, data: bytes, addr: Address) -> None:
+    def send(self, data: bytes, addr: Address) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.sendto(data, addr)
 
-    def _contact(self, local: str) -> str:
+    def contact(self, local: str) -> str:
         return f"<sip:ivr@{host_port(local, self._port)}>"
 
-    def _local_host(self, peer_host: str) -> str:
-        """Our address as the peer reaches it (for Via, Contact and SDP) when we listen on every interface."""
-        if self._host not in ("0.0.0.0", "::", ""):
-            return self._host
-        if peer_host not in self._local_hosts:
-            family = socket.AF_INET6 if ":" in peer_host else socket.AF_INET
-            with socket.socket(family, socket.SOCK_DGRAM) as probe:
-                try:
-                    probe.connect((peer_host, 9))  # no packet is sent: this only asks for the route
-                    self._local_hosts[peer_host] = probe.getsockname()[0]
-                except OSError:
-                    return "127.0.0.1" if family == socket.AF_INET else "::1"
-            while len(self._local_hosts) > 256:
-                self._local_hosts.popitem(last=False)
-        return self._local_hosts[peer_host]
+    def local_host(self, peer_host: str) -> str:
+        """Our address as the peer reaches it (for Via, Contact and SDP)."""
+        return self._addresses.toward(peer_host)
 
     def _spawn(self, work) -> None:
         task = asyncio.ensure_future(work)
