@@ -34,6 +34,17 @@ def test_the_console_knows_nothing_of_the_runtime_that_serves_it():
     assert not found, f"console modules importing the serve runtime, the lines or the bot: {found}"
 
 
+def test_the_serve_runtime_sits_on_top_only_the_command_line_and_the_tooling_start_it():
+    found = {}
+    for path in sorted(IVR.rglob("*.py")):
+        if path == IVR / "cli.py" or {IVR / "serve", IVR / "tools"} & set(path.parents):
+            continue
+        wrong = reaching(path, ("ivr.serve",))
+        if wrong:
+            found[str(path.relative_to(ROOT))] = wrong
+    assert not found, f"modules below the serve runtime importing it: {found}"
+
+
 def test_the_product_never_imports_the_tooling_or_the_command_line():
     found = {}
     for path in sorted(IVR.rglob("*.py")):
