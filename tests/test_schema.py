@@ -9,7 +9,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, 
 from old_schemas import made_by_old_ivr
 from ivr.accounts.model import StoreUnavailable
 from ivr.accounts.store import Store
-from ivr.console.sessions import SessionStore
+from ivr.queue.sessions import SessionStore
 from ivr.queue.store import QueueStore
 from ivr.records.store import CallRecords
 from ivr.storage import AddColumn, Database, Schema, primary_key

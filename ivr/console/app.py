@@ -13,7 +13,7 @@ from aiohttp import web
 from ivr.console import auth, handlers, metrics
 from ivr.console.feed import QueueFeed
 from ivr.console.keys import FEED, METRICS, SESSIONS, STORE
-from ivr.console.sessions import SessionStore
+from ivr.queue.sessions import SessionStore
 from ivr.queue.model import QueueUnavailable
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ def register(commands, bench_commands) -> None:
 def _add(args, settings) -> int:
     from ivr.queue import agent_skills, open_queue
 
-    from ivr.console.sessions import SessionStore
+    from ivr.queue.sessions import SessionStore
 
     skills = agent_skills(args.skills)  # refused before the password is asked for
     password = _password(args.password_stdin)

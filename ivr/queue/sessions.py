@@ -1,4 +1,4 @@
-"""Who is signed in to the console, and who keeps failing to: the console's own tables, all their SQL here.
+"""Who is signed in to the console, and who keeps failing to: agents' sessions beside the agents, SQL here.
 
 Sessions live in the database, not only in the cookie: a cookie copied before sign-out is worth nothing
 after it, and a password change or `ivr agents add` ends every session of that agent. The cookie carries a
