@@ -6,25 +6,19 @@ from __future__ import annotations
 import pytest
 import requests
 
-from ivr.queue import AVAILABLE, open_queue
+from ivr.queue import AVAILABLE
 from tests.conftest import ivr_command
-from tests.console_helpers import AgentBrowser, Serve, escalation, hidden_csrf, settings_for
+from tests.console_helpers import AgentBrowser, Serve, escalation, hidden_csrf
+from tests.test_console_serve import store, var_dir  # noqa: F401 - fixtures: a var/ and agent alice
 
 
-@pytest.fixture
-def var_dir(tmp_path):
-    return tmp_path / "var"
-
-
-@pytest.fixture
-def store(var_dir):
-    with open_queue(settings_for(var_dir)) as queue:
-        queue.add_agent("alice", "correct horse", "en,billing")
-        queue.add_agent("bob", "battery staple", "en,billing")
-        yield queue
+def with_bob(store):
+    """A second agent beside alice (the console tests' store)."""
+    store.add_agent("bob", "battery staple", "en,billing")
 
 
 def test_guessing_a_password_locks_the_name_out_and_every_failure_is_an_audit_line(var_dir, store):
+    with_bob(store)
     with Serve(var_dir) as serve:
         guesser = AgentBrowser(serve.url)
         statuses = [guesser.login("alice", f"guess {n}").status_code for n in range(5)]
@@ -41,6 +35,7 @@ def test_guessing_a_password_locks_the_name_out_and_every_failure_is_an_audit_li
 
 
 def test_an_address_guessing_many_names_is_locked_out_too(var_dir, store):
+    with_bob(store)
     with Serve(var_dir) as serve:
         guesser = AgentBrowser(serve.url)
         statuses = [guesser.login(f"name{n}", "whatever it is").status_code for n in range(20)]
