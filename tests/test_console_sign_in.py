@@ -3,7 +3,6 @@ line, sessions that really end (sign-out, a new password), and the caller an age
 database (one at a time, whatever screen; still on their screen after signing in again)."""
 from __future__ import annotations
 
-import pytest
 import requests
 
 from ivr.queue import AVAILABLE
