@@ -181,8 +181,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def accuracy(settings: Settings, data: Path, as_json: bool, plot_to: Optional[Path], limit: Optional[int]) -> int:
-    report = asyncio.run(measure(settings, data, limit))
+def accuracy(settings: Settings, data: Path, as_json: bool, plot_to: Optional[Path], limit: Optional[int],
+             calibration: Optional[dict] = None) -> int:
+    """`calibration`: the machine's figure (ivr/tools/calibration.py), already printed; kept in the JSON
+    so every benchmark's report says what it ran on, though these figures do not depend on speed."""
+    report = {"calibration": calibration, **asyncio.run(measure(settings, data, limit))}
     if plot_to:
         plot(report, plot_to)
     if as_json:

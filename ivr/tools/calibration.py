@@ -73,7 +73,9 @@ def measure(runs: int = RUNS) -> dict[str, Any]:
         began = time.perf_counter()
         _decode(model, samples)
         times.append(time.perf_counter() - began)
+    # The fastest and slowest decode too: a wide spread says something else was using the cores.
     return {"decode_ms": round(statistics.median(times) * 1000, 1), "runs": runs,
+            "fastest_ms": round(min(times) * 1000, 1), "slowest_ms": round(max(times) * 1000, 1),
             "clip_seconds": round(clip.seconds, 2), "model": "whisper tiny.en", "heard": heard, **machine()}
 
 
@@ -95,7 +97,8 @@ def first(enabled: bool, as_json: bool) -> Optional[dict[str, Any]]:
 
 def line(calibration: dict[str, Any]) -> str:
     return (f"calibration: {calibration['model']} decodes the {calibration['clip_seconds']:.1f} s clip in "
-            f"{calibration['decode_ms']:.0f} ms (median of {calibration['runs']}) on {calibration['cpu']} "
+            f"{calibration['decode_ms']:.0f} ms (median of {calibration['runs']}, "
+            f"{calibration['fastest_ms']:.0f}–{calibration['slowest_ms']:.0f}) on {calibration['cpu']} "
             f"× {calibration['cores']} cores, Python {calibration['python']}")
 
 

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
+from typing import Optional
 
 from ivr.config import Settings, add_engine_flags
 
@@ -24,6 +25,7 @@ def register(commands, bench_commands) -> None:
     add_engine_flags(latency)
     latency.add_argument("paths", nargs="*", type=Path, default=None, metavar="PATH")
     latency.add_argument("--json", action="store_true")
+    _add_calibration_flag(latency)
     latency.set_defaults(run=_bench_latency)
 
     accuracy = bench_commands.add_parser("accuracy", help="audio -> words, intents and slot values, in three line conditions")
@@ -32,6 +34,7 @@ def register(commands, bench_commands) -> None:
     accuracy.add_argument("--json", action="store_true")
     accuracy.add_argument("--plot", type=Path, metavar="PNG", help="write the intent confusion plot here")
     accuracy.add_argument("--limit", type=int, help="only the first N utterances")
+    _add_calibration_flag(accuracy)
     accuracy.set_defaults(run=_bench_accuracy)
 
     calls = bench_commands.add_parser(
@@ -41,6 +44,7 @@ def register(commands, bench_commands) -> None:
     calls.add_argument("paths", nargs="*", type=Path, default=None, metavar="PATH",
                        help="scenario files or folders (default tests/scenarios: the short ones, without hold or barge-in)")
     calls.add_argument("--json", action="store_true")
+    _add_calibration_flag(calls)
     calls.set_defaults(run=_bench_calls)
 
 
@@ -79,20 +83,33 @@ def _scenarios(args, settings: Settings) -> list[Path]:
 def _bench_latency(args, settings: Settings) -> int:
     from ivr.tools.bench import latency
 
-    return latency(settings, _scenarios(args, settings), args.json)
+    return latency(settings, _scenarios(args, settings), args.json, _calibrate(args))
 
 
 def _bench_accuracy(args, settings: Settings) -> int:
     from ivr.tools.accuracy import accuracy
 
     data = args.data or settings.dialogs_dir.parent / "tests" / "data" / "accuracy.yml"
-    return accuracy(settings, data, args.json, args.plot, args.limit)
+    return accuracy(settings, data, args.json, args.plot, args.limit, _calibrate(args))
 
 
 def _bench_calls(args, settings: Settings) -> int:
     from ivr.tools.bench_calls import bench_calls
 
-    return bench_calls(settings, _scenarios(args, settings), args.max, args.json)
+    return bench_calls(settings, _scenarios(args, settings), args.max, args.json, _calibrate(args))
+
+
+def _add_calibration_flag(bench) -> None:
+    bench.add_argument("--no-calibration", action="store_true",
+                       help="skip the machine calibration (Whisper tiny.en on a fixed clip, a few seconds) "
+                            "that is printed first and divides the figures; for quick runs")
+
+
+def _calibrate(args) -> Optional[dict]:
+    """Before the benchmark loads anything, so the calibration has the cores to itself."""
+    from ivr.tools.calibration import first
+
+    return first(not args.no_calibration, args.json)
 
 
 def _at_least_one(text: str) -> int:
