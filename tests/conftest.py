@@ -98,6 +98,24 @@ def voiced_seconds(pcm: bytes, rate: int) -> float:
     return sum(vad.is_speech(pcm[i:i + frame], rate) for i in range(0, len(pcm) - frame, frame)) * 0.02
 
 
+def until_the_bot_has_spoken(hearing, rate: int, quiet: float = 1.0, timeout: float = 40, who: str = "") -> float:
+    """Listens like a caller to a recording that grows as the call goes (`hearing()`: its 16-bit PCM so far):
+    once the bot has said something and then been quiet for `quiet` seconds, its prompt is over. Returns
+    where in the recording it ended. A caller who waits for the prompt, whatever the machine's speed,
+    rather than speaking at a guessed second."""
+    import time
+
+    deadline, start, window = time.monotonic() + timeout, len(hearing()), int(quiet * rate) * 2
+    while time.monotonic() < deadline:
+        pcm = hearing()[start:]
+        tail, spoken = pcm[-window:], pcm[:-window]
+        if len(tail) == window and voiced_seconds(spoken, rate) > 0.5 and voiced_seconds(tail, rate) < 0.1:
+            return (start + len(spoken)) / 2 / rate
+        time.sleep(0.1)
+    raise TimeoutError(f"{who}: the bot did not finish a prompt within {timeout} s; "
+                       f"heard {voiced_seconds(hearing()[start:], rate):.1f} s of speech")
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """One throwaway PostgreSQL server for the whole test session (tests/postgres.py)."""

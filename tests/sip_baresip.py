@@ -153,21 +153,11 @@ class Baresip:
         return dumps[-1].read_bytes()[WAV_HEADER:] if dumps else b""
 
     def wait_for_the_bot_to_finish(self, quiet: float = 1.0, timeout: float = 40) -> float:
-        """Listens like a caller: once the bot has said something and then been quiet for `quiet` seconds,
-        its prompt is over. Returns where in the call (seconds) the prompt ended. A caller who waits for
-        the prompt, whatever the speed of the machine, rather than speaking at a guessed second."""
-        from tests.conftest import voiced_seconds
+        """Once the bot has said something and then been quiet for `quiet` seconds: its prompt is over.
+        Returns where in the call (seconds) it ended."""
+        from tests.conftest import until_the_bot_has_spoken
 
-        deadline, start = time.monotonic() + timeout, len(self.hearing())
-        while time.monotonic() < deadline:
-            pcm = self.hearing()[start:]
-            tail, spoken = pcm[-int(quiet * 8000) * 2:], pcm[:-int(quiet * 8000) * 2]
-            if len(tail) == int(quiet * 8000) * 2 and voiced_seconds(spoken, 8000) > 0.5 \
-                    and voiced_seconds(tail, 8000) < 0.1:
-                return (start + len(spoken)) / 16000
-            time.sleep(0.1)
-        raise TimeoutError(f"baresip {self.user}: the bot did not finish a prompt within {timeout} s; "
-                           f"heard {voiced_seconds(self.hearing()[start:], 8000):.1f} s of speech")
+        return until_the_bot_has_spoken(self.hearing, 8000, quiet, timeout, who=f"baresip {self.user}")
 
     def heard(self) -> Optional[AudioChunk]:
         """What the phone heard in its last call (the decoded audio), once the call is over."""

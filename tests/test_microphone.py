@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, voiced_seconds
+from conftest import ROOT, until_the_bot_has_spoken, voiced_seconds
 
 
 def pactl(*args: str) -> str:
@@ -75,12 +75,11 @@ def test_ivr_call_hears_the_microphone_and_answers_on_the_speaker(sound_card, tm
     try:
         out = lines_of(call)
         assert wait_for(out, "bot:", 240, seen), f"no greeting; stderr: {call.stderr.read() if call.poll() is not None else ''}"
-        time.sleep(8)  # let the greeting play out, as a caller would
+        until_the_bot_has_spoken(lambda: _recorded(bot_wav), 16000, who="ivr call")  # the greeting, to its end
         subprocess.run(["paplay", "-d", "caller", str(caller_wav)], check=True)
         assert wait_for(out, "caller:", 30, seen), seen
         assert wait_for(out, "agent", 30, seen), seen
         assert wait_for(out, "in line", 30, seen), seen  # queued for a person: place in line, then hold music
-        time.sleep(3)
         call.send_signal(signal.SIGINT)  # the caller hangs up while waiting
         assert wait_for(out, "escalated", 60, seen), seen
         call.wait(timeout=30)
@@ -126,7 +125,7 @@ def test_the_bot_never_hears_its_own_voice_from_the_loudspeaker(loudspeaker, tmp
         subprocess.run(["paplay", "-d", "caller", str(caller_wav)], check=True)
         assert wait_for(out, "caller:", 30, seen), seen
         assert wait_for(out, "in line", 30, seen), seen
-        time.sleep(8)  # the place in line and hold music play on the loudspeaker and echo back meanwhile
+        time.sleep(8)  # a fixed window to watch in: place in line and hold music echo back meanwhile
         call.send_signal(signal.SIGINT)
         assert wait_for(out, "escalated", 60, seen), seen
         call.wait(timeout=30)
@@ -174,3 +173,10 @@ def test_a_call_ended_from_outside_leaves_nothing_behind(sound_card, trained_mod
     assert children_of(call.pid) == [], "ivr call started a helper process"
     getattr(call, how)()
     call.wait(timeout=30)  # it ends (TimeoutExpired otherwise), and there was nothing else to end
+
+
+def _recorded(wav: Path) -> bytes:
+    """What parec has written of the speaker so far (16-bit PCM after the WAV header)."""
+    data = wav.read_bytes() if wav.exists() else b""
+    found = data.find(b"data")
+    return data[found + 8:] if found >= 0 else b""
