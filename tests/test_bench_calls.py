@@ -9,17 +9,19 @@ from conftest import ivr_command
 def test_the_calls_benchmark_reports_latency_underruns_and_cpu_per_step_as_json(tmp_path):
     env = {"IVR_VAR": str(tmp_path)}
     assert ivr_command("db", "seed", env=env).returncode == 0
-    done = ivr_command("bench", "calls", "--max", "2", "--json", "tests/scenarios/goodbye_espeak.yml",
-                       env=env, timeout=600)
+    done = ivr_command("bench", "calls", "--max", "2", "--json", "--no-calibration", "tests/scenarios/goodbye_espeak.yml",
+                       env=env, timeout=600)  # the calibration has its own test (tests/test_calibration.py)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
 
     assert report["scenarios"] == ["caller says goodbye (espeak female voice, wideband)"]
     assert [step["callers"] for step in report["steps"]] == [1, 2]
+    assert report["calibration"] is None  # skipped, and said so rather than left out
     for step in report["steps"]:
         assert step["calls"] == step["callers"]  # one scenario: one call a line
         assert step["completed"] + len(step["problems"]) == step["calls"]
         assert step["latency"]["n"] >= 1
+        assert step["relative_to_calibration"] is None
         figures = [step["latency"][k] for k in ("p50", "p95", "max")] + [step["cpu_seconds_per_call"],
                    step["wall_seconds"]] + list(step["underruns"].values()) + list(step["callers_own_loop_stalls"].values())
         assert all(isinstance(f, numbers.Real) and f >= 0 for f in figures), step

@@ -250,19 +250,34 @@ async def _bench(server: Server, found: list[Script], most: int) -> dict[str, An
             "target_p95": TARGET_P95, "steps": steps, "most_callers_within_target": held or None}
 
 
-def bench_calls(settings: Settings, paths: list[Path], most: int, as_json: bool) -> int:
+def bench_calls(settings: Settings, paths: list[Path], most: int, as_json: bool,
+                calibration: Optional[dict] = None) -> int:
+    """`calibration`: the machine's figure (ivr/tools/calibration.py), measured before the server
+    starts; each step's latency and CPU per call are also given as multiples of it."""
     found = scripts(paths)  # the callers' voices are rendered before the server loads
     server = Server(["--media-stream", "127.0.0.1:0", "--max-calls", str(most)])
     server.start()
     try:
-        report = asyncio.run(_bench(server, found, most))
+        report = {"calibration": calibration, **asyncio.run(_bench(server, found, most))}
     finally:
         server.stop()
+    for step in report["steps"]:
+        step["relative_to_calibration"] = _relative(step, calibration)
     if as_json:
         print(json.dumps(report, indent=2))
     else:
         _print(report)
     return 0
+
+
+def _relative(step: dict[str, Any], calibration: Optional[dict]) -> Optional[dict[str, Optional[float]]]:
+    from ivr.tools.calibration import relative
+
+    if not calibration:
+        return None
+    return {"p50": relative(step["latency"].get("p50"), calibration),
+            "p95": relative(step["latency"].get("p95"), calibration),
+            "cpu_per_call": relative(step["cpu_seconds_per_call"], calibration)}
 
 
 def _print(report: dict[str, Any]) -> None:
@@ -286,3 +301,10 @@ def _print(report: dict[str, Any]) -> None:
             print(f"        {problem}")
     held = report["most_callers_within_target"]
     print(f"most callers at once with p95 under {report['target_p95']:.0f} s: {held if held else 'none'}")
+    if report["calibration"]:
+        print("relative to the calibration decode (these compare across machines):")
+        for step in report["steps"]:
+            ratios = step["relative_to_calibration"]
+            shown = ", ".join(f"{label} = {ratios[key]:.2f} × calibration" for key, label in
+                              (("p50", "p50"), ("p95", "p95"), ("cpu_per_call", "CPU per call")) if ratios[key] is not None)
+            print(f"  {step['callers']:>3} callers: {shown}")
