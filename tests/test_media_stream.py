@@ -28,9 +28,10 @@ def test_a_caller_talks_over_the_greeting_keys_an_account_number_and_hangs_up(se
             await caller.bot_finished(caller.prompts_done)
             asked = caller.heard(answer)
             keyed = await caller.keys("48151623")
+            replies = caller.prompts_done
             read_back = await caller.first_audio_after(keyed)
             await caller.keys("#")  # out of habit, while the bot reads the number back
-            await asyncio.sleep(7.0)
+            await caller.bot_finished(replies)  # the read-back and the PIN question, played to their end
             await caller.hang_up()
         return caller, greeting, spoke, answer, asked, read_back
 
