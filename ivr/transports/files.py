@@ -25,6 +25,7 @@ ONSET_DBFS = -40.0
 # After speaking the caller stays quiet at least this long, even if the bot's audio (hold music)
 # goes on meanwhile: long enough for the endpointer to hear the end of the utterance.
 SETTLE = 1.0
+TAIL = 0.06  # kept after the last loud frame: a word's fading end is still the word
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,15 @@ def _onset(say: Union[AudioChunk, Dtmf, StayOnLine]) -> float:
         if rms_dbfs(frame.pcm) > ONSET_DBFS:
             return frame.timestamp
     return 0.0
+
+
+def _voice_end(audio: AudioChunk) -> float:
+    """Where the caller's voice ends in an item (synthesizers trail off into silence)."""
+    end = 0.0
+    for frame in split(audio, FRAME):
+        if rms_dbfs(frame.pcm) > ONSET_DBFS:
+            end = frame.timestamp + FRAME
+    return end or len(audio.pcm) / SAMPLE_WIDTH / audio.rate
 
 
 class CallerFiles:
@@ -118,9 +128,13 @@ class CallerFiles:
             await asyncio.sleep(0)
 
     def _speech(self, item: AudioChunk, lead: bool) -> list[AudioChunk]:
+        """The item up to shortly after its voice ends: a synthesizer's trailing silence is silence, and
+        passes in real time after it (`_silence`), or the endpoint silence would go by before a
+        speculative decode could even start."""
         audio = resample(item, self.rate)
         before = bytes(int(self.rate * LEAD_SILENCE) * SAMPLE_WIDTH) if lead else b""
-        return split(AudioChunk(before + audio.pcm, self.rate), FRAME)
+        voice = audio.pcm[:int((_voice_end(audio) + TAIL) * self.rate) * SAMPLE_WIDTH]
+        return split(AudioChunk(before + voice, self.rate), FRAME)
 
     async def _silence(self, limit: float, until: Optional[asyncio.Event],
                        at_least: float = 0.0) -> AsyncIterator[AudioChunk]:
