@@ -154,11 +154,21 @@ def queue_history(queue: QueueStore, rng: random.Random, truth: Truth, escalatio
         wait += rng.randrange(60_000, 1_800_000) / 1000  # called back later
         at = truth.enqueued + timedelta(seconds=wait)
     truth.wait = wait
-    queue.take(entry, "alice", now=at)
-    if fate in ("wrapped_up", "callback_returned"):
+    wraps_up = fate in ("wrapped_up", "callback_returned")
+    agent = "alice" if wraps_up else _agent_who_keeps(queue, entry)  # an agent holds one caller at a time
+    queue.take(entry, agent, now=at)
+    if wraps_up:
         truth.handle = rng.randrange(30_000, 900_000) / 1000
-        queue.wrap_up(entry, "alice", "resolved", now=at + timedelta(seconds=truth.handle))
+        queue.wrap_up(entry, agent, "resolved", now=at + timedelta(seconds=truth.handle))
     return entry, "callback" if truth.callback else "taken"
+
+
+def _agent_who_keeps(queue: QueueStore, entry: int) -> str:
+    """A colleague of alice's who takes this caller and is still with them when the history ends."""
+    name = f"keeps-{entry}"
+    queue.add_agent(name, "a long password", ["en", "billing", "address"])
+    queue.set_agent_state(name, "available", now=T0)
+    return name
 
 
 @pytest.fixture(scope="module")
