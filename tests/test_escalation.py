@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from ivr.dialog.frustration import FrustrationMeter, FrustrationSettings
+from ivr.dialog.frustration import FrustrationMeter
 from ivr.dialog.settings import DialogError, load_voice_settings
 from ivr.events import Escalation, Turn
 from ivr.masking import HIDDEN
@@ -15,7 +15,7 @@ from ivr.queue.handoff import handoff
 from ivr.queue.model import ABANDONED, CALLBACK
 from ivr.queue import routing
 
-from conftest import ROOT, ivr_command
+from conftest import ROOT
 
 PHRASES = load_voice_settings(ROOT / "dialogs").frustration
 

@@ -4,7 +4,6 @@ answer. Whatever fails, the caller is told something true; never dead air after 
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Optional
 
