@@ -10,7 +10,7 @@ say() { printf 'setup: %s\n' "$*"; }
 # plugin that routes to it (a virtual microphone sounddevice records from), the caller voices
 # flite and festival, sox, PostgreSQL (the stores are tested on it as well as on SQLite), and
 # chromium (the agents' console is tested in a real browser).
-APT_PACKAGES="espeak-ng libportaudio2 pulseaudio libasound2-plugins flite festival festvox-us-slt-hts sox libsox-fmt-all postgresql chromium baresip"
+APT_PACKAGES="espeak-ng libportaudio2 pulseaudio libasound2-plugins flite festival festvox-us-slt-hts sox libsox-fmt-all postgresql chromium baresip kamailio sip-tester"
 
 find_python() {
   for candidate in python3.10 "$HOME/.pyenv/versions/3.10.13/bin/python3.10"; do
