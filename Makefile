@@ -6,7 +6,7 @@ setup:
 
 # The whole test suite; fails when pytest collects nothing (exit 5).
 test:
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q --durations=25
 
 check:
 	.venv/bin/ivr dialogs check
