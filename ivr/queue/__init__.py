@@ -9,7 +9,8 @@ from ivr.storage import LOCK_WAIT_S
 from ivr.queue.model import (ABANDONED, AGENT_STATES, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, LOST, OFFLINE, ROUTABLE,
                              TAKEN, WAITING, WRAP_UP, WRAPPED_UP, Agent, AlreadyTaken, BadAgent, Position, QueueEntry,
                              QueueError, QueueEvent, QueueUnavailable, UnknownEntry, AgentBusy)
-from ivr.queue.store import QueueStore, agent_skills
+from ivr.queue.agents import agent_skills
+from ivr.queue.store import QueueStore
 
 
 def queue_url(settings, env: Mapping[str, str] = os.environ) -> str:

@@ -1,4 +1,5 @@
-"""The escalation queue store: queued callers, agents and the history of every change. All of their SQL lives here.
+"""The escalation queue store: queued callers and the history of every change, with their SQL; the agents'
+operations and SQL are in ivr/queue/agents.py (`AgentDesk`, part of QueueStore).
 
 SQLite (the embedded default, `var/queue.db`) or PostgreSQL, chosen by the URL (see ivr/storage.py). Every
 operation is one transaction and writes its event row in it, so the live feed and the state never disagree and a
@@ -14,23 +15,22 @@ before a high one who arrived more than AGEING_SECONDS after them.
 """
 from __future__ import annotations
 
-import functools
 import json
 import re
 from dataclasses import fields
 from datetime import datetime
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Iterable, List, Optional, Sequence
 
-from sqlalchemy import Float, and_, exc, func, literal, or_, select
+from sqlalchemy import Float, and_, func, literal, or_, select
 from sqlalchemy.engine import Connection
 
-from ivr.accounts.pins import hash_pin as hash_password, pin_matches as password_matches
 from ivr.events import Escalation, TranscriptLine
-from ivr.queue.model import (ABANDONED, AGENT_STATES, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, LOST, OFFLINE,
-                             ROUTABLE, TAKEN, WAITING, WRAPPED_UP, Agent, AlreadyTaken, BadAgent, Position, QueueEntry,
-                             QueueError, QueueEvent, QueueUnavailable, UnknownEntry, AgentBusy)
+from ivr.queue.agents import AgentDesk, agent_free, agent_row, put_state, staff
+from ivr.queue.model import (ABANDONED, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, LOST, OFFLINE, ROUTABLE, TAKEN,
+                             WAITING, WRAPPED_UP, AlreadyTaken, BadAgent, Position, QueueEntry, QueueError, QueueEvent,
+                             QueueUnavailable, UnknownEntry)
 from ivr.queue.routing import AGEING_SECONDS, TOPICS, priority, skills
-from ivr.queue.schema import SCHEMA, agents, entries, events
+from ivr.queue.schema import SCHEMA, entries, events
 from ivr.storage import LOCK_WAIT_S, Database, DatabaseStore, from_db, now as utc_now, to_db
 
 _MIGRATION_LOCK = 2718281828  # PostgreSQL advisory lock held while migrating (the accounts store has its own)
@@ -38,13 +38,9 @@ _EVENTS_LOCK = 2718281829  # held from writing an event to commit, so event ids 
 LEASE_S = 30.0  # a caller on hold whose call's process has not said "alive" for this long is gone
 _RECENT_HANDLED = 20  # wrap-ups whose handle times estimate the wait
 DEFAULT_HANDLE_SECONDS = 180.0  # the estimate before any agent has wrapped up a caller
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_LANGUAGE = re.compile(r"[a-z]{2,3}")
-
-Skills = Union[str, Iterable[str]]
 
 
-class QueueStore(DatabaseStore):
+class QueueStore(AgentDesk, DatabaseStore):
     """Queued callers, agents and the queue's history in one database. Safe to share between threads and processes.
 
     Methods that depend on the time take an optional `now` (timezone-aware), for reports and tests.
@@ -110,9 +106,9 @@ class QueueStore(DatabaseStore):
                                    .where(entries.c.state == WRAPPED_UP)
                                    .order_by(entries.c.ended_at.desc(), entries.c.id.desc())
                                    .limit(_RECENT_HANDLED)).all()
-            staff = conn.execute(select(agents.c.state, agents.c.skills)).all()
+            team = staff(conn)
         ahead = order.index(me.id)
-        speakers = [agent.state for agent in staff if me.need_language in agent.skills.split(",")]
+        speakers = [agent.state for agent in team if me.need_language in agent.skills.split(",")]
         on_duty = sum(state != OFFLINE for state in speakers)
         free = sum(state == AVAILABLE for state in speakers)
         handle = (sum((row.ended_at - row.taken_at).total_seconds() for row in handled) / len(handled)
@@ -182,45 +178,7 @@ class QueueStore(DatabaseStore):
                 self._record(conn, "lost", moment, detail=f"{len(gone)} caller(s) whose call was gone")
             return [_entry(_entry_row(conn, entry_id)) for entry_id, _ in gone]
 
-    # --- agents --------------------------------------------------------------------------------------------
-
-    def add_agent(self, name: str, password: str, skills: Skills, sip_address: Optional[str] = None) -> Agent:
-        """A new agent (offline until they set themselves available), or new password and skills (and SIP address,
-        when given) for an existing one."""
-        name, skill_text = _agent_name(name), ",".join(agent_skills(skills))
-        if not isinstance(password, str) or not password:
-            raise BadAgent(f"agent {name} needs a password that is not empty")
-        if sip_address is not None and not re.fullmatch(r"sips?:\S+", sip_address):
-            raise BadAgent(f"a SIP address looks like sip:alice@127.0.0.1:5070, not {sip_address!r}")
-        password_hash, moment = hash_password(password), utc_now()
-        for attempt in range(2):
-            try:
-                with self._transaction(write=True) as conn:
-                    exists = conn.execute(select(agents.c.name).where(agents.c.name == name)
-                                          .with_for_update()).first()
-                    values = dict(password_hash=password_hash, skills=skill_text)
-                    if sip_address is not None:
-                        values["sip_address"] = sip_address
-                    if exists:
-                        conn.execute(agents.update().where(agents.c.name == name).values(**values))
-                    else:
-                        conn.execute(agents.insert().values(name=name, state=OFFLINE, state_since=to_db(moment),
-                                                             **values))
-                    self._record(conn, "agent_added", moment, agent=name, detail=skill_text)
-                    return _agent(_agent_row(conn, name))
-            except exc.IntegrityError:  # the same name added at the same moment elsewhere: update it instead
-                if attempt:
-                    raise QueueUnavailable(f"could not add agent {name} in {self._db.where}") from None
-        raise AssertionError("unreachable")
-
-    def check_agent(self, name: str, password: str) -> Agent:
-        """The agent, when the password is theirs; BadAgent (the same message) for a wrong name or password."""
-        with self._transaction() as conn:
-            row = conn.execute(select(agents).where(agents.c.name == str(name))).first()
-        stored = row.password_hash if row is not None else _no_agent_hash()
-        if not password_matches(str(password), stored) or row is None:
-            raise BadAgent("unknown agent or wrong password")
-        return _agent(row)
+    # --- agents (their own operations: ivr/queue/agents.py) ----------------------------------------------
 
     def holding(self, agent_name: str) -> Optional[QueueEntry]:
         """The caller this agent has taken and not yet wrapped up, whichever screen took them."""
@@ -229,30 +187,11 @@ class QueueStore(DatabaseStore):
                                                           entries.c.state == TAKEN))).first()
         return _entry(row) if row is not None else None
 
-    def agent(self, name: str) -> Agent:
-        with self._transaction() as conn:
-            return _agent(_agent_row(conn, name))
-
-    def agents(self) -> List[Agent]:
-        with self._transaction() as conn:
-            return [_agent(row) for row in conn.execute(select(agents).order_by(agents.c.name)).all()]
-
-    def set_agent_state(self, name: str, state: str, now: Optional[datetime] = None) -> Agent:
-        if state not in AGENT_STATES:
-            raise BadAgent(f"an agent's state is one of {', '.join(AGENT_STATES)}, not {state!r}")
-        moment = now or utc_now()
-        with self._transaction(write=True) as conn:
-            _agent_row(conn, name, lock=True)
-            conn.execute(agents.update().where(agents.c.name == name)
-                         .values(state=state, state_since=to_db(moment)))
-            self._record(conn, "agent_state", moment, agent=name, detail=state)
-            return _agent(_agent_row(conn, name))
-
     def take_next(self, agent_name: str, now: Optional[datetime] = None) -> Optional[QueueEntry]:
         """The agent takes the first caller in routing order whose skills they have (None when there is nobody)."""
         moment = now or utc_now()
         with self._transaction(write=True) as conn:
-            agent = _agent_free(conn, agent_name)
+            agent = agent_free(conn, agent_name)
             has = agent.skills.split(",")
             query = (select(entries.c.id)
                      .where(and_(entries.c.state.in_(ROUTABLE), entries.c.need_language.in_(has),
@@ -270,7 +209,7 @@ class QueueStore(DatabaseStore):
         BadAgent when the agent lacks a skill the caller needs."""
         moment = now or utc_now()
         with self._transaction(write=True) as conn:
-            agent = _agent_free(conn, agent_name)
+            agent = agent_free(conn, agent_name)
             row = _entry_row(conn, entry_id, lock=True)
             if row.state not in ROUTABLE:
                 by = f" by {row.agent}" if row.agent else ""
@@ -303,8 +242,7 @@ class QueueStore(DatabaseStore):
                 raise QueueError(f"caller {entry_id} is {row.state.replace('_', ' ')}, not waiting to be put through")
             conn.execute(entries.update().where(entries.c.id == entry_id)
                          .values(state=WAITING, agent=None, taken_at=None))
-            conn.execute(agents.update().where(agents.c.name == row.agent).values(
-                state=OFFLINE, state_since=to_db(moment)))
+            put_state(conn, row.agent, OFFLINE, moment)
             self._record(conn, "returned", moment, entry_id=entry_id, agent=row.agent,
                          detail="the agent's phone did not answer")
             return _entry(_entry_row(conn, entry_id))
@@ -317,7 +255,7 @@ class QueueStore(DatabaseStore):
             raise QueueError(f"a disposition is one of {', '.join(DISPOSITIONS)}, not {disposition!r}")
         moment = now or utc_now()
         with self._transaction(write=True) as conn:
-            _agent_row(conn, agent_name, lock=True)
+            agent_row(conn, agent_name, lock=True)
             row = _entry_row(conn, entry_id, lock=True)
             if row.agent != agent_name:
                 holder = f"{row.agent}'s" if row.agent else row.state.replace("_", " ")
@@ -326,8 +264,7 @@ class QueueStore(DatabaseStore):
                 return _entry(row)
             conn.execute(entries.update().where(entries.c.id == entry_id)
                          .values(state=WRAPPED_UP, ended_at=to_db(moment), disposition=disposition))
-            conn.execute(agents.update().where(agents.c.name == agent_name).values(
-                state=AVAILABLE, state_since=to_db(moment)))
+            put_state(conn, agent_name, AVAILABLE, moment)
             self._record(conn, "wrapped_up", moment, entry_id=entry_id, agent=agent_name, detail=disposition)
             return _entry(_entry_row(conn, entry_id))
 
@@ -375,8 +312,7 @@ class QueueStore(DatabaseStore):
     def _take(self, conn: Connection, entry_id: int, agent_name: str, moment: datetime) -> QueueEntry:
         conn.execute(entries.update().where(entries.c.id == entry_id)
                      .values(state=TAKEN, agent=agent_name, taken_at=to_db(moment)))
-        conn.execute(agents.update().where(agents.c.name == agent_name)
-                     .values(state=BUSY, state_since=to_db(moment)))
+        put_state(conn, agent_name, BUSY, moment)
         self._record(conn, "taken", moment, entry_id=entry_id, agent=agent_name)
         return _entry(_entry_row(conn, entry_id))
 
@@ -387,24 +323,6 @@ class QueueStore(DatabaseStore):
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_EVENTS_LOCK})")
         conn.execute(events.insert().values(kind=kind, at=to_db(moment), entry_id=entry_id, agent=agent,
                                              detail=detail[:200]))
-
-
-def agent_skills(given: Skills) -> tuple[str, ...]:
-    """"billing,en" or ["en", "billing"] -> ("billing", "en"): at least one language code, and topics."""
-    words = given.split(",") if isinstance(given, str) else list(given)
-    found = sorted({word.strip().lower() for word in words if isinstance(word, str) and word.strip()})
-    wrong = [word for word in found if word not in TOPICS and not _LANGUAGE.fullmatch(word)]
-    if wrong or not any(_LANGUAGE.fullmatch(word) for word in found):
-        raise BadAgent(f"skills are one or more language codes (en, es, …) plus any of {', '.join(TOPICS)}, "
-                       f"separated by commas, e.g. billing,en; not {given!r}")
-    return tuple(found)
-
-
-def _agent_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise BadAgent(f"an agent's name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
-                       f"or digit; not {name!r}")
-    return name
 
 
 def _callback_number_or_none(number: Optional[str]) -> Optional[str]:
@@ -437,31 +355,6 @@ def _entry_row(conn: Connection, entry_id: int, lock: bool = False):
     return row
 
 
-def _agent_row(conn: Connection, name: str, lock: bool = False):
-    query = select(agents).where(agents.c.name == name)
-    row = conn.execute(query.with_for_update() if lock else query).first()
-    if row is None:
-        raise BadAgent(f"no agent named {name!r}: add one with  ivr agents add NAME --skills en")
-    return row
-
-
-def _agent_on_duty(conn: Connection, name: str):
-    row = _agent_row(conn, name, lock=True)
-    if row.state == OFFLINE:
-        raise BadAgent(f"agent {name} is offline: set them available before taking callers")
-    return row
-
-
-def _agent_free(conn: Connection, name: str):
-    """An agent on duty holding nobody: one caller at a time, whatever screen or browser asks (the database's
-    unique index queue_one_caller_per_agent keeps it even against a race)."""
-    row = _agent_on_duty(conn, name)
-    holding = conn.execute(select(entries.c.id).where(and_(entries.c.agent == name, entries.c.state == TAKEN))).scalar()
-    if holding is not None:
-        raise AgentBusy(f"agent {name} is already with caller {holding}: wrap them up before taking another")
-    return row
-
-
 def _escalation_values(escalation: Escalation) -> dict:
     values = {field.name: getattr(escalation, field.name) for field in fields(Escalation)}
     try:
@@ -486,14 +379,3 @@ def _entry(row) -> QueueEntry:
         enqueued_at=from_db(row.enqueued_at), callback_number=row.callback_number, agent=row.agent,
         taken_at=from_db(row.taken_at), ended_at=from_db(row.ended_at), disposition=row.disposition,
         connected_at=from_db(row.connected_at), lost_at=from_db(row.lost_at))
-
-
-def _agent(row) -> Agent:
-    return Agent(name=row.name, skills=tuple(row.skills.split(",")), state=row.state,
-                 state_since=from_db(row.state_since), sip_address=row.sip_address)
-
-
-@functools.lru_cache(maxsize=1)
-def _no_agent_hash() -> str:
-    """A hash to check against for unknown names, so a wrong name takes as long as a wrong password."""
-    return hash_password("no such agent")
