@@ -78,6 +78,7 @@ class Call:
         self.call_id = call_id or uuid.uuid4().hex[:12]
         self.transport, self.dialog, self.seal, self.recording = transport, dialog, seal, recording
         self.channel, self.caller_number, self.backstage = channel, caller_number, backstage
+        self.worker: Optional[str] = None  # the serving process's name, set by its switchboard
         self.frustration = FrustrationMeter(backstage.frustration)
         self.phase, self._record = Phase.TALKING, _Record()
         self._asr = asr or ThreadPoolExecutor(1, thread_name_prefix=f"asr-{self.call_id}")
@@ -130,7 +131,7 @@ class Call:
                           record.greeting, record.turns, seconds, started_at=started_at,
                           ended_at=started_at + timedelta(seconds=seconds), channel=self.channel,
                           caller_number=self.caller_number, queue_entry=handover.entry_id,
-                          queue_outcome=handover.outcome, tasks=tasks)
+                          queue_outcome=handover.outcome, tasks=tasks, worker=self.worker)
 
     async def _keep_record(self, result: CallResult) -> None:
         if self.backstage.records is None:

@@ -30,6 +30,7 @@ class CallResult:
     queue_entry: Optional[int] = None  # the escalation queue entry, when the caller was queued
     queue_outcome: Optional[str] = None  # taken | callback | abandoned | waiting (left unresolved) | unavailable
     tasks: list[dict[str, Any]] = field(default_factory=list)  # [{"task": "bill_pay", "completed": False}, …]
+    worker: Optional[str] = None  # the `ivr serve` process that answered (`--worker`); None outside one
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,7 +41,7 @@ class CallResult:
             "escalation": asdict(self.escalation) if self.escalation else None,
             "queue_entry": self.queue_entry, "queue_outcome": self.queue_outcome,
             "greeting": self.greeting, "seconds": round(self.seconds, 3),
-            "turns": [asdict(turn) for turn in self.turns],
+            "turns": [asdict(turn) for turn in self.turns], "worker": self.worker,
         }
 
 

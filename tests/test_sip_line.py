@@ -227,8 +227,8 @@ def test_garbage_leaves_the_line_answering_with_bounded_state(caplog):
             with contextlib.suppress(asyncio.TimeoutError):
                 while True:  # whatever the line answered to the garbage
                     await peer.receive(timeout=0.3)
-            peer.send(peer.request("OPTIONS", peer.new_dialog()))
-            assert (await peer.receive()).status == 200
+            peer.send(peer.request("OPTIONS", peer.new_dialog()))  # still answering: 200, or 503 when the
+            assert (await peer.receive()).status in (200, 503)  # garbage held a sound INVITE that filled it
             peer.hang_up(dialog)
             assert (await peer.receive(skip_provisional=True)).status == 200
     caplog.set_level(logging.WARNING)

@@ -99,7 +99,8 @@ def _list(args, settings) -> int:
     for record in found:
         reason = (record["escalation"] or {}).get("reason") or ""
         print(f"{_clock(record['started_at'])}  {record['call_id']:<12}  {record['channel'] or '-':<11}  "
-              f"{record['outcome']:<11}  {record['task'] or '-':<14}  {reason or '-':<16}  {record['seconds']:7.1f} s")
+              f"{record['outcome']:<11}  {record['task'] or '-':<14}  {reason or '-':<16}  {record['seconds']:7.1f} s"
+              + (f"  {record['worker']}" if record.get("worker") else ""))
     return 0
 
 
@@ -109,7 +110,8 @@ def _print_record(record: Dict[str, Any], as_json: bool) -> None:
         return
     escalation = record["escalation"]
     print(f"call {record['call_id']}  {record['channel'] or 'unknown channel'}"
-          + (f"  from {record['caller_number']}" if record["caller_number"] else ""))
+          + (f"  from {record['caller_number']}" if record["caller_number"] else "")
+          + (f"  answered by worker {record['worker']}" if record.get("worker") else ""))  # older records: none
     print(f"  {_clock(record['started_at'])} to {_clock(record['ended_at'])} UTC ({record['seconds']:.1f} s)")
     outcome = record["outcome"] + (f" ({escalation['reason']})" if escalation else "")
     print(f"  outcome: {outcome}" + (f", task {record['task']}" if record["task"] else ""))

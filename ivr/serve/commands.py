@@ -22,6 +22,10 @@ def register(commands, bench_commands) -> None:
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0 picks a free one)")
     serve.add_argument("--secure-cookies", action="store_true",
                        help="the console is behind a TLS proxy: its session cookie is sent over HTTPS only")
+    serve.add_argument("--worker", metavar="NAME",
+                       help="this process's name in every call record it leaves, to tell workers behind one proxy "
+                            "apart (default HOST:SIP-PORT, e.g. ivr-2:5071). SIGUSR1 drains the worker: no new "
+                            "calls, the current ones finish, then it stops")
     lines.add_arguments(serve)
     serve.set_defaults(run=_serve)
 
@@ -36,11 +40,15 @@ def _serve(args, settings) -> int:
     try:
         allowed = allowed_networks(args.allow)
         door = lines.console_guard(args)  # --console-allow, --max-per-address, --header-timeout
+        lines.check(args)  # e.g. --rtp-ports
     except ValueError as error:
         print(f"ivr serve: {error}", file=sys.stderr)
         return 2
     if args.max_calls < 1:
         print(f"ivr serve: --max-calls must be 1 or more, not {args.max_calls}", file=sys.stderr)
+        return 2
+    if args.worker is not None and not args.worker.strip():
+        print("ivr serve: --worker needs a name, e.g. ivr-2:5071", file=sys.stderr)
         return 2
     store = open_queue(settings)  # a database that cannot be reached is said before anything listens
     records = _call_records(settings)
@@ -71,12 +79,30 @@ async def _serve_all(args, settings, console, allowed) -> None:
     from ivr.serve.switchboard import Switchboard
 
     bot = await Bot.load(settings)
-    switchboard = Switchboard(bot, args.max_calls)
+    switchboard = Switchboard(bot, args.max_calls, worker=args.worker or _worker_name(args))
     try:
-        await serve([console, *lines.listeners(args, switchboard, allowed)], announce=_announce)
+        await serve([console, *lines.listeners(args, switchboard, allowed)], announce=_announce,
+                    drain=lambda: _drain(switchboard))
     finally:
         await switchboard.close()
         await bot.close()
+
+
+def _worker_name(args) -> str:
+    """HOST:SIP-PORT, unique among the workers one proxy sends calls to; the process id when no port is fixed."""
+    import os
+    import socket
+
+    port = args.sip[1] if isinstance(getattr(args, "sip", None), tuple) else 0
+    return f"{socket.gethostname()}:{port or os.getpid()}"
+
+
+async def _drain(switchboard) -> None:
+    """SIGUSR1: no new calls (SIP answers 503, so a proxy sends callers elsewhere); stops once the last call ends."""
+    switchboard.drain()
+    print(f"ivr serve: draining {switchboard.worker}: no new calls, {switchboard.active} to finish", flush=True)
+    await switchboard.emptied()
+    print(f"ivr serve: drained {switchboard.worker}: no calls left, stopping", flush=True)
 
 
 def _announce(line: str) -> None:

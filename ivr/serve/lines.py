@@ -1,7 +1,7 @@
 """The phone lines `ivr serve` answers on. Each line's module adds its own flag and listener.
 
-A line module offers `add_arguments(parser)` and `listeners(args, switchboard, allowed) -> list`
-of Listeners (ivr/transports/listeners.py: `start() -> str`, `stop()`), or none when its flag is unset.
+A line module offers `add_arguments(parser)`, optionally `check(args)` (ValueError for a wrong value),
+and `listeners(args, switchboard, allowed) -> list` of Listeners (ivr/transports/listeners.py: `start() -> str`, `stop()`), or none when its flag is unset.
 The flags every TCP listener shares (per-address cap, deadlines, the console's networks) are here
 too; ivr/transports/guard.py applies them (`listen_limits` reads them back for a line).
 """
@@ -65,6 +65,14 @@ def console_guard(args: argparse.Namespace):
 def listeners(args: argparse.Namespace, switchboard, allowed: Networks) -> list:
     return [listener for module in LINE_MODULES
             for listener in importlib.import_module(module).listeners(args, switchboard, allowed)]
+
+
+def check(args: argparse.Namespace) -> None:
+    """A line's wrong flag value (ValueError, one line), said before the bot loads."""
+    for module in LINE_MODULES:
+        checked = getattr(importlib.import_module(module), "check", None)
+        if checked:
+            checked(args)
 
 
 def wanted(args: argparse.Namespace) -> bool:

@@ -5,6 +5,10 @@ and give it here. The models are loaded once (the Bot); each call gets its own C
 recognizer. A limit on concurrent calls is kept (a listener asks `has_room()` first, and
 refuses the caller its own way: 486 Busy Here, a closed socket). One call's failure is logged
 and never touches another.
+
+Draining (a rolling restart, or a worker taken out of a cluster): no new calls are taken, the calls
+already here go on to their end, and `emptied()` says when the last one has. Each call's record names
+this `worker`, so a supervisor can tell which process answered whom.
 """
 from __future__ import annotations
 
@@ -18,11 +22,14 @@ log = logging.getLogger(__name__)
 
 
 class Switchboard:
-    def __init__(self, bot, max_calls: int = 16):
+    def __init__(self, bot, max_calls: int = 16, worker: str = ""):
         if max_calls < 1:
             raise ValueError(f"the maximum of concurrent calls must be 1 or more, not {max_calls}")
-        self.bot, self.max_calls = bot, max_calls
+        self.bot, self.max_calls, self.worker = bot, max_calls, worker
+        self.draining = False
         self._calls: dict[str, asyncio.Task] = {}
+        self._empty = asyncio.Event()
+        self._empty.set()
         self.answered = 0
         self.refused = 0
         self.failed = 0
@@ -32,10 +39,23 @@ class Switchboard:
         return len(self._calls)
 
     def has_room(self) -> bool:
-        if self.active < self.max_calls:
+        """Whether a caller ringing now is taken (a refusal is counted)."""
+        if self.takes_calls():
             return True
         self.refused += 1
         return False
+
+    def takes_calls(self) -> bool:
+        """Whether a call would be taken now: what a proxy's health probe asks (nothing is counted)."""
+        return not self.draining and self.active < self.max_calls
+
+    def drain(self) -> None:
+        """Take no new calls from now on; the current ones go on to their end."""
+        self.draining = True
+
+    async def emptied(self) -> None:
+        """Returns once no call is left (at once when there is none)."""
+        await self._empty.wait()
 
     def answer(self, transport: Transport, channel: str, caller_number: Optional[str] = None,
                call_id: Optional[str] = None) -> asyncio.Task:
@@ -43,11 +63,18 @@ class Switchboard:
         call = self.bot.call(transport, channel, caller_number=caller_number)
         if call_id:
             call.call_id = call_id
+        call.worker = self.worker
         self.answered += 1
         task = asyncio.create_task(self._run(call), name=f"call-{call.call_id}")
         self._calls[call.call_id] = task
-        task.add_done_callback(lambda _: self._calls.pop(call.call_id, None))
+        self._empty.clear()
+        task.add_done_callback(lambda _: self._ended(call.call_id))
         return task
+
+    def _ended(self, call_id: str) -> None:
+        self._calls.pop(call_id, None)
+        if not self._calls:
+            self._empty.set()
 
     async def _run(self, call):
         try:

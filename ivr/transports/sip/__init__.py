@@ -8,8 +8,10 @@ bridges the two legs; it is the line's collaborator, and uses only what `Signall
 audio: `sdp.py` (offer and answer), `media.py` (RTP on the phone lines' pacer, symmetric), `rtp.py`,
 `jitter.py` and `dtmf.py` (RFC 4733 keys and SIP INFO).
 
-`ivr serve` finds a line's flag and listeners by module (ivr.transports.sip); they are the line's.
+`ivr serve` finds a line's flags and listeners by module (ivr.transports.sip, from `flags.py`); they are
+the line's. `ports.py` binds each call's audio (`--rtp-ports`).
 """
-from ivr.transports.sip.line import SipLine, add_arguments, listeners, wanted
+from ivr.transports.sip.flags import add_arguments, check, listeners, wanted
+from ivr.transports.sip.line import SipLine
 
-__all__ = ["SipLine", "add_arguments", "listeners", "wanted"]
+__all__ = ["SipLine", "add_arguments", "check", "listeners", "wanted"]

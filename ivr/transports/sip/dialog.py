@@ -37,6 +37,7 @@ class Leg:
     ended: bool = False
     answer: bytes = b""  # our 200 OK, sent again until the ACK comes
     ack: bytes = b""  # our ACK, sent again if their 200 OK comes again
+    route: tuple[str, ...] = ()  # the proxies our requests in the dialog pass through (Kamailio's Record-Route)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -51,9 +52,17 @@ class Leg:
         to = f"{self.remote_uri};tag={self.remote_tag}" if self.remote_tag else self.remote_uri
         return SipMessage(method=method, uri=self.target, body=body, headers=[
             ("Via", f"SIP/2.0/UDP {via};branch={new_branch()};rport"),
-            ("Max-Forwards", "70"), ("From", f"{self.local_uri};tag={self.local_tag}"), ("To", to),
+            ("Max-Forwards", "70"), *(("Route", hop) for hop in self.route),
+            ("From", f"{self.local_uri};tag={self.local_tag}"), ("To", to),
             ("Call-ID", self.call_id), ("CSeq", f"{cseq or self.cseq} {method}"), ("User-Agent", USER_AGENT),
             *headers])
+
+
+def route_set(request: SipMessage) -> tuple[str, ...]:
+    """The route set of the dialog an INVITE opens, for its answerer (RFC 3261 §12.1.1): its Record-Route
+    hops in order. A proxy that record-routes (Kamailio) then sees our BYE and the caller's alike."""
+    return tuple(hop.strip() for value in request.all("Record-Route")
+                 for hop in re.split(r"(?<=>)\s*,", value) if hop.strip())
 
 
 def transaction(request: SipMessage, addr: Address) -> tuple:

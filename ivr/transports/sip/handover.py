@@ -17,7 +17,7 @@ from typing import Optional, Protocol
 
 from ivr.transports.sip import sdp
 from ivr.transports.sip.dialog import ALLOW, Leg, in_transaction
-from ivr.transports.sip.media import RtpSession, bind_socket
+from ivr.transports.sip.media import RtpSession
 from ivr.transports.sip.message import (BadMessage, SipMessage, address_uri, host_port, new_tag, parse_uri, tag,
                                         without_tag)
 from ivr.transports.sip.peers import Peers
@@ -31,8 +31,10 @@ BRIDGE_LATENCY = 0.2  # at most this much audio waits between the two legs of a 
 
 class Signalling(Protocol):
     """What the hand-over needs of the SIP line (SipLine is one)."""
-    host: str  # where the line listens: the agent leg's RTP is bound there too
+    host: str  # where the line listens
     port: int
+
+    def rtp_socket(self) -> socket.socket: ...  # the agent leg's audio, bound like a caller's (--rtp-ports)
 
     def local_host(self, peer_host: str) -> str: ...
 
@@ -58,7 +60,7 @@ class HandOver:
         try:
             uri = parse_uri(address)
             peer = (await _resolve(uri.host), uri.port or 5060)
-            sock = bind_socket(self._line.host)
+            sock = self._line.rtp_socket()
         except (BadMessage, OSError) as error:
             log.error("SIP: cannot ring agent at %s: %s", address, error)
             return False

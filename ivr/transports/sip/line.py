@@ -21,17 +21,17 @@ import logging
 import secrets
 from typing import Optional
 
-from ivr.transports import network_line
 from ivr.transports.sip import sdp
 from ivr.transports.sip.addresses import LocalHosts
 from ivr.transports.sip.call import SipCall
-from ivr.transports.sip.dialog import ALLOW, USER_AGENT, Leg, note_received, transaction, warning
+from ivr.transports.sip.dialog import ALLOW, USER_AGENT, Leg, note_received, route_set, transaction, warning
 from ivr.transports.sip.dtmf import info_key
 from ivr.transports.sip.handover import HandOver
-from ivr.transports.sip.media import RtpSession, bind_socket
+from ivr.transports.sip.media import RtpSession
 from ivr.transports.sip.message import (BadMessage, SipMessage, address_uri, host_port, new_tag, parse, parse_uri,
                                         response, tag, without_tag)
-from ivr.transports.sip.peers import Peers, trusted_proxy
+from ivr.transports.sip.peers import Peers
+from ivr.transports.sip.ports import RtpPorts
 from ivr.transports.sip.transactions import T1, T2, TRANSACTION_SECONDS, ClientTransactions, SentResponses
 
 log = logging.getLogger(__name__)
@@ -42,36 +42,13 @@ BROKEN_LOGGED = 3  # tracebacks logged in full before only every 1,000th is
 Address = tuple  # (host, port)
 
 
-def add_arguments(group) -> None:
-    """Add this line's flag to `ivr serve`."""
-    group.add_argument("--sip", metavar="HOST:PORT", type=network_line.host_port,
-                       help="answer SIP calls on this UDP address, e.g. 0.0.0.0:5060 (G.711 mu-law or A-law; "
-                            "keypad by RFC 4733 or SIP INFO)")
-    group.add_argument("--sip-trusted-proxy", action="append", metavar="ADDRESS", type=trusted_proxy, default=[],
-                       help="a SIP proxy or SBC (address or network, repeatable) whose calls are taken and whose "
-                            "SDP may send a call's audio to another host (its media relay); anyone else's audio "
-                            "goes only to the host the call's signalling comes from")
-
-
-def wanted(args) -> bool:
-    return bool(getattr(args, "sip", None))
-
-
-def listeners(args, switchboard, allowed) -> list:
-    if not wanted(args):
-        return []
-    host, port = args.sip if isinstance(args.sip, tuple) else network_line.host_port(args.sip)
-    proxies = getattr(args, "sip_trusted_proxy", None) or ()
-    return [SipLine(host, port, switchboard, allowed, trusted_proxies=proxies)]
-
-
 class SipLine(asyncio.DatagramProtocol):
     """A Listener for `ivr serve` (start/stop) and the UDP protocol of the SIP line; the hand-over's
     Signalling (host, port, local_host, add_leg, request, contact, send, end)."""
 
     def __init__(self, host: str, port: int, switchboard, allowed, max_legs: Optional[int] = None,
-                 trusted_proxies=()):
-        self._host, self._port = host, port
+                 trusted_proxies=(), rtp_ports: RtpPorts = RtpPorts()):
+        self._host, self._port, self._rtp_ports = host, port, rtp_ports
         self._switchboard, self._peers = switchboard, Peers(allowed, trusted_proxies)
         self._max_legs = max_legs or 2 * switchboard.max_calls + 8  # bridged agent legs count too
         self._transport: Optional[asyncio.DatagramTransport] = None
@@ -91,6 +68,9 @@ class SipLine(asyncio.DatagramProtocol):
     @property
     def port(self) -> int:
         return self._port
+
+    def rtp_socket(self):
+        return self._rtp_ports.bind(self._host)
 
     def add_leg(self, leg: Leg) -> None:
         self._legs[leg.key] = leg
@@ -213,7 +193,7 @@ class SipLine(asyncio.DatagramProtocol):
         if not request.body or (request.get("Content-Type") or "").split(";")[0].strip().lower() != "application/sdp":
             self._reply(request, addr, 488, "Not Acceptable Here", headers=warning("an SDP offer is needed"))
             return
-        if len(self._legs) >= self._max_legs:
+        if len(self._legs) >= self._max_legs or self._switchboard.draining:  # a proxy tries another worker
             self._reply(request, addr, 503, "Service Unavailable", headers=[("Retry-After", "30")])
             return
         if not self._switchboard.has_room():
@@ -224,7 +204,7 @@ class SipLine(asyncio.DatagramProtocol):
     def _answer(self, request: SipMessage, addr: Address, caller_number: str, target: str) -> None:
         local = self.local_host(addr[0])
         try:
-            sock = bind_socket(self._host)
+            sock = self.rtp_socket()
         except OSError as error:
             log.error("SIP: no port for the audio of a call from %s: %s", addr[0], error)
             self._reply(request, addr, 503, "Service Unavailable")
@@ -240,7 +220,7 @@ class SipLine(asyncio.DatagramProtocol):
         media_session = RtpSession(sock, media, addr[0], trust_sdp=self._peers.is_trusted(addr[0]))
         leg = Leg(request.call_id, new_tag(), tag(request.get("From")), without_tag(request.get("To")),
                   without_tag(request.get("From")), target, addr, answer, origin, media_session,
-                  cseq=secrets.randbelow(2**16))
+                  cseq=secrets.randbelow(2**16), route=route_set(request))
         self.add_leg(leg)
         self._reply(request, addr, 100, "Trying", remember=False)
         self._reply(request, addr, 180, "Ringing", to_tag=leg.local_tag, remember=False)
@@ -308,7 +288,11 @@ class SipLine(asyncio.DatagramProtocol):
             self._reply(request, addr, 481, "Call/Transaction Does Not Exist")
 
     def _options(self, request: SipMessage, addr: Address) -> None:
-        self._reply(request, addr, 200, "OK", headers=[("Allow", ALLOW), ("Accept", ACCEPT)])
+        """A proxy's health probe (Kamailio's dispatcher): 200 while a call would be taken, else 503."""
+        if self._switchboard.takes_calls():
+            self._reply(request, addr, 200, "OK", headers=[("Allow", ALLOW), ("Accept", ACCEPT)])
+        else:
+            self._reply(request, addr, 503, "Service Unavailable", headers=[("Retry-After", "30"), ("Allow", ALLOW)])
 
     def _info(self, request: SipMessage, addr: Address) -> None:
         leg = self._in_call(request, addr)

@@ -32,19 +32,6 @@ RTP_TIMEOUT = 60.0
 CODECS = {"PCMU": (ulaw_encode, ulaw_decode), "PCMA": (alaw_encode, alaw_decode)}
 
 
-def bind_socket(host: str) -> socket.socket:
-    """A UDP socket on any free port of `host`, bound now so its port can go into the SDP."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        sock.bind((host, 0))
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 class RtpSession(asyncio.DatagramProtocol):
     def __init__(self, sock: socket.socket, media: Media, peer_host: str, trust_sdp: bool = False):
         """`peer_host`: where the call's signalling comes from; `trust_sdp`: it is a trusted proxy, whose

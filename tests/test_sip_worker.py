@@ -1,0 +1,116 @@
+"""`ivr serve --sip` as one worker behind a SIP proxy, with the real bot: what Kamailio's dispatcher
+asks of it (OPTIONS: 200 while it can take a call, 503 when full or draining), where a call's audio is
+bound (--rtp-ports), the worker named in every call record (--worker), and SIGUSR1: no new calls, the
+current one finishes, then the process stops by itself."""
+import asyncio
+import json
+import re
+import signal
+import time
+
+import pytest
+
+from tests.conftest import ivr_command
+from tests.running import Running
+from tests.sip_baresip import free_port
+from tests.sip_peer import RawPeer
+
+pytestmark = pytest.mark.slow
+
+RTP_LOW, RTP_HIGH = 31000, 31009
+
+
+@pytest.fixture(scope="module")
+def worker(trained_model, tmp_path_factory):
+    var = tmp_path_factory.mktemp("sip-worker")
+    running = Running(["serve", "--port", "0", "--sip", f"127.0.0.1:{free_port()}", "--max-calls", "1",
+                       "--worker", "desk-7", "--rtp-ports", f"{RTP_LOW}-{RTP_HIGH}"],
+                      log=var / "serve.log", env={"IVR_VAR": str(var)})
+    found = running.printed(r"SIP line: sip:([\d.]+):(\d+)", timeout=180)
+    running.address, running.var = (found[1], int(found[2])), var
+    yield running
+    running.stop()
+
+
+async def options(peer: RawPeer):
+    peer.send(peer.request("OPTIONS", peer.new_dialog()))
+    return await peer.receive()
+
+
+def audio_port(answer) -> int:
+    return int(re.search(rb"m=audio (\d+)", answer.body)[1])
+
+
+def record_of(worker, call_id: str) -> dict:
+    deadline = time.monotonic() + 30
+    while True:
+        shown = ivr_command("calls", "show", call_id, "--json", env={"IVR_VAR": str(worker.var)})
+        if shown.returncode == 0:
+            return json.loads(shown.stdout)
+        assert time.monotonic() < deadline, f"no record of {call_id}: {shown.stderr[-500:]}"
+        time.sleep(0.5)
+
+
+def test_the_worker_answers_probes_while_it_has_room_and_names_itself_in_each_record(worker):
+    async def test():
+        peer = await RawPeer(worker.address).open()
+        try:
+            probe = await options(peer)
+            assert probe.status == 200, probe
+            dialog, responses = await peer.call()
+            assert responses[-1].status == 200
+            assert RTP_LOW <= audio_port(responses[-1]) <= RTP_HIGH and audio_port(responses[-1]) % 2 == 0
+            assert len(await peer.heard(1.0)) > 0  # the greeting has begun
+            full = await options(peer)  # --max-calls 1: no room for another caller
+            assert (full.status, full.get("Retry-After")) == (503, "30"), full
+            peer.hang_up(dialog)
+            assert (await peer.receive(skip_provisional=True)).status == 200
+            for _ in range(100):  # the call is over once the worker has let it go: room again
+                if (await options(peer)).status == 200:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the worker never said it had room again")
+            return "sip-" + re.search(r"tag=(\w+)", dialog.to)[1]
+        finally:
+            peer.close()
+
+    call_id = asyncio.run(test())
+    assert record_of(worker, call_id)["worker"] == "desk-7"
+    shown = ivr_command("calls", "show", call_id, env={"IVR_VAR": str(worker.var)})
+    assert "answered by worker desk-7" in shown.stdout.splitlines()[0], shown.stdout
+
+
+def test_a_draining_worker_takes_no_new_call_finishes_the_current_one_then_stops(worker):
+    async def test():
+        peer = await RawPeer(worker.address, user="5550101").open()
+        newcomer = await RawPeer(worker.address, user="5550102").open()
+        try:
+            dialog, responses = await peer.call()
+            assert responses[-1].status == 200
+            printed = len(worker.lines)
+            worker.signal(signal.SIGUSR1)
+            await asyncio.to_thread(worker.printed, r"draining desk-7: no new calls, 1 to finish", 20, printed)
+            refused = await options(newcomer)
+            assert (refused.status, refused.get("Retry-After")) == (503, "30")
+            _, answers = await newcomer.call()
+            assert answers[-1].status == 503, answers[-1]
+            assert len(await peer.heard(1.0)) > 0 and worker.process.poll() is None  # the current call goes on
+            peer.hang_up(dialog)
+            assert (await peer.receive(skip_provisional=True)).status == 200
+            await asyncio.to_thread(worker.printed, r"drained desk-7: no calls left, stopping", 30, printed)
+        finally:
+            peer.close()
+            newcomer.close()
+
+    asyncio.run(test())
+    assert worker.exited(timeout=30) == 0
+    assert "ivr serve: stopped" in worker.log()
+
+
+def test_a_wrong_rtp_port_range_is_said_in_one_line():
+    refused = ivr_command("serve", "--sip", "127.0.0.1:0", "--rtp-ports", "31010-31000")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "ivr serve: --rtp-ports 31010-31000: the ports must be within 1024-65535, the first not above the last "
+        "(e.g. --rtp-ports 20000-20999)"]
