@@ -31,6 +31,9 @@ class CallResult:
     queue_outcome: Optional[str] = None  # taken | callback | abandoned | waiting (left unresolved) | unavailable
     tasks: list[dict[str, Any]] = field(default_factory=list)  # [{"task": "bill_pay", "completed": False}, …]
     worker: Optional[str] = None  # the `ivr serve` process that answered (`--worker`); None outside one
+    # The account the caller named, masked (ivr.queue.handoff.mask_account: "48…623"): with the caller
+    # number, it is how the reports know a caller who calls again (first-call resolution).
+    account: Optional[str] = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +43,7 @@ class CallResult:
             "outcome": self.outcome, "task": self.task, "tasks": self.tasks,
             "escalation": asdict(self.escalation) if self.escalation else None,
             "queue_entry": self.queue_entry, "queue_outcome": self.queue_outcome,
+            "account": self.account or (self.escalation.account if self.escalation else None),
             "greeting": self.greeting, "seconds": round(self.seconds, 3),
             "turns": [asdict(turn) for turn in self.turns], "worker": self.worker,
         }

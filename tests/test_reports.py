@@ -9,166 +9,24 @@ import json
 import random
 import shutil
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from statistics import mean
 from typing import List, Optional
 
 import pytest
 
 from conftest import ivr_command
-from ivr.call_result import CallResult
-from ivr.events import Escalation, Turn
-from ivr.queue import QueueStore
-from ivr.records import CallRecords
+from report_history import CALLS, OUTCOMES, History, Truth, generate
 
-T0 = datetime(2026, 11, 10, 0, 0, tzinfo=timezone.utc)
-DAYS = 10
-CALLS = 320
 SINCE = "2026-11-15"
-PROMPTS = ("utter_greet", "utter_ask_account_number", "utter_ask_pin", "utter_ask_amount", "utter_ask_zip_code",
-           "utter_ask_street", "utter_confirm_payment")
-TASKS = (None, "balance", "bill_pay", "address_change")
-REASONS = ("caller_request", "no_input", "no_match", "auth_failed", "frustration", "payment_declined")
-OUTCOMES = ("self_served", "escalated", "abandoned", "ended")
 TASK_NAMES = {"bill_pay": "bill payment", "balance": "balance enquiry", "address_change": "address change"}
 # What a supervisor reads for each prompt: voice.yml's `name:`, else the prompt's own words.
 PROMPT_NAMES = {"utter_greet": "how can I help?", "utter_ask_account_number": "account number", "utter_ask_pin": "PIN",
                 "utter_ask_amount": "amount", "utter_ask_zip_code": "new ZIP code", "utter_ask_street": "street",
                 "utter_confirm_payment": "confirm payment"}
-FATES = ("wrapped_up", "taken", "abandoned", "callback", "callback_returned", "waiting", "not_queued")
+WINDOW = timedelta(days=7)
 SCREENSHOT_COPY = Path("/tmp/ivr-report-screenshot.png")  # kept for a person to look at
-
-
-@dataclass
-class Truth:
-    """What the generator decided for one call (and its queue entry, if any)."""
-    started: datetime
-    outcome: str
-    task: Optional[str]
-    seconds: float
-    reason: Optional[str]
-    turns: List[Turn]
-    tasks: List[dict] = field(default_factory=list)  # empty: a record from before tasks were kept
-    fate: Optional[str] = None
-    enqueued: Optional[datetime] = None
-    wait: Optional[float] = None  # enqueued -> taken, seconds
-    handle: Optional[float] = None  # taken -> wrapped up, seconds
-    callback: bool = False
-
-
-@dataclass
-class History:
-    var: Path
-    truths: List[Truth] = field(default_factory=list)
-
-
-def random_turns(rng: random.Random) -> List[Turn]:
-    turns = []
-    for _ in range(rng.randint(0, 6)):
-        prompt, shape = rng.choice(PROMPTS), rng.random()
-        if shape < 0.12:
-            turns.append(Turn(kind="no_input", prompt=prompt, bot=["Sorry, I didn't hear anything."]))
-        elif shape < 0.20:
-            turns.append(Turn(said="mumble", prompt=prompt, heard="", bot=["Sorry?"]))  # nothing recognised
-        elif shape < 0.32:
-            turns.append(Turn(said="banana", prompt=prompt, heard="banana phone", intent="nlu_fallback",
-                              confidence=0.31, bot=["Sorry, I didn't get that."]))
-        elif shape < 0.38:
-            turns.append(Turn(said="weather", prompt=prompt, heard="what's the weather", intent="out_of_scope",
-                              confidence=0.7, bot=["I can't help with that."]))
-        elif shape < 0.55:
-            turns.append(Turn(said="dtmf:1234#", kind="dtmf", prompt=prompt, heard="1234", intent="inform",
-                              confidence=1.0, bot=["Thanks."]))
-        else:
-            turns.append(Turn(said="pay my bill", prompt=prompt, heard="pay my bill", intent="pay_bill",
-                              confidence=round(rng.uniform(0.5, 1.0), 3), bot=["Sure."],
-                              latency={"asr": 0.02, "dialog": 0.09}))
-    return turns
-
-
-def random_tasks(rng: random.Random, outcome: str, task: Optional[str]) -> List[dict]:
-    """The tasks a call started: its last one, completed only when self-served, sometimes after one it
-    left (cancelled or switched from), sometimes after another it finished; a fifth keep no list."""
-    if task is None or rng.random() < 0.2:
-        return []
-    shape, other = rng.random(), rng.choice([t for t in TASKS[1:] if t != task])
-    before = [{"task": other, "completed": False}] if shape < 0.25 else \
-        [{"task": other, "completed": True}] if shape < 0.4 and outcome == "self_served" else []
-    return [*before, {"task": task, "completed": outcome == "self_served"}]
-
-
-def generate(var: Path, rng: random.Random) -> History:
-    history = History(var)
-    records = CallRecords(f"sqlite:///{var / 'calls.db'}")
-    queue = QueueStore(f"sqlite:///{var / 'queue.db'}")
-    queue.add_agent("alice", "a long password", ["en", "billing", "address"])
-    queue.set_agent_state("alice", "available", now=T0)
-    try:
-        for number in range(CALLS):
-            started = T0 + timedelta(milliseconds=rng.randrange(DAYS * 86_400_000))
-            outcome = rng.choices(OUTCOMES, weights=(45, 35, 12, 8))[0]
-            task = rng.choice(TASKS) if outcome != "self_served" else rng.choice(TASKS[1:])
-            truth = Truth(started, outcome, task, rng.randrange(3_000, 600_000) / 1000,
-                          rng.choice(REASONS) if outcome == "escalated" else None, random_turns(rng),
-                          random_tasks(rng, outcome, task))
-            call_id = f"call-{number:04d}"
-            escalation = Escalation(truth.reason, summary=f"Caller {number} wants a person.", task=task,
-                                    frustration=round(rng.random(), 2), caller_number=f"+1555{number:07d}",
-                                    call_id=call_id, channel="sip") if truth.reason else None
-            entry, queue_outcome = None, None
-            if escalation:
-                truth.fate = rng.choice(FATES)
-                if truth.fate != "not_queued":
-                    entry, queue_outcome = queue_history(queue, rng, truth, escalation)
-            records.save(CallResult(call_id, outcome, task, escalation, ["Hello, how can I help?"], truth.turns,
-                                    truth.seconds, started_at=started,
-                                    ended_at=started + timedelta(seconds=truth.seconds), channel="sip",
-                                    caller_number=f"+1555{number:07d}", queue_entry=entry,
-                                    queue_outcome=queue_outcome, tasks=truth.tasks))
-            history.truths.append(truth)
-    finally:
-        records.close()
-        queue.close()
-    return history
-
-
-def queue_history(queue: QueueStore, rng: random.Random, truth: Truth, escalation: Escalation):
-    """Put the caller through the real queue as their fate says; returns (entry id, the call's queue outcome)."""
-    truth.enqueued = truth.started + timedelta(seconds=truth.seconds)
-    entry = queue.enqueue(escalation, now=truth.enqueued).id
-    # Some waits sit exactly on the service-level threshold: "within 20 s" includes 20 s.
-    wait = 20.0 if rng.random() < 0.1 else rng.randrange(0, 150_000) / 1000
-    at = truth.enqueued + timedelta(seconds=wait)
-    fate = truth.fate
-    if fate == "waiting":
-        return entry, "waiting"
-    if fate == "abandoned":
-        queue.abandon(entry, now=at)
-        return entry, "abandoned"
-    if fate.startswith("callback"):
-        truth.callback = True
-        queue.request_callback(entry, "+1 312 555 0100", now=at)
-        if fate == "callback":
-            return entry, "callback"
-        wait += rng.randrange(60_000, 1_800_000) / 1000  # called back later
-        at = truth.enqueued + timedelta(seconds=wait)
-    truth.wait = wait
-    wraps_up = fate in ("wrapped_up", "callback_returned")
-    agent = "alice" if wraps_up else _agent_who_keeps(queue, entry)  # an agent holds one caller at a time
-    queue.take(entry, agent, now=at)
-    if wraps_up:
-        truth.handle = rng.randrange(30_000, 900_000) / 1000
-        queue.wrap_up(entry, agent, "resolved", now=at + timedelta(seconds=truth.handle))
-    return entry, "callback" if truth.callback else "taken"
-
-
-def _agent_who_keeps(queue: QueueStore, entry: int) -> str:
-    """A colleague of alice's who takes this caller and is still with them when the history ends."""
-    name = f"keeps-{entry}"
-    queue.add_agent(name, "a long password", ["en", "billing", "address"])
-    queue.set_agent_state(name, "available", now=T0)
-    return name
 
 
 @pytest.fixture(scope="module")
@@ -239,12 +97,78 @@ def expected(truths: List[Truth], since: Optional[datetime] = None) -> dict:
                           "answered": sum((low == 0 or t.wait > low) and (high is None or t.wait <= high)
                                           for t in taken)} for low, high in bounds],
         "prompts": failing[:10],
+        "first_call_resolution": expected_resolution(truths, calls),
+        "csat": expected_csat(calls),
+        "junk_calls": expected_junk(calls, sum(t.handle for t in wrapped) / len(wrapped)),
     }
+
+
+def same_need(a: Truth, b: Truth) -> bool:
+    """The same caller (a number or an account in common) about the same task."""
+    return bool(a.task) and a.task == b.task and bool(
+        (a.number and a.number == b.number) or (a.account and a.account == b.account))
+
+
+def handler(t: Truth) -> Optional[str]:
+    if not t.task or t.junk:
+        return None
+    if t.outcome != "escalated":
+        return "bot"
+    return "agents" if t.fate in ("wrapped_up", "callback_returned") else None
+
+
+def expected_resolution(truths: List[Truth], calls: List[Truth]) -> dict:
+    """Straight from the definition: settled by the call, and no call from the same caller about the same task
+    in the 7 days after it started."""
+    def settled(t: Truth) -> bool:
+        return t.outcome == "self_served" if handler(t) == "bot" else t.disposition == "resolved"
+
+    def again(t: Truth) -> bool:
+        return any(same_need(t, u) and timedelta(0) < u.started - t.started <= WINDOW for u in truths)
+
+    repeats = [t for t in calls if any(same_need(t, u) and timedelta(0) < t.started - u.started <= WINDOW
+                                       for u in truths)]
+    counts = {}
+    for who in ("bot", "agents"):
+        mine = [t for t in calls if handler(t) == who]
+        resolved = sum(settled(t) and not again(t) for t in mine)
+        counts[who] = {"calls": len(mine), "resolved": resolved, "rate": resolved / len(mine)}
+    return {"window_days": 7.0, **counts, "repeat_calls": len(repeats),
+            "repeat_callers": len({t.number or t.account for t in repeats})}
+
+
+def expected_csat(calls: List[Truth]) -> dict:
+    def survey(of: List[Truth]) -> dict:
+        scores = [t.survey["score"] for t in of if t.survey["score"] is not None]
+        return {"average": mean(scores), "asked": len(of), "answered": len(scores),
+                "response_rate": len(scores) / len(of)}
+    asked = [t for t in calls if t.survey]
+    return {**survey(asked), "bot": survey([t for t in asked if t.outcome != "escalated"]),
+            "agents": survey([t for t in asked if t.outcome == "escalated"]),
+            "by_task": {task: {"name": TASK_NAMES[task], **survey([t for t in asked if t.task == task])}
+                        for task in sorted({t.task for t in asked})}}
+
+
+def expected_junk(calls: List[Truth], handle_s: float) -> dict:
+    counts = Counter(t.junk for t in calls if t.junk)
+    total = counts["dead_air"] + counts["prank"]
+    return {"dead_air": counts["dead_air"], "prank": counts["prank"], "calls": total,
+            "agent_minutes_spared": total * handle_s / 60}
+
+
+def approx(value):
+    """`value` with every float inside it compared to 12 significant digits (summed in another order)."""
+    if isinstance(value, float):
+        return pytest.approx(value, rel=1e-12)
+    if isinstance(value, dict):
+        return {key: approx(item) for key, item in value.items()}
+    return value
 
 
 def assert_figures(report: dict, want: dict) -> None:
     glossary = report.pop("glossary")
-    assert {"containment", "task completion", "abandoned in the bot", "abandoned in the queue"} <= set(glossary)
+    assert {"containment", "task completion", "abandoned in the bot", "abandoned in the queue",
+            "first-call resolution", "CSAT", "junk calls", "agent minutes spared"} <= set(glossary)
     assert all(len(meaning) > 20 for meaning in glossary.values())
     assert set(report) - {"since"} == set(want)
     for name, value in want.items():
@@ -254,8 +178,8 @@ def assert_figures(report: dict, want: dict) -> None:
             assert report[name] == value and list(report[name]) == list(value)
         elif name == "prompts":
             assert [{**p, "failure_rate": pytest.approx(p["failure_rate"])} for p in value] == report[name]
-        elif name == "callbacks":  # its average is a float summed in another order
-            assert report[name] == {**value, "average_wait_s": pytest.approx(value["average_wait_s"], rel=1e-12)}
+        elif name in ("callbacks", "first_call_resolution", "csat", "junk_calls"):  # floats summed in another order
+            assert report[name] == approx(value), name
         elif name == "escalations_by_reason":
             assert report[name] == value
             assert list(report[name].values()) == sorted(value.values(), reverse=True), "most frequent first"
@@ -275,7 +199,22 @@ def test_every_figure_matches_the_generated_history(history):
     assert any(t.task and not t.tasks for t in history.truths)  # a record from before tasks were kept
     assert want["callbacks"]["returned"] and want["callbacks"]["waiting"] and want["abandoned_in_queue"]
     assert any(t.wait == 20.0 for t in history.truths) and want["calls_per_day"][0]["day"] == "2026-11-10"
+    assert_covers_callers_coming_back(history.truths, want)
     assert_figures(report, want)
+
+
+def assert_covers_callers_coming_back(truths: List[Truth], want: dict) -> None:
+    """Repeat callers known by their number and by their account only, some back too late to count; both kinds
+    of junk call; surveys answered by keypad and by voice, and skipped; every wrap-up the resolution reads."""
+    pairs = [(a, b) for a in truths for b in truths if same_need(a, b) and a.started < b.started]
+    assert any(b.started - a.started <= WINDOW and not (a.number and a.number == b.number) for a, b in pairs)
+    assert any(b.started - a.started > WINDOW + timedelta(days=1) for a, b in pairs)
+    fcr = want["first_call_resolution"]
+    assert 0 < fcr["bot"]["rate"] < 1 and 0 < fcr["agents"]["rate"] < 1 and fcr["repeat_callers"] < fcr["repeat_calls"]
+    assert want["junk_calls"]["dead_air"] and want["junk_calls"]["prank"]
+    assert {(t.survey or {}).get("by") for t in truths} == {None, "keypad", "voice"}
+    assert want["csat"]["answered"] < want["csat"]["asked"] and want["csat"]["agents"]["answered"]
+    assert {t.disposition for t in truths} >= {"resolved", "follow_up", "transferred"}
 
 
 def test_since_keeps_only_calls_and_queue_entries_from_then_on(history):
@@ -286,6 +225,9 @@ def test_since_keeps_only_calls_and_queue_entries_from_then_on(history):
     assert report["since"] == since.isoformat()
     want = expected(history.truths, since)
     assert 0 < want["calls"] < len(history.truths)
+    # A call in the period repeats one from before it: it counts as a repeat call.
+    assert any(same_need(a, b) and a.started < since <= b.started <= a.started + WINDOW
+               for a in history.truths for b in history.truths)
     assert_figures(report, want)
 
 
@@ -323,6 +265,13 @@ def test_the_html_report_shows_its_plots_in_a_real_browser_without_the_network(h
     for term in ("containment", "task completion", "abandoned in the bot", "abandoned in the queue"):
         assert term in text.lower(), term
     assert f"{want['task_completion_rate'] * 100:.1f} %" in text
+    fcr, csat, junk = want["first_call_resolution"], want["csat"], want["junk_calls"]
+    assert f"{fcr['bot']['rate'] * 100:.1f} %" in text and f"{fcr['agents']['rate'] * 100:.1f} %" in text
+    assert f"{fcr['repeat_calls']} repeat calls from {fcr['repeat_callers']} callers" in text
+    assert f"{csat['average']:.2f}" in text and f"{csat['response_rate'] * 100:.1f} %" in text
+    assert f"{junk['agent_minutes_spared']:.1f} min" in text
+    for term in ("first-call resolution", "csat", "junk calls", "agent minutes spared"):
+        assert term in text.lower(), term
     assert screenshot.stat().st_size > 50_000
     shutil.copy(screenshot, SCREENSHOT_COPY)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from functools import wraps
@@ -35,7 +36,19 @@ def register(commands, bench_commands) -> None:
     report.add_argument("--out", type=Path, metavar="HTML", help="where to write the page (default report.html; "
                                                                  "with --json, only when given)")
     report.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    _add_repeat_window(report)
     report.set_defaults(run=_report)
+
+
+def _add_repeat_window(command) -> None:
+    command.add_argument("--repeat-window-days", metavar="DAYS",
+                         help="a caller who calls again about the same task within this many days leaves their "
+                              "earlier call unresolved (else IVR_REPEAT_WINDOW_DAYS, else 7)")
+
+
+def _repeat_window(args) -> float:
+    from ivr.reports.resolution import repeat_window_days
+    return repeat_window_days(args.repeat_window_days or os.environ.get("IVR_REPEAT_WINDOW_DAYS"))
 
 
 def parse_since(text: Optional[str]) -> Optional[datetime]:
@@ -139,14 +152,15 @@ def _clock(iso: str) -> str:
 
 @_records_errors_are_the_users
 def _report(args, settings) -> int:
-    from ivr.reports.history import history
+    from ivr.reports.history import earlier_calls, history
     from ivr.dialog.settings import load_voice_settings
     from ivr.reports.kpis import kpis
 
-    since = parse_since(args.since)
+    since, window = parse_since(args.since), _repeat_window(args)
     calls, entries = history(settings, since)
     names = load_voice_settings(settings.dialogs_dir).report_names()
-    figures = {"since": since.isoformat() if since else None, **kpis(calls, entries, names)}
+    figures = {"since": since.isoformat() if since else None,
+               **kpis(calls, entries, names, window, earlier_calls(settings, since, window))}
     period = f"since {since.isoformat()}" if since else "all recorded calls"
     if not calls and not entries:
         print(f"ivr report: {_no_calls(since)}: nothing to report", file=sys.stderr)

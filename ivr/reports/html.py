@@ -46,6 +46,12 @@ def render(figures: Dict[str, Any], title: str, period: str) -> str:
                  lambda: [_reasons_table(figures), _plot(_reasons_plot, figures)]),
         _section("Agents and the queue", figures["queued"], "no caller was queued for an agent",
                  lambda: [_queue_table(figures), _plot(_waits_plot, figures)]),
+        _section("First-call resolution", _resolution_counted(figures), "no call with a task was kept by the bot "
+                 "or wrapped up by an agent", lambda: [_resolution_table(figures)]),
+        _section("Customer satisfaction", figures["csat"]["asked"], "no caller was asked the survey",
+                 lambda: [_csat_table(figures)]),
+        _section("Junk calls", figures["junk_calls"]["calls"], "no dead-air or prank calls",
+                 lambda: [_junk_table(figures)]),
         _section("Prompts callers could not answer", figures["prompts"],
                  "every prompt was answered: no no-input and no no-match",
                  lambda: [_prompts_table(figures), _plot(_prompts_plot, figures)]),
@@ -60,7 +66,8 @@ def render(figures: Dict[str, Any], title: str, period: str) -> str:
 def _glossary(f: Dict[str, Any]) -> str:
     terms = "".join(f"<dt>{_text(term)}</dt><dd>{_text(meaning)}</dd>" for term, meaning in f["glossary"].items())
     return f'<h2>What the figures mean</h2><dl class="note">{terms}</dl>' + (
-        f'<p class="note">Service-level time: {f["service_level_seconds"]:g} s.</p>')
+        f'<p class="note">Service-level time: {f["service_level_seconds"]:g} s. Repeat-call window: '
+        f'{f["first_call_resolution"]["window_days"]:g} days.</p>')
 
 
 def _tiles(f: Dict[str, Any]) -> str:
@@ -72,7 +79,10 @@ def _tiles(f: Dict[str, Any]) -> str:
              ("average speed of answer", _seconds(f["average_speed_of_answer_s"])),
              (f"service level ({f['service_level_seconds']:g} s)", _percent(f["service_level"])),
              ("abandoned in queue", _percent(f["abandonment_rate"])),
-             ("callbacks", str(f["callbacks"]["requested"]))]
+             ("callbacks", str(f["callbacks"]["requested"])),
+             ("first-call resolution, bot", _percent(f["first_call_resolution"]["bot"]["rate"])),
+             ("first-call resolution, agents", _percent(f["first_call_resolution"]["agents"]["rate"])),
+             ("CSAT (1 to 5)", _score(f["csat"]["average"])), ("junk calls", str(f["junk_calls"]["calls"]))]
     return '<div class="tiles">' + "".join(
         f'<div class="tile"><div class="value">{_text(value)}</div><div class="label">{_text(label)}</div></div>'
         for label, value in tiles) + "</div>"
@@ -101,6 +111,36 @@ def _queue_table(f: Dict[str, Any]) -> str:
         ("average wait for a returned callback", _seconds(callbacks["average_wait_s"]))])
 
 
+def _resolution_counted(f: Dict[str, Any]) -> int:
+    fcr = f["first_call_resolution"]
+    return fcr["bot"]["calls"] + fcr["agents"]["calls"]
+
+
+def _resolution_table(f: Dict[str, Any]) -> str:
+    fcr = f["first_call_resolution"]
+    rows = [(who, fcr[key]["calls"], fcr[key]["resolved"], _percent(fcr[key]["rate"]))
+            for who, key in (("the bot", "bot"), ("agents", "agents"))]
+    return _table(("served by", "calls with a task", "resolved at first call", "first-call resolution"), rows) + (
+        f'<p class="note">{fcr["repeat_calls"]} repeat calls from {fcr["repeat_callers"]} callers who called again '
+        f'about the same task within {fcr["window_days"]:g} days.</p>')
+
+
+def _csat_table(f: Dict[str, Any]) -> str:
+    survey = f["csat"]
+    rows = [("all calls", survey), ("served by the bot", survey["bot"]), ("served by agents", survey["agents"]),
+            *((f"task: {task['name']}", task) for task in survey["by_task"].values())]
+    return _table(("", "average (1 to 5)", "answers", "asked", "response rate"),
+                  [(label, _score(s["average"]), s["answered"], s["asked"], _percent(s["response_rate"]))
+                   for label, s in rows])
+
+
+def _junk_table(f: Dict[str, Any]) -> str:
+    junk = f["junk_calls"]
+    spared = junk["agent_minutes_spared"]
+    return _table(("", ""), [("dead air", junk["dead_air"]), ("prank", junk["prank"]),
+                             ("agent minutes spared", "–" if spared is None else f"{spared:.1f} min")])
+
+
 def _prompts_table(f: Dict[str, Any]) -> str:
     return _table(("prompt", "no-input", "no-match", "turns", "failed"),
                   [(p["name"], p["no_input"], p["no_match"], p["turns"],
@@ -126,6 +166,10 @@ def _text(value) -> str:
 
 def _percent(share: Optional[float]) -> str:
     return "–" if share is None else f"{share * 100:.1f} %"
+
+
+def _score(value: Optional[float]) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def _seconds(value: Optional[float]) -> str:

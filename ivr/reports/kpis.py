@@ -1,6 +1,8 @@
 """Call-centre KPIs from plain rows: call records (as `ivr calls show --json` prints them) and queue entries.
 
 Pure computation, no database and no drawing. Each figure is defined in GLOSSARY (shown with the report).
+First-call resolution lives in ivr.reports.resolution, CSAT and junk calls in ivr.reports.satisfaction; their
+functions are importable from here too (first_call_resolution, resolutions, csat, junk_calls).
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from statistics import mean
 from typing import Any, Dict, Iterable, List, Optional
 
 from ivr.call_result import OUTCOMES
+from ivr.reports.resolution import REPEAT_WINDOW_DAYS, first_call_resolution, resolutions
+from ivr.reports.satisfaction import csat, junk_calls
 
 SERVICE_LEVEL_SECONDS = 20.0
 NO_MATCH_INTENTS = ("nlu_fallback", "out_of_scope")
@@ -36,16 +40,36 @@ GLOSSARY = {
     "service level": "The share of callers waiting on the line that an agent took within the service-level time.",
     "no-input / no-match": "At a question: the caller said nothing / what they said was not understood (a "
                            "fallback intent, or nothing heard).",
+    "first-call resolution": "Calls that settled the caller's need at once, out of those the bot kept or an agent "
+                             "wrapped up that had a task. The bot's: it completed the task; an agent's: wrapped up "
+                             "as resolved (follow-up, transferred and the rest are not). Either way the same "
+                             "caller (number, or account named) did not call again about the same task within "
+                             "the repeat window of the call's start; a call that did is a repeat call.",
+    "CSAT": "The caller's answer (1 to 5) to the survey after the call: the average of the answers, and the "
+            "response rate (answers out of surveys asked). By the bot: calls it kept; by agents: calls handed over.",
+    "junk calls": "Dead air (no voice at all on the line after the reprompts) and prank calls (chatter with no "
+                  "request), ended by the bot without an agent.",
+    "agent minutes spared": "Junk calls times the period's agent handle time: each would have reached an agent "
+                            "before junk calls were told apart.",
 }
 
 
 def kpis(calls: List[Dict[str, Any]], entries: List[Dict[str, Any]],
-         prompt_names: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+         prompt_names: Optional[Dict[str, str]] = None, repeat_window_days: float = REPEAT_WINDOW_DAYS,
+         earlier_calls: Iterable[Dict[str, Any]] = ()) -> Dict[str, Any]:
     """Every figure of the report. `calls`: call-record dicts; `entries`: dicts with id, state, reason,
-    enqueued_at, taken_at, ended_at (ISO 8601 or None) and callback_number; `prompt_names`: what a
-    supervisor calls each prompt ("card on file?" for utter_ask_use_card_on_file)."""
-    return {**_call_figures(calls), **_queue_figures(entries),
-            "prompts": no_input_no_match(calls, names=prompt_names or {}), "glossary": GLOSSARY}
+    enqueued_at, taken_at, ended_at (ISO 8601 or None), callback_number and disposition; `prompt_names`: what a
+    supervisor calls each prompt ("card on file?" for utter_ask_use_card_on_file); `earlier_calls`: calls from
+    just before the period that its calls may repeat (first-call resolution)."""
+    queue = _queue_figures(entries)
+    return {**_call_figures(calls), **queue, "prompts": no_input_no_match(calls, names=prompt_names or {}),
+            "first_call_resolution": first_call_resolution(calls, entries, repeat_window_days, earlier_calls),
+            "csat": csat(calls, TASK_NAMES), "junk_calls": junk_calls(calls, queue["agent_handle_time_s"]),
+            "glossary": GLOSSARY}
+
+
+__all__ = ["GLOSSARY", "REPEAT_WINDOW_DAYS", "csat", "first_call_resolution", "junk_calls", "kpis",
+           "no_input_no_match", "prompt_name", "resolutions", "tasks_of"]
 
 
 def tasks_of(call: Dict[str, Any]) -> List[Dict[str, Any]]:
