@@ -29,6 +29,11 @@ def register(commands, bench_commands) -> None:
     listing.add_argument("--since", metavar="DATE", help=_SINCE_HELP)
     listing.add_argument("--json", action="store_true", help="the records as one JSON list")
     listing.set_defaults(run=_list)
+    export = actions.add_parser("export", help="the calls as a CSV file for spreadsheets, one row per call")
+    export.add_argument("--csv", required=True, metavar="FILE", help="where to write it (- for standard output)")
+    export.add_argument("--since", metavar="DATE", help=_SINCE_HELP)
+    _add_repeat_window(export)
+    export.set_defaults(run=_export)
 
     report = commands.add_parser("report", help="call-centre KPIs from the call records and the queue history, "
                                                 "as an HTML page with plots (or --json)")
@@ -177,6 +182,26 @@ def _report(args, settings) -> int:
                        encoding="utf-8")
         print(f"report: {out} ({figures['calls']} calls, {figures['queued']} queued)",
               file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+@_records_errors_are_the_users
+def _export(args, settings) -> int:
+    from ivr.reports.export import write_calls_csv
+    from ivr.reports.history import earlier_calls, history
+
+    since, window = parse_since(args.since), _repeat_window(args)
+    calls, entries = history(settings, since)
+    earlier = earlier_calls(settings, since, window)
+    if args.csv == "-":
+        write_calls_csv(sys.stdout, calls, entries, window, earlier)
+        return 0
+    try:
+        with open(args.csv, "w", encoding="utf-8-sig", newline="") as out:  # the mark tells Excel it is UTF-8
+            written = write_calls_csv(out, calls, entries, window, earlier)
+    except OSError as error:
+        raise UserError(f"cannot write {args.csv}: {error.strerror}") from None
+    print(f"calls: {args.csv} ({written} calls)")
     return 0
 
 
