@@ -453,7 +453,7 @@ def test_an_unreachable_database_is_queue_unavailable_without_its_password(tmp_p
 def test_the_queue_and_accounts_share_one_postgresql_database(postgres):
     url = postgres.url(postgres.create_database())
     with Store(url) as accounts, QueueStore(url) as queue:
-        assert accounts.schema_version() == 1 and queue.schema_version() == 2
+        assert accounts.schema_version() == 1 and queue.schema_version() == 3
         assert queue.enqueue(caller()).state == WAITING
     with QueueStore(url) as queue:  # reopening migrates nothing again
         assert len(queue.entries()) == 1

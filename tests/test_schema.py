@@ -15,7 +15,7 @@ from ivr.records.store import CallRecords
 from ivr.storage import AddColumn, Database, Schema, primary_key
 
 OPEN = {"accounts": Store, "records": CallRecords, "queue": QueueStore, "console": SessionStore}
-VERSIONS = {"accounts": 1, "records": 1, "queue": 2, "console": 1}
+VERSIONS = {"accounts": 1, "records": 1, "queue": 3, "console": 1}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -10,6 +10,7 @@ from ivr.queue.model import (ABANDONED, AGENT_STATES, AVAILABLE, BUSY, CALLBACK,
                              TAKEN, WAITING, WRAP_UP, WRAPPED_UP, Agent, AlreadyTaken, BadAgent, Position, QueueEntry,
                              QueueError, QueueEvent, QueueUnavailable, UnknownEntry, AgentBusy)
 from ivr.queue.agents import agent_skills
+from ivr.queue.routing import CareRules
 from ivr.queue.store import QueueStore
 
 
@@ -20,8 +21,9 @@ def queue_url(settings, env: Mapping[str, str] = os.environ) -> str:
 
 def open_queue(settings, wait_s: float = LOCK_WAIT_S, holder: Optional[str] = None) -> QueueStore:
     """`wait_s`: how long a statement waits for a busy database (calls use IN_CALL_WAIT_S); `holder`: the
-    process queueing live callers, whose entries it keeps alive (ivr.queue.leases)."""
-    return QueueStore(queue_url(settings), wait_s, holder)
+    process queueing live callers, whose entries it keeps alive (ivr.queue.leases). Upset callers wait for a
+    de-escalation agent as IVR_DEESCALATION_WAIT_S says (ivr.queue.routing)."""
+    return QueueStore(queue_url(settings), wait_s, holder, CareRules.from_env())
 
 
 __all__ = ["ABANDONED", "AgentBusy", "AGENT_STATES", "AVAILABLE", "BUSY", "CALLBACK", "DISPOSITIONS", "LOST", "OFFLINE", "ROUTABLE", "TAKEN",

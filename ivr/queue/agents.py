@@ -12,12 +12,12 @@ import re
 from datetime import datetime
 from typing import Iterable, List, Optional, Union
 
-from sqlalchemy import and_, exc, select
+from sqlalchemy import and_, exc, or_, select
 from sqlalchemy.engine import Connection
 
 from ivr.accounts.pins import hash_pin as hash_password, pin_matches as password_matches
-from ivr.queue.model import AGENT_STATES, OFFLINE, TAKEN, Agent, AgentBusy, BadAgent, QueueUnavailable
-from ivr.queue.routing import TOPICS
+from ivr.queue.model import AGENT, AGENT_STATES, OFFLINE, ROLES, TAKEN, Agent, AgentBusy, BadAgent, QueueUnavailable
+from ivr.queue.routing import AGENT_SKILLS, DEESCALATION, CareRules, gives_care
 from ivr.queue.schema import agents, entries
 from ivr.storage import from_db, now as utc_now, to_db
 
@@ -30,10 +30,13 @@ Skills = Union[str, Iterable[str]]
 class AgentDesk:
     """The agents' operations of QueueStore, which gives them `_transaction`, `_record` and `_db`."""
 
-    def add_agent(self, name: str, password: str, skills: Skills, sip_address: Optional[str] = None) -> Agent:
-        """A new agent (offline until they set themselves available), or new password and skills (and SIP address,
-        when given) for an existing one."""
+    def add_agent(self, name: str, password: str, skills: Skills, sip_address: Optional[str] = None,
+                  role: Optional[str] = None) -> Agent:
+        """A new agent (offline until they set themselves available), or new password and skills (and SIP address
+        and role, when given) for an existing one. `role`: agent (the default for someone new) or supervisor."""
         name, skill_text = _agent_name(name), ",".join(agent_skills(skills))
+        if role is not None and role not in ROLES:
+            raise BadAgent(f"a role is one of {', '.join(ROLES)}, not {role!r}")
         if not isinstance(password, str) or not password:
             raise BadAgent(f"agent {name} needs a password that is not empty")
         if sip_address is not None and not re.fullmatch(r"sips?:\S+", sip_address):
@@ -48,10 +51,11 @@ class AgentDesk:
                     if sip_address is not None:
                         values["sip_address"] = sip_address
                     if exists:
-                        conn.execute(agents.update().where(agents.c.name == name).values(**values))
+                        conn.execute(agents.update().where(agents.c.name == name)
+                                     .values(**values, **({"role": role} if role else {})))
                     else:
                         conn.execute(agents.insert().values(name=name, state=OFFLINE, state_since=to_db(moment),
-                                                             **values))
+                                                             role=role or AGENT, **values))
                     self._record(conn, "agent_added", moment, agent=name, detail=skill_text)
                     return agent_of(agent_row(conn, name))
             except exc.IntegrityError:  # the same name added at the same moment elsewhere: update it instead
@@ -91,9 +95,9 @@ def agent_skills(given: Skills) -> tuple[str, ...]:
     """"billing,en" or ["en", "billing"] -> ("billing", "en"): at least one language code, and topics."""
     words = given.split(",") if isinstance(given, str) else list(given)
     found = sorted({word.strip().lower() for word in words if isinstance(word, str) and word.strip()})
-    wrong = [word for word in found if word not in TOPICS and not _LANGUAGE.fullmatch(word)]
+    wrong = [word for word in found if word not in AGENT_SKILLS and not _LANGUAGE.fullmatch(word)]
     if wrong or not any(_LANGUAGE.fullmatch(word) for word in found):
-        raise BadAgent(f"skills are one or more language codes (en, es, …) plus any of {', '.join(TOPICS)}, "
+        raise BadAgent(f"skills are one or more language codes (en, es, …) plus any of {', '.join(AGENT_SKILLS)}, "
                        f"separated by commas, e.g. billing,en; not {given!r}")
     return tuple(found)
 
@@ -106,6 +110,20 @@ def put_state(conn: Connection, name: str, state: str, moment: datetime) -> None
 def staff(conn: Connection) -> list:
     """Every agent's state and skills (comma-separated), for wait estimates."""
     return conn.execute(select(agents.c.state, agents.c.skills)).all()
+
+
+def care_on_duty(conn: Connection) -> bool:
+    """Some agent with the de-escalation skill is signed in and not offline: worth keeping an upset caller for."""
+    return any(row.state != OFFLINE and DEESCALATION in row.skills.split(",") for row in staff(conn))
+
+
+def not_kept_for_care(conn: Connection, has: Iterable[str], moment: datetime, care: CareRules) -> list:
+    """The condition on queue entries leaving out the upset callers still kept for a de-escalation agent, for an
+    agent with skills `has` (nothing to leave out for a de-escalation agent, or when none is on duty)."""
+    if gives_care(has) or not care_on_duty(conn):
+        return []
+    waited_enough = entries.c.enqueued_epoch <= moment.timestamp() - care.deescalation_wait_s
+    return [or_(entries.c.frustration < care.upset_at, waited_enough)]
 
 
 def agent_row(conn: Connection, name: str, lock: bool = False):
@@ -128,7 +146,7 @@ def agent_free(conn: Connection, name: str):
 
 def agent_of(row) -> Agent:
     return Agent(name=row.name, skills=tuple(row.skills.split(",")), state=row.state,
-                 state_since=from_db(row.state_since), sip_address=row.sip_address)
+                 state_since=from_db(row.state_since), sip_address=row.sip_address, role=row.role)
 
 
 def _agent_on_duty(conn: Connection, name: str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import getpass
 import sys
 
-from ivr.queue.model import BadAgent
+from ivr.queue.model import ROLES, BadAgent
 
 
 def register(commands, bench_commands) -> None:
@@ -14,12 +14,15 @@ def register(commands, bench_commands) -> None:
     add = actions.add_parser("add", help="add an agent, or give an existing one a new password and skills")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--skills", required=True,
-                     help="language codes plus billing and/or address, separated by commas, e.g. billing,en")
+                     help="language codes plus any of billing, address and deescalation (first offered upset "
+                          "callers), separated by commas, e.g. billing,en,deescalation")
+    add.add_argument("--role", choices=ROLES, help="agent (the default for someone new) or supervisor (also opens "
+                                                   "the wallboard, /wallboard); left as it is when not given")
     add.add_argument("--sip", metavar="URI", help="where the agent's phone rings, e.g. sip:alice@127.0.0.1:5070")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from the first line of standard input (else asked on the terminal)")
     add.set_defaults(run=_add)
-    actions.add_parser("list", help="every agent: state, skills, SIP address").set_defaults(run=_list)
+    actions.add_parser("list", help="every agent: state, skills, SIP address, and supervisor for supervisors").set_defaults(run=_list)
 
 
 def _add(args, settings) -> int:
@@ -32,12 +35,13 @@ def _add(args, settings) -> int:
     check_password(args.name, password)
     with open_queue(settings) as store:
         existed = any(agent.name == args.name for agent in store.agents())
-        agent = store.add_agent(args.name, password, skills, sip_address=args.sip)
+        agent = store.add_agent(args.name, password, skills, sip_address=args.sip, role=args.role)
         with SessionStore(store.url()) as sessions:  # a new password signs them out everywhere
             ended = sessions.end_all(agent.name)
     where = f", rings at {agent.sip_address}" if agent.sip_address else ""
     signed_out = f"; signed out of {ended} console session(s)" if ended else ""
-    print(f"agent {agent.name} {'updated' if existed else 'added'}: skills {','.join(agent.skills)}{where}{signed_out}")
+    print(f"{agent.role} {agent.name} {'updated' if existed else 'added'}: skills {','.join(agent.skills)}{where}"
+          f"{signed_out}")
     return 0
 
 
@@ -66,7 +70,8 @@ def _list(args, settings) -> int:
     if not agents:
         print("no agents yet: add one with  ivr agents add NAME --skills en")
     for agent in agents:
-        print(f"{agent.name:<20} {agent.state:<10} {','.join(agent.skills):<24} {agent.sip_address or '-'}")
+        role = "  supervisor" if agent.supervisor else ""  # most are agents: only the exception is spelled out
+        print(f"{agent.name:<20} {agent.state:<10} {','.join(agent.skills):<24} {agent.sip_address or '-'}{role}")
     return 0
 
 

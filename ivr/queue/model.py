@@ -20,6 +20,10 @@ ROUTABLE = (WAITING, CALLBACK)
 AVAILABLE, BUSY, WRAP_UP, OFFLINE = "available", "busy", "wrap_up", "offline"
 AGENT_STATES = (AVAILABLE, BUSY, WRAP_UP, OFFLINE)
 
+# What a signed-in person may open: every agent the queue and their caller; a supervisor also the wallboard.
+AGENT, SUPERVISOR = "agent", "supervisor"
+ROLES = (AGENT, SUPERVISOR)
+
 # How an agent closes a caller (wrap-up), in the words of the reports.
 DISPOSITIONS = (
     "resolved",  # the caller got what they needed
@@ -54,6 +58,11 @@ class Agent:
     state: str
     state_since: datetime
     sip_address: Optional[str] = None
+    role: str = AGENT
+
+    @property
+    def supervisor(self) -> bool:
+        return self.role == SUPERVISOR
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from sqlalchemy import (TIMESTAMP, BigInteger, Boolean, CheckConstraint, Column,
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateColumn, CreateIndex
 
-from ivr.queue.model import ABANDONED, AGENT_STATES, CALLBACK, LOST, TAKEN, WAITING, WRAPPED_UP
+from ivr.queue.model import ABANDONED, AGENT, AGENT_STATES, CALLBACK, LOST, TAKEN, WAITING, WRAPPED_UP
 from ivr.storage import AddColumn, Double, Schema, primary_key, surrogate_key
 
 
@@ -23,7 +23,10 @@ agents = Table(
     primary_key("name", String(64)), Column("password_hash", String(200), nullable=False),
     Column("skills", String(200), nullable=False),
     Column("state", String(16), CheckConstraint(_one_of("state", AGENT_STATES)), nullable=False),
-    Column("state_since", TIMESTAMP, nullable=False), Column("sip_address", String(200)))
+    Column("state_since", TIMESTAMP, nullable=False), Column("sip_address", String(200)),
+    # Version 3: what the person may see. A supervisor also opens the wallboard; everyone added before was an agent.
+    # No CHECK: SQLite keeps one added by ALTER TABLE in a form its own reader misparses; the store checks ROLES.
+    Column("role", String(16), nullable=False, server_default=AGENT))
 # The caller's Escalation, one column per field; slots and transcript as JSON.
 ESCALATION_COLUMNS = (
     Column("reason", String(200), nullable=False), Column("summary", Text, nullable=False),
@@ -99,4 +102,5 @@ SCHEMA = Schema(metadata, upgrades=[
                        f"ALTER TABLE queue_entries ADD CONSTRAINT queue_entries_state_check CHECK ({_V2_STATE_CHECK})",
                        *(AddColumn(entries.c[name]) for name in _V2_COLUMNS), *_LEASES_AND_ONE_CALLER],
     },
+    [AddColumn(agents.c.role)],
 ])

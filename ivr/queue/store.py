@@ -25,11 +25,11 @@ from sqlalchemy import Float, and_, func, literal, or_, select
 from sqlalchemy.engine import Connection
 
 from ivr.events import Escalation, TranscriptLine
-from ivr.queue.agents import AgentDesk, agent_free, agent_row, put_state, staff
+from ivr.queue.agents import AgentDesk, agent_free, agent_row, care_on_duty, not_kept_for_care, put_state, staff
 from ivr.queue.model import (ABANDONED, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, LOST, OFFLINE, ROUTABLE, TAKEN,
                              WAITING, WRAPPED_UP, AlreadyTaken, BadAgent, Position, QueueEntry, QueueError, QueueEvent,
                              QueueUnavailable, UnknownEntry)
-from ivr.queue.routing import AGEING_SECONDS, TOPICS, priority, skills
+from ivr.queue.routing import AGEING_SECONDS, TOPICS, CareRules, gives_care, priority, skills
 from ivr.queue.schema import SCHEMA, entries, events
 from ivr.storage import LOCK_WAIT_S, Database, DatabaseStore, from_db, now as utc_now, to_db
 
@@ -46,13 +46,14 @@ class QueueStore(AgentDesk, DatabaseStore):
     Methods that depend on the time take an optional `now` (timezone-aware), for reports and tests.
     """
 
-    def __init__(self, url: str, wait_s: float = LOCK_WAIT_S, holder: Optional[str] = None):
+    def __init__(self, url: str, wait_s: float = LOCK_WAIT_S, holder: Optional[str] = None,
+                 care: CareRules = CareRules()):
         """`holder`: this process, when it queues live callers (ivr.queue.leases): their entries carry a lease it
-        renews, so a crash cannot leave them waiting in line for good."""
+        renews, so a crash cannot leave them waiting in line for good. `care`: how upset callers are routed."""
         self._db = Database(url, what="queue", schema=SCHEMA, version_table="queue_schema_version",
                             migration_lock=_MIGRATION_LOCK, unavailable=QueueUnavailable, wait_s=wait_s)
         self._transaction = self._db.transaction
-        self.holder = holder
+        self.holder, self.care = holder, care
 
     # --- callers -------------------------------------------------------------------------------------------
 
@@ -188,14 +189,16 @@ class QueueStore(AgentDesk, DatabaseStore):
         return _entry(row) if row is not None else None
 
     def take_next(self, agent_name: str, now: Optional[datetime] = None) -> Optional[QueueEntry]:
-        """The agent takes the first caller in routing order whose skills they have (None when there is nobody)."""
+        """The agent takes the first caller in routing order whose skills they have (None when there is nobody),
+        past the upset callers still kept for a de-escalation agent (ivr.queue.routing)."""
         moment = now or utc_now()
         with self._transaction(write=True) as conn:
             agent = agent_free(conn, agent_name)
             has = agent.skills.split(",")
             query = (select(entries.c.id)
                      .where(and_(entries.c.state.in_(ROUTABLE), entries.c.need_language.in_(has),
-                                 or_(entries.c.need_topic.is_(None), entries.c.need_topic.in_(has))))
+                                 or_(entries.c.need_topic.is_(None), entries.c.need_topic.in_(has)),
+                                 *not_kept_for_care(conn, has, moment, self.care)))
                      .order_by(*_routing_order(moment)).limit(1))
             if not self._db.sqlite:
                 query = query.with_for_update(skip_locked=True)
@@ -218,6 +221,10 @@ class QueueStore(AgentDesk, DatabaseStore):
                        if skill and skill not in agent.skills.split(",")]
             if missing:
                 raise BadAgent(f"agent {agent_name} lacks {', '.join(missing)}, which caller {entry_id} needs")
+            if not gives_care(agent.skills.split(",")) and self.care.kept_for_care(
+                    row.frustration, moment.timestamp() - row.enqueued_epoch, care_on_duty(conn)):
+                raise BadAgent(f"caller {entry_id} is upset and is kept for a de-escalation agent for up to "
+                               f"{self.care.deescalation_wait_s:g} s after joining the queue")
             return self._take(conn, entry_id, agent_name, moment)
 
     def connected(self, entry_id: int, now: Optional[datetime] = None) -> QueueEntry:
