@@ -35,9 +35,10 @@ async def _agent_view(request: web.Request) -> dict:
         session.invalidate()
         raise web.HTTPSeeOther("/login") from None
     at = view.now()
-    rows = view.queue_rows(snapshot.entries, at, agent.skills)
+    rows = view.queue_rows(snapshot.entries, at, agent.skills, request.app[STORE].care, snapshot.agents)
     counts = view.agent_counts(snapshot.agents)
-    return {"agent": view.agent_view(agent), "holding": view.screen_pop(held, at) if held else None,
+    holding = await offload(view.screen_pop, held, at) if held else None
+    return {"agent": view.agent_view(agent), "holding": holding,
             "queue": rows, "agents": counts, "summary": view.queue_summary(rows, counts),
             "event_id": snapshot.event_id, "flash": await take_flash(request), "csrf": csrf_token(session),
             "states": [(state, view.STATE_NAMES[state]) for state in AGENT_STATES],
@@ -160,7 +161,7 @@ async def live(request: web.Request) -> web.StreamResponse:
 async def _send_queue(request, response, snapshot: QueueSnapshot, name: str, csrf: str) -> None:
     me = next((agent for agent in snapshot.agents if agent.name == name), None)
     at = view.now()
-    rows = view.queue_rows(snapshot.entries, at, me.skills if me else ())
+    rows = view.queue_rows(snapshot.entries, at, me.skills if me else (), request.app[STORE].care, snapshot.agents)
     counts = view.agent_counts(snapshot.agents)
     html = aiohttp_jinja2.render_string("_queue.html", request, {"queue": rows, "csrf": csrf})
     await response.send(json.dumps({"summary": view.queue_summary(rows, counts), "html": html}),

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from typing import Iterable, Optional
 
 from ivr.queue import routing
-from ivr.queue.handoff import REASONS, TASKS
-from ivr.queue.model import AGENT_STATES, CALLBACK, Agent, QueueEntry
+from ivr.queue.handoff import REASONS, TASKS, upset_warning
+from ivr.queue.model import AGENT_STATES, CALLBACK, OFFLINE, Agent, QueueEntry
 
 PRIORITY_NAMES = {routing.NORMAL: "normal", routing.HIGH: "high", routing.URGENT: "urgent"}
 STATE_NAMES = {"available": "Available", "busy": "Busy", "wrap_up": "Wrap-up", "offline": "Offline"}
@@ -47,15 +47,21 @@ def frustration_text(score: float) -> str:
     return "impatient" if score >= 0.3 else "calm"
 
 
-def queue_rows(entries: Iterable[QueueEntry], at: datetime, agent_skills: Iterable[str] = ()) -> list[dict]:
-    """One row per routable caller, in the order they will be served."""
+def queue_rows(entries: Iterable[QueueEntry], at: datetime, agent_skills: Iterable[str] = (),
+               care: Optional[routing.CareRules] = None, agents: Iterable[Agent] = ()) -> list[dict]:
+    """One row per routable caller, in the order they will be served. An upset caller still kept for a
+    de-escalation agent (`care`, with `agents` on duty) needs that skill too, for now."""
     have = set(agent_skills)
-    return [_row(place, entry, at, have) for place, entry in enumerate(entries, start=1)]
+    care_on_duty = any(agent.state != OFFLINE and routing.gives_care(agent.skills) for agent in agents)
+    return [_row(place, entry, at, have, care, care_on_duty) for place, entry in enumerate(entries, start=1)]
 
 
-def _row(place: int, entry: QueueEntry, at: datetime, have: set) -> dict:
+def _row(place: int, entry: QueueEntry, at: datetime, have: set, care: Optional[routing.CareRules] = None,
+         care_on_duty: bool = False) -> dict:
     escalation = entry.escalation
     waited = seconds_between(entry.enqueued_at, at)
+    kept = bool(care and care.kept_for_care(escalation.frustration, waited, care_on_duty))
+    needs = [*entry.skills, routing.DEESCALATION] if kept else list(entry.skills)
     return {
         "id": entry.id,
         "place": place,
@@ -73,16 +79,19 @@ def _row(place: int, entry: QueueEntry, at: datetime, have: set) -> dict:
         "frustration": round(escalation.frustration, 2),
         "frustration_percent": round(escalation.frustration * 100),
         "frustration_text": frustration_text(escalation.frustration),
-        "skills": list(entry.skills),
-        "missing_skills": [skill for skill in entry.skills if skill not in have],
+        "skills": needs,
+        "missing_skills": [skill for skill in needs if skill not in have],
+        "kept_for_care": kept,
     }
 
 
 def screen_pop(entry: QueueEntry, at: datetime) -> dict:
-    """Everything about the caller an agent holds, so they never ask again."""
+    """Everything about the caller an agent holds, so they never ask again; an upset caller's warning line first.
+    Blocking the first time (the warning's sentiment lexicon loads): call it off the event loop."""
     escalation = entry.escalation
     waited = seconds_between(entry.enqueued_at, entry.taken_at or at)
     return {
+        "warning": upset_warning(escalation),
         **_row(0, entry, at, set(entry.skills)),
         "waited_s": round(waited, 1),
         "waited": duration(waited),

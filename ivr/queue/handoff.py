@@ -6,11 +6,14 @@ of digits left in free text is masked again here).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, Iterable, Optional
 
 from ivr.events import Escalation, TranscriptLine, Turn
 from ivr.masking import HIDDEN, is_sealed, mask_card_numbers
+from ivr.queue.routing import FRUSTRATED_AT
 
 REASONS = {
     "caller_request": "asked for a person",
@@ -87,6 +90,71 @@ def summary(reason: str, task: Optional[str], slots: dict[str, Any], frustration
     if reason == "frustration":
         why = f"is upset (frustration {frustration:.2f})"
     return f"{who} {what}; {why}{mood}."
+
+
+# Words a caller uses for wanting a human being, in what the recognizer writes down.
+_PERSON = re.compile(r"\b(agent|person|human|representative|operator|somebody|someone|real people|manager|supervisor)s?\b",
+                     re.IGNORECASE)
+_COMPLAINT_AT = -0.3  # VADER compound score at or below which a caller's sentence is a complaint
+_QUOTED_WORDS = 10  # a quote longer than this is clipped: a warning is read at a glance
+# Why the bot handed over, when it was the bot's or the business's failure the caller lived through.
+_FAILURES = ("no_match", "auth_failed", "payment_failed", "payment_declined", "store_unavailable", "address_failed",
+             "dialog_failure")
+
+
+def upset_warning(escalation: Escalation, upset_at: float = FRUSTRATED_AT) -> Optional[str]:
+    """"Caller is upset: said "you charged me twice", asked for a person three times": the first line an agent
+    reads about an upset caller, from what the call knows (their complaint in their words, how often they asked
+    for a person, how often they failed or went silent, what failed). None for a caller below `upset_at`."""
+    if escalation.frustration < upset_at:
+        return None
+    said = [line.text for line in escalation.transcript if line.speaker == "caller"]
+    causes = [cause for cause in (_complaint(said), _times("asked for a person", _asks_for_person(said)),
+                                  _times("failed identification", _failed_identification(escalation.slots)),
+                                  _times("went silent", sum(text == "(silence)" for text in said), least=2),
+                                  _failure(escalation.reason)) if cause]
+    return "Caller is upset" + (f": {', '.join(causes)}" if causes else ".")
+
+
+def _complaint(said: list[str]) -> Optional[str]:
+    """The caller's most negative sentence, quoted (clipped), when one is negative enough to be a complaint."""
+    scored = [(_sentiment().polarity_scores(text)["compound"], text) for text in said
+              if len(text.split()) >= 3 and not text.startswith("(")]
+    if not scored or min(scored)[0] > _COMPLAINT_AT:
+        return None
+    words = min(scored)[1].split()
+    quote = " ".join(words[:_QUOTED_WORDS]) + ("…" if len(words) > _QUOTED_WORDS else "")
+    return f'said "{quote}"'
+
+
+def _asks_for_person(said: list[str]) -> int:
+    return sum(bool(_PERSON.search(text)) for text in said)
+
+
+def _failed_identification(slots: dict[str, Any]) -> int:
+    try:
+        return int(slots.get("failed identification tries") or 0)
+    except ValueError:
+        return 0
+
+
+def _failure(reason: str) -> Optional[str]:
+    return REASONS.get(reason) if reason in _FAILURES else None
+
+
+def _times(what: str, count: int, least: int = 1) -> Optional[str]:
+    if count < least:
+        return None
+    return f"{what} {({1: 'once', 2: 'twice'}).get(count, f'{_NUMBERS.get(count, count)} times')}"
+
+
+_NUMBERS = {3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+
+
+@lru_cache(maxsize=1)
+def _sentiment():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    return SentimentIntensityAnalyzer()
 
 
 def transcript(greeting: Iterable[str], turns: Iterable[Turn]) -> tuple[TranscriptLine, ...]:
