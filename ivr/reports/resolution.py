@@ -51,30 +51,27 @@ def handled_by(call: Dict[str, Any], entries_by_id: Dict[int, Dict[str, Any]]) -
 def resolutions(calls: Iterable[Dict[str, Any]], entries: Iterable[Dict[str, Any]],
                 window_days: float = REPEAT_WINDOW_DAYS) -> Dict[str, Dict[str, Any]]:
     """Per call id: handled_by (bot | agents | None), resolved (True, False, or None when not counted) and
-    repeat_of (the id of the same caller's earlier call about the same task within the window, or None).
+    repeat_of (the id of the same caller's latest earlier call about the same task within the window, or None).
 
     A call is resolved when the bot completed its task or the agent wrapped it up as resolved, and the same
     caller did not call again about the same task within `window_days` of it starting."""
-    ordered = sorted(calls, key=lambda call: (_when(call), call["call_id"]))
     by_id = {entry["id"]: entry for entry in entries}
     window = timedelta(days=window_days)
-    last_call: Dict[tuple, Dict[str, Any]] = {}  # (caller, task) -> their latest call about it
+    latest: Dict[tuple, Dict[str, Any]] = {}  # (caller, task) -> their latest call about it so far
     found: Dict[str, Dict[str, Any]] = {}
-    for call in ordered:
+    for call in sorted(calls, key=lambda call: (_when(call), call["call_id"])):
         who = handled_by(call, by_id)
         found[call["call_id"]] = {"handled_by": who, "resolved": _settled(call, who, by_id), "repeat_of": None}
-        earlier = [last_call.get((caller, call.get("task"))) for caller in callers_of(call)] if call.get("task") \
-            else []
-        earlier = [e for e in earlier if e and _when(call) - _when(e) <= window]
-        if earlier:
-            first = max(earlier, key=lambda e: (_when(e), e["call_id"]))
-            found[call["call_id"]]["repeat_of"] = first["call_id"]
-            for again in earlier:  # each earlier call this one repeats did not settle the caller's need
-                if found[again["call_id"]]["resolved"]:
-                    found[again["call_id"]]["resolved"] = False
-        for caller in callers_of(call):
-            if call.get("task"):
-                last_call[(caller, call["task"])] = call
+        if not call.get("task"):
+            continue  # nothing to repeat, nothing a later call could be about
+        needs = [(caller, call["task"]) for caller in callers_of(call)]
+        repeated = [latest[need] for need in needs if need in latest and _when(call) - _when(latest[need]) <= window]
+        for earlier in repeated:  # the caller is back: that call did not settle their need
+            if found[earlier["call_id"]]["resolved"]:  # (a call not counted stays None)
+                found[earlier["call_id"]]["resolved"] = False
+        if repeated:
+            found[call["call_id"]]["repeat_of"] = max(repeated, key=lambda e: (_when(e), e["call_id"]))["call_id"]
+        latest.update((need, call) for need in needs)
     return found
 
 
