@@ -108,7 +108,8 @@ def test_agents_added_before_roles_existed_are_agents_after_the_upgrade(url):
     engine = sqlalchemy.create_engine(url, future=True)
     with engine.begin() as conn:
         conn.execute(sqlalchemy.text("INSERT INTO queue_agents (name, password_hash, skills, state, state_since) "
-                                     "VALUES ('old-timer', 'x', 'en', 'offline', :at)"), {"at": T0.replace(tzinfo=None)})
+                                     "VALUES ('old-timer', 'x', 'en', 'offline', :at)"),
+                     {"at": T0.replace(tzinfo=None)})
     engine.dispose()
     with QueueStore(url) as store:
         assert [(agent.name, agent.role) for agent in store.agents()] == [("old-timer", "agent")]

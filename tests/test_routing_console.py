@@ -93,5 +93,6 @@ def test_the_screen_pop_opens_with_the_warning_line(console, store):
     store.wrap_up(upset, "carol", "resolved")
     calm = store.enqueue(escalation(frustration=0.1)).id
     assert carol.post(f"queue/{calm}/take").ok
-    assert carol.view()["holding"]["warning"] is None and "pop-warning" not in carol.http.get(console.url + "agent").text
+    assert carol.view()["holding"]["warning"] is None
+    assert "pop-warning" not in carol.http.get(console.url + "agent").text
     store.wrap_up(calm, "carol", "resolved")

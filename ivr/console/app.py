@@ -10,9 +10,9 @@ import aiohttp_session
 import jinja2
 from aiohttp import web
 
-from ivr.console import auth, handlers, metrics
+from ivr.console import auth, handlers, metrics, wallboard
 from ivr.console.feed import QueueFeed
-from ivr.console.keys import FEED, METRICS, SESSIONS, STORE
+from ivr.console.keys import CALLS, FEED, METRICS, SESSIONS, STORE
 from ivr.queue.sessions import SessionStore
 from ivr.queue.model import QueueUnavailable
 
@@ -25,10 +25,12 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
 
 def make_console(store, var_dir: Path, *, call_counts: Optional[Callable[[], Mapping[str, int]]] = None,
                  poll_interval: float = 0.5, sessions: Optional[SessionStore] = None,
-                 secure_cookies: bool = False) -> web.Application:
+                 secure_cookies: bool = False, calls_since: Optional[wallboard.CallsSince] = None) -> web.Application:
     """The console over `store` (ivr.queue's QueueStore). `call_counts` (the call records' counts()) adds
-    containment to /metrics. Cookies are keyed from the install secret in `var_dir`; sessions are kept in
-    `sessions` (by default beside the queue, in its database). `secure_cookies`: behind a TLS proxy."""
+    containment to /metrics; `calls_since` (the call records' calls(since)) gives the wallboard today's call
+    figures (containment, junk calls, CSAT), which it shows as not known without them. Cookies are keyed from
+    the install secret in `var_dir`; sessions are kept in `sessions` (by default beside the queue, in its
+    database). `secure_cookies`: behind a TLS proxy."""
     app = web.Application(middlewares=[security_headers, unavailable])
     aiohttp_session.setup(app, auth.session_storage(var_dir, secure=secure_cookies))
     app[SESSIONS] = sessions or SessionStore(store.url())
@@ -36,7 +38,7 @@ def make_console(store, var_dir: Path, *, call_counts: Optional[Callable[[], Map
     app.middlewares.extend([auth.csrf_guard, auth.login_required])
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                          undefined=jinja2.StrictUndefined)
-    app[STORE] = store
+    app[STORE], app[CALLS] = store, calls_since
     app[FEED] = feed = QueueFeed(store, interval=poll_interval)
     app[METRICS] = metrics.registry(store, call_counts)
     app.on_startup.append(feed.start)
@@ -53,6 +55,9 @@ def make_console(store, var_dir: Path, *, call_counts: Optional[Callable[[], Map
         web.post(r"/queue/{entry_id:\d+}/take", handlers.take),
         web.post(r"/calls/{entry_id:\d+}/wrap-up", handlers.wrap_up),
         web.get("/events", handlers.live),
+        web.get("/wallboard", wallboard.page),
+        web.get("/wallboard.json", wallboard.board_json),
+        web.get("/wallboard/events", wallboard.live),
         web.get("/metrics", metrics.metrics),
         web.static("/static", HERE / "static"),
     ])

@@ -29,6 +29,7 @@ AGENT, CSRF, FLASH, TOKEN = "agent", "csrf", "flash", "token"
 CSRF_FIELD = "csrf"
 SHIFT_SECONDS = 12 * 3600
 OPEN_PATHS = ("/login", "/static/", "/metrics")
+LIVE_FEEDS = ("/events", "/wallboard/events")  # a script's EventSource: told 401, not sent to the sign-in page
 LOGIN_FAILED = "Wrong name or password."
 LOCKED_OUT = ("Too many failed sign-ins for this name or from this address. Try again in {minutes} minute(s), "
               "or ask a supervisor to reset your password (ivr agents add).")
@@ -69,7 +70,7 @@ async def login_required(request: web.Request, handler):
     if not name:
         if session.get(AGENT):  # signed out elsewhere, a new password, or the shift is over
             session.invalidate()
-        if request.method == "GET" and not wants_json(request) and request.path != "/events":
+        if request.method == "GET" and not wants_json(request) and request.path not in LIVE_FEEDS:
             raise web.HTTPSeeOther("/login")
         raise web.HTTPUnauthorized(text="Sign in to the console first (/login).")
     request[AGENT] = name

@@ -130,7 +130,8 @@ def agent_counts(agents: Iterable[Agent]) -> dict[str, int]:
 
 def agent_view(agent: Agent) -> dict:
     return {"name": agent.name, "state": agent.state, "state_name": STATE_NAMES.get(agent.state, agent.state),
-            "skills": list(agent.skills), "sip_address": agent.sip_address}
+            "skills": list(agent.skills), "sip_address": agent.sip_address, "role": agent.role,
+            "supervisor": agent.supervisor}
 
 
 def queue_summary(rows: list[dict], counts: dict[str, int]) -> str:

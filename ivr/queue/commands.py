@@ -22,7 +22,8 @@ def register(commands, bench_commands) -> None:
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from the first line of standard input (else asked on the terminal)")
     add.set_defaults(run=_add)
-    actions.add_parser("list", help="every agent: state, skills, SIP address, and supervisor for supervisors").set_defaults(run=_list)
+    actions.add_parser("list", help="every agent: state, skills, SIP address, and supervisor for supervisors"
+                       ).set_defaults(run=_list)
 
 
 def _add(args, settings) -> int:

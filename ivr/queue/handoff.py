@@ -93,8 +93,8 @@ def summary(reason: str, task: Optional[str], slots: dict[str, Any], frustration
 
 
 # Words a caller uses for wanting a human being, in what the recognizer writes down.
-_PERSON = re.compile(r"\b(agent|person|human|representative|operator|somebody|someone|real people|manager|supervisor)s?\b",
-                     re.IGNORECASE)
+_PERSON = re.compile(r"\b(agent|person|human|representative|operator|somebody|someone|real people|manager|"
+                     r"supervisor)s?\b", re.IGNORECASE)
 _COMPLAINT_AT = -0.3  # VADER compound score at or below which a caller's sentence is a complaint
 _QUOTED_WORDS = 10  # a quote longer than this is clipped: a warning is read at a glance
 # Why the bot handed over, when it was the bot's or the business's failure the caller lived through.
