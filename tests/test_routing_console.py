@@ -66,7 +66,9 @@ def test_an_upset_caller_waits_for_the_deescalation_agent_then_goes_to_anyone(co
     assert row["kept_for_care"] and row["missing_skills"] == ["deescalation"]  # bob sees why he cannot take them
     refused = bob.post("queue/take-next").json()
     assert refused == {"ok": True, "message": "Nobody is waiting whom you can take.", "holding": None}
-    assert bob.post(f"queue/{upset}/take").status_code == 409
+    kept = bob.post(f"queue/{upset}/take")
+    assert kept.status_code == 409 and kept.json()["message"].startswith(
+        "That caller is upset and waits a few seconds more for an agent trained in de-escalation.")
     assert carol.post("queue/take-next").json()["holding"] == upset
 
     a_while_ago = utc_now() - timedelta(seconds=60)  # past the 30 s kept for carol, who is busy now

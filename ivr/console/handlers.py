@@ -18,7 +18,8 @@ from ivr.console.auth import AGENT, csrf_token, take_flash, wants_json
 from ivr.console.feed import FeedClosed, QueueSnapshot, changes_since, event_json, take_snapshot
 from ivr.console.keys import FEED, STORE
 from ivr.console.offload import offload
-from ivr.queue.model import AGENT_STATES, DISPOSITIONS, AgentBusy, AlreadyTaken, BadAgent, QueueError, UnknownEntry
+from ivr.queue.model import (AGENT_STATES, DISPOSITIONS, AgentBusy, AlreadyTaken, BadAgent, KeptForCare, QueueError,
+                             UnknownEntry)
 
 PING_SECONDS = 15.0
 
@@ -92,6 +93,9 @@ async def _take(request: web.Request, entry_id: Optional[int]) -> web.Response:
                                       "The queue below is up to date: take the next one.", 409)
     except UnknownEntry:
         return await _answer(request, "That caller is no longer in the queue.", 404)
+    except KeptForCare:
+        return await _answer(request, "That caller is upset and waits a few seconds more for an agent trained in "
+                                      "de-escalation. Take the next caller, or take them once the queue says so.", 409)
     except BadAgent as error:  # offline, or lacking a skill this caller needs
         return await _answer(request, f"You cannot take callers now: {error}.", 409)
     if entry is None:

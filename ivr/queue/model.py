@@ -107,5 +107,9 @@ class BadAgent(QueueError):
     """Unknown agent, wrong password, bad name or skills."""
 
 
+class KeptForCare(BadAgent):
+    """An upset caller kept a little longer for an agent with the de-escalation skill (ivr.queue.routing)."""
+
+
 class AgentBusy(QueueError):
     """The agent already holds a caller: one at a time, wrapped up before the next."""

@@ -28,7 +28,7 @@ from ivr.events import Escalation, TranscriptLine
 from ivr.queue.agents import AgentDesk, agent_free, agent_row, care_on_duty, not_kept_for_care, put_state, staff
 from ivr.queue.model import (ABANDONED, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, LOST, OFFLINE, ROUTABLE, TAKEN,
                              WAITING, WRAPPED_UP, AlreadyTaken, BadAgent, Position, QueueEntry, QueueError, QueueEvent,
-                             QueueUnavailable, UnknownEntry)
+                             KeptForCare, QueueUnavailable, UnknownEntry)
 from ivr.queue.routing import AGEING_SECONDS, TOPICS, CareRules, gives_care, priority, skills
 from ivr.queue.schema import SCHEMA, entries, events
 from ivr.storage import LOCK_WAIT_S, Database, DatabaseStore, from_db, now as utc_now, to_db
@@ -223,8 +223,8 @@ class QueueStore(AgentDesk, DatabaseStore):
                 raise BadAgent(f"agent {agent_name} lacks {', '.join(missing)}, which caller {entry_id} needs")
             if not gives_care(agent.skills.split(",")) and self.care.kept_for_care(
                     row.frustration, moment.timestamp() - row.enqueued_epoch, care_on_duty(conn)):
-                raise BadAgent(f"caller {entry_id} is upset and is kept for a de-escalation agent for up to "
-                               f"{self.care.deescalation_wait_s:g} s after joining the queue")
+                raise KeptForCare(f"caller {entry_id} is upset and is kept for a de-escalation agent for up to "
+                                  f"{self.care.deescalation_wait_s:g} s after joining the queue")
             return self._take(conn, entry_id, agent_name, moment)
 
     def connected(self, entry_id: int, now: Optional[datetime] = None) -> QueueEntry:
