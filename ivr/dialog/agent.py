@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,9 +51,11 @@ def configured_action_url(dialogs_dir: Path) -> Optional[str]:
 
 class Dialog:
     def __init__(self, agent, loop: asyncio.AbstractEventLoop, thread: threading.Thread,
-                 settings: VoiceSettings, prompt_names: dict[str, str], actions: Optional["InProcessActions"]):
-        self._agent, self._loop, self._thread = agent, loop, thread
+                 settings: VoiceSettings, prompt_names: dict[str, str], actions: Optional["InProcessActions"],
+                 trackers=None):
+        self._agent, self._loop, self._thread, self._trackers = agent, loop, thread, trackers
         self._settings, self._prompt_names, self._actions = settings, prompt_names, actions
+        self.loaded_in: dict[str, float] = {}  # what loading took, part by part (ivr bench latency prints it)
 
     @classmethod
     async def load(cls, dialogs_dir: Path, models_dir: Path, settings: VoiceSettings, var_dir: Path) -> "Dialog":
@@ -65,14 +69,20 @@ class Dialog:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="rasa", daemon=True)
         thread.start()
+        began = time.monotonic()
+        imported = asyncio.ensure_future(_on(loop, _import_rasa()))  # the longest part: the actions load meanwhile
         try:
             actions = None if url else await asyncio.get_running_loop().run_in_executor(
                 None, InProcessActions, replace(Settings.from_env(), var_dir=var_dir))
-            agent = await _on(loop, _load_agent(model, url, actions))
+            imported_in = await imported
+            agent, trackers = await _on(loop, _load_agent(model, url, actions))
         except BaseException:
+            imported.cancel()
             loop.call_soon_threadsafe(loop.stop)
             raise
-        return cls(agent, loop, thread, settings, _prompt_texts(agent), actions)
+        dialog = cls(agent, loop, thread, settings, _prompt_texts(agent), actions, trackers)
+        dialog.loaded_in = {"Rasa imported": imported_in, "model loaded": time.monotonic() - began - imported_in}
+        return dialog
 
     @property
     def answers_actions_itself(self) -> bool:
@@ -99,7 +109,8 @@ class Dialog:
 
     async def _handle(self, call_id: str, text: str):
         messages = await self._agent.handle_text(text, sender_id=call_id)
-        tracker = await self._agent.processor.get_tracker(call_id)
+        saved = self._trackers.just_saved(call_id) if self._trackers else None  # no rebuild from JSON (lean_rasa)
+        tracker = saved or await self._agent.processor.get_tracker(call_id)
         return messages or [], tracker
 
     def _reply(self, messages: list[dict], tracker) -> DialogReply:
@@ -155,19 +166,34 @@ async def _on(loop: asyncio.AbstractEventLoop, coroutine):
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop))
 
 
-async def _load_agent(model: Path, action_url: Optional[str], actions: Optional["InProcessActions"]):
+async def _import_rasa() -> float:
+    """Rasa and what it imports (TensorFlow whole, though this bot's model uses none of it); the seconds it took."""
+    began = time.monotonic()
     quiet_rasa()
+    # TensorFlow imports JAX, when installed, for TFLite conversion: ~0.3 s of CPU at every start for
+    # nothing a dialog uses. TensorFlow expects JAX may be absent; here it is.
+    sys.modules.setdefault("jax", None)
     with warnings.catch_warnings():  # TensorFlow and friends warn about their own internals on import
         warnings.simplefilter("ignore")
         # skops (which loads the intent classifier) scans every loaded module when first imported:
         # after TensorFlow that takes ~11 s, before it ~1 s.
         import skops.io  # noqa: F401
         import rasa.core.agent  # noqa: F401
-        from rasa.utils.endpoints import EndpointConfig
     quiet_rasa()  # again: importing Rasa installs warning filters of its own
+    from ivr.dialog.lean_rasa import make_rasa_lean
+
+    make_rasa_lean()
+    return time.monotonic() - began
+
+
+async def _load_agent(model: Path, action_url: Optional[str], actions: Optional["InProcessActions"]):
+    from rasa.utils.endpoints import EndpointConfig
+
+    from ivr.dialog.lean_rasa import CallTrackers
 
     # A damaged model file is refused here in one line, not found out mid-call (ivr.dialog.model).
-    return load_agent(model, actions if actions is not None else EndpointConfig(url=action_url))
+    trackers = CallTrackers()
+    return load_agent(model, actions if actions is not None else EndpointConfig(url=action_url), trackers), trackers
 
 
 def _prompt_texts(agent) -> dict[str, str]:

@@ -41,14 +41,14 @@ def refused(model: Path, why: str) -> DialogError:
                        f"truncated; run `ivr train --force` to train it again")
 
 
-def load_agent(model: Path, action_endpoint=None):
+def load_agent(model: Path, action_endpoint=None, tracker_store=None):
     """A Rasa Agent with this model loaded, or DialogError naming the file and the fix."""
     from rasa.core.agent import Agent
 
     why = damage(model)
     if why:
         raise refused(model, why)
-    agent = Agent(action_endpoint=action_endpoint)
+    agent = Agent(action_endpoint=action_endpoint, tracker_store=tracker_store)
     try:
         agent.load_model(str(model))
     except Exception as error:  # noqa: BLE001 - whatever Rasa trips on, the file is what the user can fix

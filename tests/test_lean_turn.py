@@ -1,0 +1,48 @@
+"""A lean dialog turn (ivr/dialog/lean_rasa.py): what Rasa redid on every turn is done once, and a dialog
+developer sees the same replies, the same stored conversation and the same errors as before."""
+import uuid
+
+import pytest
+
+
+def test_a_malformed_action_answer_is_still_refused_with_rasas_own_message(bot):  # Rasa loaded as the bot loads it
+    from jsonschema import ValidationError, exceptions, validators
+    from rasa.core.actions.action import RemoteAction
+
+    from ivr.dialog.lean_rasa import make_rasa_lean
+
+    make_rasa_lean()
+    answer = {"events": [{"event": "slot", "name": 7}], "responses": "not a list"}
+    schema = RemoteAction.action_response_format_spec()
+    expected = exceptions.best_match(validators.validator_for(schema)(schema).iter_errors(answer))
+    with pytest.raises(ValidationError) as refused:
+        RemoteAction("action_of_theirs", None)._validate_action_result(answer)
+    assert refused.value.message.startswith(expected.message + ". Failed to validate Action server response")
+    assert "/custom-actions" in refused.value.message
+    assert RemoteAction("action_of_theirs", None)._validate_action_result({"events": [], "responses": []})
+
+
+def test_a_calls_stored_events_are_rebuilt_as_themselves_and_an_unknown_event_is_still_an_error(bot,
+                                                                                                event_loop_for_bot):
+    from rasa.shared.core.events import Event
+
+    run, call_id = event_loop_for_bot.run_until_complete, f"lean-{uuid.uuid4().hex}"
+    run(bot.dialog.start(call_id))
+    run(bot.dialog.respond(call_id, "check my balance"))
+    stored = run(bot.dialog.history(call_id))
+    assert {"user", "bot", "action", "slot", "active_loop"} <= {event["event"] for event in stored}
+    assert [Event.from_parameters(event).as_dict() for event in stored] == stored
+    with pytest.raises(ValueError, match="Unknown event name 'no_such_event'"):
+        Event.from_parameters({"event": "no_such_event"})
+
+
+def test_each_reply_carries_the_slots_the_dialog_stored_for_the_call(bot, event_loop_for_bot):
+    """The reply is read from the tracker the turn just saved, not rebuilt: it must be that same state."""
+    run, call_id = event_loop_for_bot.run_until_complete, f"lean-{uuid.uuid4().hex}"
+    run(bot.dialog.start(call_id))
+    for text in ("pay my bill", "48151623", "can i talk to a person"):
+        reply = run(bot.dialog.respond(call_id, text))
+        stored = {e["name"]: e["value"] for e in run(bot.dialog.history(call_id)) if e["event"] == "slot"}
+        assert {name: reply.slots.get(name) for name in stored} == stored, text
+    assert reply.slots["account_number"] == "48151623" and reply.escalation.reason == "caller_request"
+
