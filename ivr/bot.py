@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from ivr.asr.models import load_recognizer
@@ -37,31 +37,34 @@ class Bot:
     ready_seconds: float
     backstage: Backstage = Backstage()
     leases: Optional[LeaseKeeper] = None  # keeps this process's callers on hold in line while it lives
+    ready_parts: dict[str, float] = field(default_factory=dict)  # seconds each part took to load, side by side
 
     @classmethod
     async def load(cls, settings: Settings, speech: bool = True) -> "Bot":
         """`speech=False`: a bot for typed callers (`ivr chat`), with no recognizer or voice to load."""
-        began = time.monotonic()
+        began, parts = time.monotonic(), {}
         voice_settings = load_voice_settings(settings.dialogs_dir)
         loop = asyncio.get_running_loop()
-        recognizer = loop.run_in_executor(None, lambda: load_recognizer(
-            settings.vosk_model, settings.whisper_model, settings.models_dir, log) if speech else None)
-        voice = loop.run_in_executor(None, cls._voice, voice_settings) if speech else asyncio.sleep(0, NoVoice())
-        dialog = await Dialog.load(settings.dialogs_dir, settings.models_dir, voice_settings, settings.var_dir)
-        try:
-            bot = cls(settings, voice_settings, await recognizer, dialog, await voice, 0.0)
-        except BaseException:
-            await dialog.close()
-            raise
-        queue, records = await asyncio.gather(loop.run_in_executor(None, _open, _queue_for_calls, settings,
-                                                                   "the agents' queue"),
-                                              loop.run_in_executor(None, _open, open_records, settings, "call records"))
+        # All at once: the recognizer's and the voice's native code and the stores' waits run beside
+        # Rasa's imports (the longest part, holding the GIL); each part's time is kept for the bench.
+        loading = [_timed(parts, "dialog", Dialog.load(settings.dialogs_dir, settings.models_dir, voice_settings,
+                                                      settings.var_dir)),
+                   _timed(parts, "recognizer", loop.run_in_executor(None, lambda: load_recognizer(
+                       settings.vosk_model, settings.whisper_model, settings.models_dir, log) if speech else None)),
+                   _timed(parts, "voice", loop.run_in_executor(None, cls._voice, voice_settings)
+                          if speech else asyncio.sleep(0, NoVoice())),
+                   _timed(parts, "queue and records", asyncio.gather(
+                       loop.run_in_executor(None, _open, _queue_for_calls, settings, "the agents' queue"),
+                       loop.run_in_executor(None, _open, open_records, settings, "call records")))]
+        dialog, recognizer, voice, (queue, records) = await _all_or_none(loading)
+        bot = cls(settings, voice_settings, recognizer, dialog, voice, 0.0)
         bot.backstage = Backstage(queue=queue, records=records, hold=voice_settings.hold,
                                   frustration=voice_settings.frustration)
         if queue is not None:
             bot.leases = await LeaseKeeper(queue).start()
         bot.ready_seconds = time.monotonic() - began
-        log.info("ready in %.1f s", bot.ready_seconds)
+        bot.ready_parts = {**parts, **{f"dialog: {part}": took for part, took in dialog.loaded_in.items()}}
+        log.info("ready in %.1f s (%s)", bot.ready_seconds, ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()))
         return bot
 
     @staticmethod
@@ -89,6 +92,28 @@ class Bot:
         for store in (self.backstage.queue, self.backstage.records):
             if store is not None:
                 store.close()
+
+
+async def _timed(parts: dict[str, float], name: str, loading):
+    began = time.monotonic()
+    loaded = await loading
+    parts[name] = time.monotonic() - began
+    return loaded
+
+
+async def _all_or_none(loading: list) -> list:
+    """Every part loaded, or the first failure raised with the dialog and stores that did load closed."""
+    loaded = await asyncio.gather(*loading, return_exceptions=True)
+    failure = next((part for part in loaded if isinstance(part, BaseException)), None)
+    if failure is None:
+        return loaded
+    dialog, _, _, stores = loaded
+    if isinstance(dialog, Dialog):
+        await dialog.close()
+    for store in stores if isinstance(stores, list) else ():
+        if store is not None:
+            store.close()
+    raise failure
 
 
 def _queue_for_calls(settings: Settings):

@@ -46,3 +46,21 @@ def test_each_reply_carries_the_slots_the_dialog_stored_for_the_call(bot, event_
         assert {name: reply.slots.get(name) for name in stored} == stored, text
     assert reply.slots["account_number"] == "48151623" and reply.escalation.reason == "caller_request"
 
+
+def test_the_latency_benchmark_says_what_each_part_took_to_load_side_by_side(tmp_path, trained_model):
+    import re
+
+    from conftest import ivr_command
+
+    env = {"IVR_VAR": str(tmp_path)}
+    assert ivr_command("db", "seed", env=env).returncode == 0
+    done = ivr_command("bench", "latency", "--no-calibration", "tests/scenarios/goodbye_espeak.yml", env=env,
+                       timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    ready = next(i for i, line in enumerate(lines) if line.startswith("ready (models and dialog loaded): "))
+    parts = lines[ready + 1]
+    assert parts.startswith("  loaded side by side: "), done.stdout
+    named = dict(re.findall(r"([a-zA-Z][a-zA-Z ]+?) (\d+\.\d) s", parts))
+    assert set(named) == {"dialog", "Rasa imported", "model loaded", "recognizer", "voice", "queue and records"}, parts
+    assert re.search(r"^Rasa +\d+ +\d+ +\d+$", done.stdout, re.M), done.stdout  # the dialog stage's p50, p95, max

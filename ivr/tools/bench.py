@@ -59,6 +59,7 @@ async def _latency(settings: Settings, paths: list[Path]) -> dict[str, Any]:
     beyond = percentiles(t["first_audio"] - t["endpoint"] for t in turns if "first_audio" in t)
     return {
         "recognizer": bot.recognizer.name, "ready_seconds": round(ready, 2),
+        "ready_parts": {part: round(seconds, 2) for part, seconds in bot.ready_parts.items()},
         "endpoint_silence_ms": bot.timing.trailing_silence_ms, "spoken_turns": len(turns),
         "scenarios_passed": run["passed"], "scenarios_failed": run["failed"],
         "stages": stages, "beyond_endpoint": beyond,
@@ -80,6 +81,18 @@ def _relative(report: dict[str, Any], calibration: Optional[dict]) -> Optional[d
             "asr_p95": relative(stages["asr"].get("p95"), calibration),
             "dialog_p95": relative(stages["dialog"].get("p95"), calibration),
             "ready": relative(report["ready_seconds"], calibration)}
+
+
+def ready_breakdown(parts: dict[str, float]) -> str:
+    """One line: what each part took, loaded side by side (so they overlap), the dialog's own parts in brackets."""
+    inside = {name.split(": ", 1)[1]: s for name, s in parts.items() if name.startswith("dialog: ")}
+    shown = []
+    for name, seconds in sorted(parts.items(), key=lambda part: -part[1]):  # the longest first
+        if name.startswith("dialog: "):
+            continue
+        within = f" ({', '.join(f'{k} {v:.1f} s' for k, v in inside.items())})" if name == "dialog" and inside else ""
+        shown.append(f"{name} {seconds:.1f} s{within}")
+    return "  loaded side by side: " + ", ".join(shown)
 
 
 def _vosk_cost(paths: list[Path]) -> dict[str, Any]:
@@ -109,6 +122,7 @@ def _vosk_cost(paths: list[Path]) -> dict[str, Any]:
 def _print_latency(report: dict[str, Any]) -> None:
     print(f"recognizer: {report['recognizer']}")
     print(f"ready (models and dialog loaded): {report['ready_seconds']:.1f} s")
+    print(ready_breakdown(report["ready_parts"]))
     print(f"spoken turns: {report['spoken_turns']}  (scenarios {report['scenarios_passed']} passed, "
           f"{report['scenarios_failed']} failed)")
     print(f"{'stage':<34}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
