@@ -19,11 +19,11 @@ from typing import Any, Callable, Optional
 
 from ivr.audio.endpointer import Endpointer, Timing
 from ivr.audio.recording import Recording
-from ivr.call_result import CallResult, outcome_of, tasks_of
+from ivr.call_result import CallResult, outcome_of, survey_answer, tasks_of
 from ivr.caller_input import CallerInput, CallerTurn
 from ivr.dialog.agent import DialogReply
 from ivr.dialog.frustration import FrustrationMeter, FrustrationSettings
-from ivr.dialog.settings import HoldSettings
+from ivr.dialog.settings import HoldSettings, JunkSettings
 from ivr.events import Escalation, Expectation, Prompt, Turn
 from ivr.masking import Seal, mask_card_numbers
 from ivr.queue.desk import QueueDesk
@@ -37,6 +37,7 @@ from ivr.understanding import NO_INPUT, kept_secret, text_of
 log = logging.getLogger(__name__)
 
 FRUSTRATED = "/frustrated"  # the caller's frustration reached the threshold: the dialog acknowledges and transfers
+DEAD_AIR = "/dead_air"  # still silence after the reprompts, on a line that never carried a voice: the dialog hangs up
 # Said by the call itself when the dialog cannot answer (Rasa or its actions failed): a broken
 # dialog cannot say it, and the caller must never be left in silence.
 APOLOGY = "I'm sorry, something went wrong on our side. Let me connect you with an agent."
@@ -58,6 +59,8 @@ class _Record:
     greeting: list[str] = field(default_factory=list)
     tasks_started: list[str] = field(default_factory=list)
     tasks_completed: list[str] = field(default_factory=list)
+    junk: Optional[str] = None  # dead_air | prank: the dialog ended a call that was no caller's need
+    csat: Optional[dict[str, Any]] = None  # the satisfaction survey, once asked (ivr.call_result.survey_answer)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Backstage:
     records: Any = None  # ivr.records.store.CallRecords
     hold: HoldSettings = HoldSettings()
     frustration: FrustrationSettings = FrustrationSettings()
+    junk: JunkSettings = JunkSettings()
 
 
 class Call:
@@ -131,7 +135,8 @@ class Call:
                           record.greeting, record.turns, seconds, started_at=started_at,
                           ended_at=started_at + timedelta(seconds=seconds), channel=self.channel,
                           caller_number=self.caller_number, queue_entry=handover.entry_id,
-                          queue_outcome=handover.outcome, tasks=tasks, worker=self.worker)
+                          queue_outcome=handover.outcome, tasks=tasks, worker=self.worker,
+                          junk=record.junk, csat=record.csat)
 
     async def _keep_record(self, result: CallResult) -> None:
         if self.backstage.records is None:
@@ -162,6 +167,8 @@ class Call:
             self._on_hold_heard(turn, caller_turn.kind)
             return
         text = kept_secret(self.seal, text, turn, self.speaker.asking.expects, caller_turn.kind in ("speech", "typed"))
+        if caller_turn.kind == "no_input" and self._dead_air():
+            text = DEAD_AIR
         rasa_began = time.monotonic()
         reply = await self._respond(text)
         turn.intent, turn.confidence = reply.intent, reply.confidence
@@ -173,6 +180,10 @@ class Call:
             reply.escalation = Escalation("frustration")  # "this is ridiculous, get me a person": the agent should know
         turn.latency["dialog"] = time.monotonic() - rasa_began
         await self._answer(reply, turn, began)
+
+    def _dead_air(self) -> bool:
+        junk = self.backstage.junk
+        return self.input.silences > junk.silent_reprompts and self.input.dead_air(junk.voice_level_dbfs)
 
     def _on_hold_heard(self, turn: Turn, kind: str) -> None:
         if kind == "no_input" or not self.handover.hold.hear(turn.heard):
@@ -199,6 +210,9 @@ class Call:
         record = self._record
         record.task = reply.task or record.task
         record.tasks_started, record.tasks_completed = reply.tasks_started, reply.tasks_completed
+        record.junk = reply.junk or record.junk
+        if reply.survey_asked:  # keyed or said: the turn that gave the score tells
+            record.csat = survey_answer(record.csat, reply.satisfaction, turn.kind)
         if began is not None:
             record.turns.append(turn)
         if reply.escalation:

@@ -34,6 +34,10 @@ class CallResult:
     # The account the caller named, masked (ivr.queue.handoff.mask_account: "48…623"): with the caller
     # number, it is how the reports know a caller who calls again (first-call resolution).
     account: Optional[str] = None
+    junk: Optional[str] = None  # dead_air | prank: a call that was no caller's need, ended by the bot (outcome "ended")
+    # The satisfaction survey: None when not asked, else {"asked": True, "score": 1-5 or None (skipped),
+    # "by": "keypad" | "voice" | None}.
+    csat: Optional[dict[str, Any]] = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +50,7 @@ class CallResult:
             "account": self.account or (self.escalation.account if self.escalation else None),
             "greeting": self.greeting, "seconds": round(self.seconds, 3),
             "turns": [asdict(turn) for turn in self.turns], "worker": self.worker,
+            "junk": self.junk, "csat": self.csat,
         }
 
 
@@ -60,6 +65,16 @@ def tasks_of(started: list[str], completed: list[str]) -> list[dict[str, Any]]:
             left.remove(task)
         tasks.append({"task": task, "completed": done})
     return tasks + [{"task": task, "completed": True} for task in left]
+
+
+def survey_answer(before: Optional[dict[str, Any]], score: Optional[int], turn_kind: str) -> dict[str, Any]:
+    """The survey as the record keeps it: asked, the score once given, and whether it was keyed or said (a
+    typed caller's words count as said)."""
+    if before and before.get("score") is not None:
+        return before
+    if score is None:
+        return {"asked": True, "score": None, "by": None}
+    return {"asked": True, "score": score, "by": "keypad" if turn_kind == "dtmf" else "voice"}
 
 
 def outcome_of(said: Optional[str], tasks: list[dict[str, Any]]) -> str:

@@ -41,6 +41,8 @@ class CallerInput:
         self._utterance = None
         self._ignoring = False  # this utterance began over a prompt the caller may not talk over
         self._digits = ""  # keys pressed towards an entry not yet complete
+        self._caller_heard = False  # a key or a typed word: someone is there (a voice is judged by its energy)
+        self.silences = 0  # the no-input turns so far
 
     async def listen(self) -> None:
         """Until the caller hangs up (or their line ends)."""
@@ -60,6 +62,12 @@ class CallerInput:
         if not self.endpointer.in_speech and self._turns.empty():
             self.endpointer.expect_answer(self.transport.now(), self.speaker.asking.no_input_ms)
 
+    def dead_air(self, voice_level_dbfs: float) -> bool:
+        """Only silence so far on a line that carries audio: no frame at `voice_level_dbfs` the voice
+        detector called speech, no key, no typed word. A pocket dial or a dead line, not a caller."""
+        endpointer = self.endpointer
+        return endpointer.heard_audio and not self._caller_heard and endpointer.loudest_voice_dbfs < voice_level_dbfs
+
     def _next_said(self) -> str:
         return self._scripted.pop(0) if self._scripted else ""
 
@@ -76,6 +84,7 @@ class CallerInput:
             elif isinstance(event, SpeechEnded):
                 self._speech_ended(event)
             elif isinstance(event, NoInput):  # a scripted caller's silence is one of its turns too
+                self.silences += 1
                 self._turns.put_nowait(CallerTurn("no_input", said=self._next_said()))
         if was_speaking and self._utterance is not None and self.endpointer.in_speech:
             self._asr.submit(self._utterance.feed, chunk)
@@ -111,6 +120,7 @@ class CallerInput:
 
     def _on_keys(self, digits: str) -> None:
         length = self.speaker.asking.expects.length
+        self._caller_heard = True
         for key in digits:
             if key == "#" and not self._digits:
                 continue  # the pound key after an entry already complete at its length: the read-back plays on
@@ -128,6 +138,7 @@ class CallerInput:
     def _on_typed(self, text: str) -> None:
         """A typed caller (`ivr chat`): a line ending in # is keyed, like the keypad; an empty one is silence."""
         text = text.strip()
+        self._caller_heard = self._caller_heard or bool(text)
         keyed = text[:-1].strip()
         if text.endswith("#") and keyed.isascii() and keyed.isdigit():
             self._turns.put_nowait(CallerTurn("dtmf", digits=keyed, said=text))

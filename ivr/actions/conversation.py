@@ -7,6 +7,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from ivr.actions.failures import NO_INPUT, OFFER_AFTER, failures_in_a_row, was_silent
 from ivr.actions.moves import last_question, latest_intent, resume, taking_time
+from ivr.actions.survey import close_call
 
 
 def reprompt(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict, misfit: bool = False) -> list:
@@ -30,7 +31,7 @@ def reprompt(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict, m
     if not was_silent(tracker):
         dispatcher.utter_message(response="utter_not_understood")
     prompt = (last_question(tracker) or "utter_greet").removesuffix("_rephrase")
-    if prompt in ("utter_offer_declined", "utter_not_served") or prompt.startswith("utter_where_to_find"):
+    if prompt in ("utter_offer_declined", "utter_not_served", "utter_line_purpose") or prompt.startswith("utter_where_to_find"):
         prompt = "utter_greet"
     rephrased = f"{prompt}_rephrase"
     dispatcher.utter_message(response=rephrased if rephrased in domain.get("responses", {}) else prompt)
@@ -71,9 +72,9 @@ class No(Action):
         return "action_no"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
-        if last_question(tracker) == "utter_anything_else":  # all done: a content goodbye
-            dispatcher.utter_message(response="utter_goodbye")
-            return [SlotSet("call_ended", True)]
+        question = last_question(tracker)
+        if question == "utter_anything_else" or (question == "utter_line_purpose" and tracker.get_slot("tasks_completed")):
+            return close_call(dispatcher, tracker)  # all done: a content goodbye (the survey first, when drawn)
         if not tracker.get_slot("agent_offered"):
             return reprompt(dispatcher, tracker, domain, misfit=True)
         declined = [SlotSet("agent_offered", False), SlotSet("offered_for", None)]
@@ -106,8 +107,10 @@ class TransferFrustrated(Action):
 
 
 class EndCall(Action):
+    """The caller said goodbye: goodbye back, or first the survey after a completed task."""
+
     def name(self) -> str:
         return "action_end_call"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
-        return [SlotSet("call_ended", True)]
+        return close_call(dispatcher, tracker)

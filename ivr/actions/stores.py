@@ -6,7 +6,7 @@ external rasa_sdk action server (endpoints.yml) opens one per process, on first 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Optional
 
 from rasa_sdk.events import SlotSet
@@ -32,6 +32,13 @@ class Backing:
         if self._store is None:
             self._store = open_store(self._settings, create=False)  # raises StoreUnavailable; only `ivr db seed` creates
         return self._store
+
+    @cached_property
+    def voice(self):
+        """This bot's dialogs/voice.yml (ivr.dialog.settings.VoiceSettings): the junk-call and survey settings
+        the actions apply, read once."""
+        from ivr.dialog.settings import load_voice_settings
+        return load_voice_settings(self._settings.dialogs_dir)
 
     def unsealed(self, text: object) -> Optional[str]:
         """What the caller said at a secret prompt, from the sealed message the call sent instead."""

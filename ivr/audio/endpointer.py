@@ -55,6 +55,10 @@ class Endpointer:
         self._paused = False
         self._waiting_since: Optional[float] = None  # when the bot began waiting for an answer
         self._no_input_s = timing.no_input_ms / 1000
+        # The loudest frame the voice detector called speech, in dBFS: whether the line has carried a voice
+        # at all (dead air) is judged on energy, not on empty transcripts.
+        self.loudest_voice_dbfs = float("-inf")
+        self.heard_audio = False  # any caller audio came through (a typed line has none)
 
     @property
     def in_speech(self) -> bool:
@@ -96,7 +100,11 @@ class Endpointer:
         return events
 
     def _frame(self, frame: bytes, at: float) -> list[EndpointEvent]:
-        voiced = rms_dbfs(frame) > self.timing.speech_floor_dbfs and self._vad.is_speech(frame, self.rate)
+        level = rms_dbfs(frame)
+        voiced = level > self.timing.speech_floor_dbfs and self._vad.is_speech(frame, self.rate)
+        self.heard_audio = True
+        if voiced and level > self.loudest_voice_dbfs:
+            self.loudest_voice_dbfs = level
         if self._speech is None:
             return self._before_speech(frame, at, voiced)
         return self._during_speech(frame, at, voiced)

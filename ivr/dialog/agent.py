@@ -40,6 +40,9 @@ class DialogReply:
     slots: dict[str, Any] = field(default_factory=dict)
     tasks_started: list[str] = field(default_factory=list)  # every task the caller began, in order
     tasks_completed: list[str] = field(default_factory=list)
+    junk: Optional[str] = None  # dead_air | prank: the dialog ended a call that was no caller's need
+    survey_asked: bool = False
+    satisfaction: Optional[int] = None  # the survey's score, 1 to 5, once the caller gave one
 
 
 def configured_action_url(dialogs_dir: Path) -> Optional[str]:
@@ -123,7 +126,8 @@ class Dialog:
             escalation=Escalation(reason) if reason else None, ended=bool(slots.get("call_ended")),
             task=slots.get("task"), task_completed=bool(slots.get("task_completed")), slots=slots,
             tasks_started=list(slots.get("tasks_started") or []),
-            tasks_completed=list(slots.get("tasks_completed") or []))
+            tasks_completed=list(slots.get("tasks_completed") or []), junk=slots.get("junk"),
+            survey_asked=bool(slots.get("survey_asked")), satisfaction=_score(slots.get("satisfaction")))
 
     def _prompt(self, message: dict, slots: dict, tracker) -> Prompt:
         name = (message.get("utter_action") or (message.get("metadata") or {}).get("utter_action")
@@ -149,6 +153,11 @@ class Dialog:
         if self._actions:
             self._actions.close()
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def _score(answer: Any) -> Optional[int]:
+    """The survey slot holds the score said or keyed ("4"), or "skipped"."""
+    return int(answer) if str(answer) in ("1", "2", "3", "4", "5") else None
 
 
 def _latest_intent(tracker) -> dict:

@@ -23,7 +23,9 @@ FRUSTRATION_KEYS = {"threshold", "phrases"}
 HOLD_TEXTS = {"announcement", "callback_offer", "ask_number", "callback_confirmed", "bad_number", "connecting",
               "agent_unreachable", "queue_unavailable"}
 HOLD_KEYS = {"announce_every_s", "callback_words", "callback_key", *HOLD_TEXTS}
-TOP_KEYS = {"prompts", "endpointing", "tts", "hints", "frustration", "hold"}
+JUNK_KEYS = {"voice_level_dbfs", "silent_reprompts", "prank_turns"}
+SURVEY_KEYS = {"share"}
+TOP_KEYS = {"prompts", "endpointing", "tts", "hints", "frustration", "hold", "junk_calls", "survey"}
 DEFAULT_HINT_INTENTS = ("pay_bill", "check_balance", "change_address", "request_agent", "goodbye")
 
 
@@ -73,6 +75,22 @@ class HoldSettings:
 
 
 @dataclass(frozen=True)
+class JunkSettings:
+    """Calls that are no caller's need (dialogs/voice.yml `junk_calls:`): dead air and pranks, ended by the bot."""
+    # A frame this loud that the voice detector calls speech means someone is on the line; a line
+    # that never carried one (nor a key) is dead air. Phone speech is -35 to -15 dBFS; hiss is under -55.
+    voice_level_dbfs: float = -45.0
+    silent_reprompts: int = 2  # reprompts on a dead line before "I can't hear anything" and the hang-up
+    prank_turns: int = 2  # the prank or flirting turn (with no task asked) that ends the call politely
+
+
+@dataclass(frozen=True)
+class SurveySettings:
+    """The satisfaction question after a completed self-service task (dialogs/voice.yml `survey:`)."""
+    share: float = 0.0  # of such calls, the share asked: 0 never, 1 every one (drawn from the call id)
+
+
+@dataclass(frozen=True)
 class VoiceSettings:
     prompts: dict[str, PromptSetting] = field(default_factory=dict)
     endpointing: EndpointSettings = EndpointSettings()
@@ -81,6 +99,8 @@ class VoiceSettings:
     phrases: tuple[str, ...] = ()  # what callers say to an open question, from data/nlu.yml
     frustration: FrustrationSettings = FrustrationSettings()
     hold: HoldSettings = HoldSettings()
+    junk: JunkSettings = JunkSettings()
+    survey: SurveySettings = SurveySettings()
 
     def report_names(self) -> dict[str, str]:
         """Prompt -> the name a supervisor reads in reports, where voice.yml gives one."""
@@ -126,6 +146,8 @@ def problems_in(path: Path, data: Any) -> list[tuple[int, str]]:
         found.extend(_prompt_problems(data["prompts"], name, setting))
     found.extend(_frustration_problems(data.get("frustration") or {}))
     found.extend(_hold_problems(data.get("hold") or {}))
+    found.extend(_junk_problems(data.get("junk_calls") or {}))
+    found.extend(_survey_problems(data.get("survey") or {}))
     for section, keys in (("endpointing", ENDPOINT_KEYS), ("tts", TTS_KEYS), ("hints", HINT_KEYS)):
         values = data.get(section) or {}
         for key, value in values.items():
@@ -171,6 +193,34 @@ def _hold_problems(section: Any) -> list[tuple[int, str]]:
                 text.format(position=1, minutes="two minutes", number="555 0100")
             except (KeyError, IndexError, ValueError):
                 found.append((line_of(section, name), f"hold.{name} may only use the fields {fields}"))
+    return found
+
+
+def _junk_problems(section: Any) -> list[tuple[int, str]]:
+    found = _unknown(section, "junk_calls", JUNK_KEYS)
+    if not isinstance(section, dict):
+        return found
+    level = section.get("voice_level_dbfs", -45)
+    # Under -55 dBFS the endpointer hears nothing at all (Timing.speech_floor_dbfs).
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not -55 <= level <= -10:
+        found.append((line_of(section, "voice_level_dbfs"), f"junk_calls.voice_level_dbfs must be a level in dBFS "
+                                                            f"from -55 to -10 (speech is about -35 to -15), not {level!r}"))
+    for key, most in (("silent_reprompts", 5), ("prank_turns", 5)):
+        value = section.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            found.append((line_of(section, key), f"junk_calls.{key} must be a whole number from 1 to {most}, "
+                                                 f"not {value!r}"))
+    return found
+
+
+def _survey_problems(section: Any) -> list[tuple[int, str]]:
+    found = _unknown(section, "survey", SURVEY_KEYS)
+    if not isinstance(section, dict):
+        return found
+    share = section.get("share", 0.0)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        found.append((line_of(section, "share"), f"survey.share must be a number from 0 (never ask) to 1 (ask "
+                                                 f"every caller), not {share!r}"))
     return found
 
 
@@ -224,7 +274,9 @@ def load_voice_settings(dialogs_dir: Path) -> VoiceSettings:
                              int(hints.get("examples_per_intent", 2)))
     return VoiceSettings(prompts, EndpointSettings(**dict(data.get("endpointing") or {})),
                          str(tts.get("voice", "en-us")), int(tts.get("rate", 165)), phrases,
-                         _frustration(data.get("frustration") or {}), _hold(data.get("hold") or {}))
+                         _frustration(data.get("frustration") or {}), _hold(data.get("hold") or {}),
+                         JunkSettings(**dict(data.get("junk_calls") or {})),
+                         SurveySettings(float((data.get("survey") or {}).get("share", 0.0))))
 
 
 def _frustration(section: dict) -> FrustrationSettings:
