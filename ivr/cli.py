@@ -25,7 +25,8 @@ log = logging.getLogger("ivr")
 
 
 # Each area adds its own commands: register(commands, bench_commands) on the argparse subparsers.
-AREA_COMMANDS = ("ivr.queue.commands", "ivr.serve.commands", "ivr.records.commands", "ivr.tools.commands")
+AREA_COMMANDS = ("ivr.queue.commands", "ivr.serve.commands", "ivr.cluster.commands", "ivr.records.commands",
+                 "ivr.tools.commands")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

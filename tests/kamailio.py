@@ -1,0 +1,50 @@
+"""`ivr cluster` as the cluster tests run it: Kamailio (Debian's, a real one) in front of `ivr serve` workers
+on loopback ports of their own, watched through what the cluster prints and what Kamailio logs."""
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.running import Running
+from tests.sip_baresip import free_port
+
+
+def require() -> None:
+    """A missing kamailio is a failure to set up, never a quietly skipped test."""
+    if not (shutil.which("kamailio") or Path("/usr/sbin/kamailio").is_file()):
+        pytest.fail("kamailio is not installed: run `make setup` (apt-get install kamailio)", pytrace=False)
+
+
+class Cluster(Running):
+    def __init__(self, workers: int, var: Path, env: dict, flags: tuple = ()):
+        self.sip_port, self.var = free_port(), var
+        super().__init__(["cluster", "--workers", str(workers), "--sip", f"127.0.0.1:{self.sip_port}",
+                          "--port", "0", *flags], log=var / "cluster.log", env={"IVR_VAR": str(var), **env})
+        self.env = {"IVR_VAR": str(var), **env}
+        self.printed("ivr cluster: ready", timeout=600)  # every worker loads its bot: minutes on a busy machine
+        self.workers = {match[1]: (int(match[2]), int(match[3])) for match in (
+            re.search(r"ivr cluster: (worker-\d+) \(pid (\d+)\) on sip:127\.0\.0\.1:(\d+)", line)
+            for line in self.lines) if match}
+        self.kamailio_pid = int(self.printed(r"Kamailio \(pid (\d+)\)")[1])
+        self.uri = f"sip:ivr@127.0.0.1:{self.sip_port}"
+
+    def pid(self, worker: str) -> int:
+        return self.workers[worker][0]
+
+    def worker_of(self, caller: str, timeout: float = 10) -> str:
+        """The worker Kamailio last sent this caller's call to (its log says so as it relays the INVITE)."""
+        by_port = {port: name for name, (_, port) in self.workers.items()}
+        deadline = time.monotonic() + timeout
+        while True:
+            sent = re.findall(rf"from {caller} to worker sip:127\.0\.0\.1:(\d+)", self.proxy_log())
+            if sent:
+                return by_port[int(sent[-1])]
+            assert time.monotonic() < deadline, f"Kamailio never sent {caller}'s call anywhere"
+            time.sleep(0.2)
+
+    def proxy_log(self) -> str:
+        return (self.var / "cluster" / "kamailio.log").read_text(errors="replace")

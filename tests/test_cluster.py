@@ -1,0 +1,157 @@
+"""`ivr cluster`: real Kamailio in front of three `ivr serve` workers sharing one PostgreSQL database, with
+baresip phones as the callers: calls spread over the workers, a worker killed with SIGKILL costs the next
+callers only the failover time, a draining worker finishes its caller and gets no new ones, and stopping
+the cluster leaves no process behind. One cluster for the module: each worker loads the whole bot."""
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import kamailio
+from tests.conftest import ivr_command
+from tests.sip_baresip import Baresip, available
+
+pytestmark = pytest.mark.slow
+
+FAILOVER_S = 2.0  # FAILOVER_MS in deploy/kamailio/kamailio.cfg
+
+
+@pytest.fixture(scope="module")
+def cluster(trained_model, postgres, tmp_path_factory):
+    kamailio.require()
+    if not available():
+        pytest.fail("baresip is not installed: run `make setup` (apt-get install baresip)", pytrace=False)
+    var = tmp_path_factory.mktemp("cluster-var")
+    database = postgres.create_database()
+    running = kamailio.Cluster(3, var, env={"IVR_DATABASE_URL": postgres.url(database)})
+    yield running
+    running.stop()
+    postgres.drop_database(database)
+
+
+@pytest.fixture(scope="module")
+def quiet(tmp_path_factory) -> Path:
+    """A caller who listens: a minute of silence as the phone's microphone."""
+    path = tmp_path_factory.mktemp("cluster-voice") / "quiet.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "trim", "0", "60"], check=True)
+    return path
+
+
+@pytest.fixture
+def phones(tmp_path, quiet):
+    started = []
+
+    def phone(user: str) -> Baresip:
+        started.append(Baresip(tmp_path / user, quiet, user=user, rtp_ports="30000-30999"))
+        return started[-1]
+
+    yield phone
+    for each in started:
+        each.stop()
+
+
+def greeted(phone: Baresip, cluster, timeout: float = 20) -> None:
+    """The caller rings the cluster, is answered and hears the bot's greeting to its end."""
+    phone.dial(cluster.uri)
+    answered = phone.wait_for("CALL_ESTABLISHED", "CALL_CLOSED", timeout=timeout)
+    assert answered["type"] == "CALL_ESTABLISHED", answered
+    phone.wait_for_the_bot_to_finish()
+
+
+def hang_up(phone: Baresip) -> None:
+    phone.hang_up()
+    phone.wait_for("CALL_CLOSED", timeout=10)
+
+
+def records(cluster, *callers: str) -> dict:
+    """The call records of these callers, by caller, from the one database every worker writes to."""
+    deadline = time.monotonic() + 30
+    while True:
+        listed = ivr_command("calls", "list", "--json", env=cluster.env)
+        assert listed.returncode == 0, listed.stderr
+        found = {record["caller_number"]: record for record in json.loads(listed.stdout)}
+        if set(callers) <= set(found):
+            return {caller: found[caller] for caller in callers}
+        assert time.monotonic() < deadline, f"no records of {set(callers) - set(found)}: {sorted(found)}"
+        time.sleep(0.5)
+
+
+def test_calls_are_spread_over_the_workers_and_recorded_in_one_database(cluster, phones):
+    first, second = phones("spread-1"), phones("spread-2")
+    greeted(first, cluster)
+    greeted(second, cluster)  # round robin: the next worker, while the first caller is still on
+    hang_up(first)
+    hang_up(second)
+    found = records(cluster, "spread-1", "spread-2")
+    workers = {found["spread-1"]["worker"], found["spread-2"]["worker"]}
+    assert len(workers) == 2 and workers <= set(cluster.workers), found
+    assert all(record["channel"] == "sip" for record in found.values())
+
+
+def test_a_killed_worker_costs_the_next_callers_only_the_failover_time(cluster, phones):
+    os.kill(cluster.pid("worker-3"), signal.SIGKILL)
+    callers = [phones(f"after-kill-{index}") for index in range(3)]  # one of them is sent to the dead worker
+    for phone in callers:
+        phone.dial(cluster.uri)
+        answered = phone.wait_for("CALL_ESTABLISHED", "CALL_CLOSED", timeout=FAILOVER_S + 10)
+        assert answered["type"] == "CALL_ESTABLISHED", answered
+        hang_up(phone)
+    cluster.printed(r"worker-3 stopped \(killed by SIGKILL\)", timeout=10)
+    cluster.printed(r"Kamailio finds worker-3 down", timeout=10)
+    found = records(cluster, *(f"after-kill-{index}" for index in range(3)))
+    assert {record["worker"] for record in found.values()} <= {"worker-1", "worker-2"}, found
+
+
+def test_a_draining_worker_finishes_its_caller_and_gets_no_new_ones(cluster, phones):
+    staying = phones("staying")
+    staying.dial(cluster.uri)
+    staying.wait_for("CALL_ESTABLISHED", timeout=20)
+    draining = cluster.worker_of("staying")
+    other = ({"worker-1", "worker-2"} - {draining}).pop()
+    printed = len(cluster.lines)
+    os.kill(cluster.pid(draining), signal.SIGUSR1)
+    cluster.printed(rf"{draining}: draining {draining}: no new calls, 1 to finish", timeout=20, after=printed)
+    cluster.printed(rf"Kamailio finds {draining} down", timeout=20, after=printed)
+    newcomers = [phones(f"newcomer-{index}") for index in range(2)]
+    for phone in newcomers:
+        greeted(phone, cluster)
+        hang_up(phone)
+    staying.wait_for_the_bot_to_finish()  # the draining worker's caller still hears the bot
+    hang_up(staying)
+    cluster.printed(rf"{draining}: drained {draining}: no calls left, stopping", timeout=30, after=printed)
+    cluster.printed(rf"{draining} stopped \(exit status 0\)", timeout=30, after=printed)
+    found = records(cluster, "staying", "newcomer-0", "newcomer-1")
+    assert found["staying"]["worker"] == draining
+    assert found["newcomer-0"]["worker"] == found["newcomer-1"]["worker"] == other, found
+
+
+def test_stopping_the_cluster_leaves_no_process_behind(cluster):
+    started = [cluster.kamailio_pid, *(pid for pid, _ in cluster.workers.values())]
+    groups = set(started)  # each child leads a process group of its own (Kamailio forks a dozen)
+    cluster.signal(signal.SIGTERM)
+    assert cluster.exited(timeout=60) == 0
+    cluster.printed("ivr cluster: stopped", timeout=5)
+    left = [pid for pid in _processes() if _group(pid) in groups]
+    assert not left, f"left running: {[_command(pid) for pid in left]}"
+
+
+def _processes() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _group(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return -1
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "?"
