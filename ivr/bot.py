@@ -17,6 +17,7 @@ from ivr.dialog.settings import VoiceSettings, load_voice_settings
 from ivr.masking import Seal
 from ivr.queue import QueueError, open_queue
 from ivr.queue.leases import LeaseKeeper, this_process
+from ivr.queue.notices import QueueNotices
 from ivr.records import RecordsError, open_records
 from ivr.transports.base import Transport
 from ivr.transports.typed import NoVoice
@@ -37,6 +38,7 @@ class Bot:
     ready_seconds: float
     backstage: Backstage = Backstage()
     leases: Optional[LeaseKeeper] = None  # keeps this process's callers on hold in line while it lives
+    notices: Optional[QueueNotices] = None  # one listener per process: a caller it holds is taken, from any console
     ready_parts: dict[str, float] = field(default_factory=dict)  # seconds each part took to load, side by side
 
     @classmethod
@@ -62,6 +64,7 @@ class Bot:
                                   frustration=voice_settings.frustration, junk=voice_settings.junk)
         if queue is not None:
             bot.leases = await LeaseKeeper(queue).start()
+            bot.notices = await QueueNotices(queue).start()
         bot.ready_seconds = time.monotonic() - began
         bot.ready_parts = {**parts, **{f"dialog: {part}": took for part, took in dialog.loaded_in.items()}}
         log.info("ready in %.1f s (%s)", bot.ready_seconds, ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()))
@@ -86,6 +89,8 @@ class Bot:
     async def close(self) -> None:
         if self.leases:
             await self.leases.stop()
+        if self.notices:
+            await self.notices.stop()
         await self.dialog.close()
         if isinstance(self.voice, PromptCache):
             await asyncio.get_running_loop().run_in_executor(None, self.voice.synth.close)

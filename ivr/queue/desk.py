@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
+from contextlib import AbstractContextManager
 from typing import Callable, Optional, TypeVar
 
 from ivr.events import Escalation
+from ivr.queue import notices
 from ivr.queue.model import Agent, Position, QueueEntry
 
 _T = TypeVar("_T")
@@ -42,3 +44,8 @@ class QueueDesk:
 
     async def agent(self, name: Optional[str]) -> Optional[Agent]:
         return await self._off_loop(partial(self.store.agent, name)) if name else None
+
+    def watch(self, entry_id: int) -> AbstractContextManager[notices.Watch]:
+        """While a call holds this caller: woken when the entry changes (taken from any console), at once
+        when this process hears the queue's notices (ivr.queue.notices)."""
+        return notices.watch(self.store, entry_id)

@@ -5,6 +5,7 @@ answer. Whatever fails, the caller is told something true; never dead air after 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Optional
 
 from ivr.dialog.settings import HoldSettings
@@ -21,6 +22,8 @@ UNAVAILABLE = "unavailable"  # the queue could not take the caller
 class Handover:
     def __init__(self, desk: Optional[QueueDesk], settings: HoldSettings, line: HoldLine, transport,
                  caller_number: Optional[str]):
+        # a caller taken in the middle of an announcement hears "connecting" at once, not the rest of it
+        line = line if line.hush or not hasattr(transport, "clear") else replace(line, hush=transport.clear)
         self.desk, self.settings, self.line, self.call_id = desk, settings, line, ""
         self.transport, self.caller_number = transport, caller_number
         self.hold: Optional[OnHold] = None  # while the caller is in line

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Awaitable, Callable, Optional
 
 import phonenumbers
@@ -18,10 +19,12 @@ from ivr.dialog.settings import HoldSettings
 from ivr.events import Expectation
 from ivr.queue.desk import QueueDesk
 from ivr.queue.model import CALLBACK, ROUTABLE, TAKEN, Position, QueueError
+from ivr.queue.notices import Watch
 
 log = logging.getLogger(__name__)
 
-MUSIC_STEP_S = 1.0  # how often the hold checks for an agent and for what the caller said
+MUSIC_STEP_S = 1.0  # hold music is played a second at a time, between looks at what the caller said
+STOP_CHECK_S = 0.02  # how soon a cancelled step is cancelled again if it carried on
 NUMBER_WAIT_S = 20.0  # how long a caller has to key in a callback number
 
 
@@ -31,6 +34,7 @@ class HoldLine:
     say: Callable[[str, str, Expectation], Awaitable[None]]  # (text, prompt name, what the answer is)
     play_music: Callable[[float, Expectation], Awaitable[None]]  # seconds of hold music, in real time; the offer
     desk: QueueDesk  # the queue, typed and off the event loop
+    hush: Optional[Callable[[], None]] = None  # drops what is queued to play: the caller was taken meanwhile
 
 
 def minutes_phrase(seconds: float) -> str:
@@ -57,6 +61,16 @@ def spoken_number(number: str) -> str:
         else " ".join(digits)
 
 
+async def _stopped(task: asyncio.Future) -> None:
+    """Cancelled until it has stopped: on Python 3.10 asyncio.wait_for swallows a cancel that comes as what it
+    waits for finishes (the line's flush, ended by the hush), and the music would play its second out."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=STOP_CHECK_S)
+    if not task.cancelled():
+        task.exception()  # retrieved: a step that failed as it was stopped has nothing more to say
+
+
 class OnHold:
     def __init__(self, line: HoldLine, entry_id: int, settings: HoldSettings, caller_number: Optional[str]):
         self.line, self.entry_id, self._settings = line, entry_id, settings
@@ -64,6 +78,7 @@ class OnHold:
         self._answers: asyncio.Queue[str] = asyncio.Queue()
         self._awaiting_number = False
         self.outcome: Optional[str] = None  # taken | callback | the entry's state when it left the queue
+        self._watch: Optional[Watch] = None  # while on hold: when to look at the entry again
 
     @property
     def offer(self) -> Expectation:
@@ -80,23 +95,49 @@ class OnHold:
 
     async def run(self) -> str:
         loop = asyncio.get_running_loop()
-        await self._announce()
-        next_announcement = loop.time() + self._settings.announce_every_s
-        while True:
-            state = (await self.line.desk.entry(self.entry_id)).state
-            if state == TAKEN:
-                await self.line.say(self._settings.connecting, "hold_connecting", Expectation())
-                return self._end(TAKEN)
-            if state not in ROUTABLE:
-                return self._end(state)
-            if loop.time() >= next_announcement:
-                await self._announce()
-                next_announcement = loop.time() + self._settings.announce_every_s
-            answer = await self._music_until_answer(MUSIC_STEP_S)
-            if answer is not None:
-                if await self._callback():
-                    return self._end(CALLBACK)
-                next_announcement = loop.time()
+        with self.line.desk.watch(self.entry_id) as self._watch:
+            next_announcement = loop.time()
+            while True:
+                announcing = loop.time() >= next_announcement
+                step = self._announce() if announcing else self._music_until_answer(MUSIC_STEP_S)
+                left, answer = await self._unless_left_line(step)
+                if left == TAKEN:
+                    await self.line.say(self._settings.connecting, "hold_connecting", Expectation())
+                    return self._end(TAKEN)
+                if left is not None:
+                    return self._end(left)
+                if announcing:
+                    next_announcement = loop.time() + self._settings.announce_every_s
+                if answer is not None:
+                    if await self._callback():
+                        return self._end(CALLBACK)
+                    next_announcement = loop.time()
+
+    async def _unless_left_line(self, step: Awaitable[Optional[str]]) -> tuple[Optional[str], Optional[str]]:
+        """The step (an announcement, a second of music), cut short when the caller leaves the line: an agent
+        took them (told by the queue's notices, so also in the middle of an announcement), or the queue let
+        them go. Returns the state they left in (None: still waiting) and the step's answer."""
+        task = asyncio.ensure_future(step)
+        try:
+            while True:
+                if await self._watch.until_due(task):
+                    self._watch.looking()
+                    state = await self._state()
+                    if state not in ROUTABLE:
+                        if self.line.hush:  # the rest of the announcement or music is not played
+                            self.line.hush()
+                        return state, None
+                if task.done():
+                    return None, task.result()
+        finally:  # also when the call hangs up meanwhile
+            await _stopped(task)
+
+    async def _state(self) -> str:
+        entry = await self.line.desk.entry(self.entry_id)
+        if entry.state == TAKEN and entry.taken_at is not None:  # the figure operators watch: how late the hold learnt
+            log.info("queue entry %s: taken by %s; the holding call learnt it %.0f ms after the take", entry.id,
+                     entry.agent, (datetime.now(timezone.utc) - entry.taken_at).total_seconds() * 1000)
+        return entry.state
 
     async def _music_until_answer(self, seconds: float) -> Optional[str]:
         """Hold music for `seconds`, cut short by whatever the caller says or keys."""

@@ -29,6 +29,7 @@ from ivr.queue.agents import AgentDesk, agent_free, agent_row, care_on_duty, not
 from ivr.queue.model import (ABANDONED, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, LOST, OFFLINE, ROUTABLE, TAKEN,
                              WAITING, WRAPPED_UP, AlreadyTaken, BadAgent, Position, QueueEntry, QueueError, QueueEvent,
                              KeptForCare, QueueUnavailable, UnknownEntry)
+from ivr.queue.notices import notify_change
 from ivr.queue.routing import AGEING_SECONDS, TOPICS, CareRules, gives_care, priority, skills
 from ivr.queue.schema import SCHEMA, entries, events
 from ivr.storage import LOCK_WAIT_S, Database, DatabaseStore, from_db, now as utc_now, to_db
@@ -320,6 +321,7 @@ class QueueStore(AgentDesk, DatabaseStore):
         conn.execute(entries.update().where(entries.c.id == entry_id)
                      .values(state=TAKEN, agent=agent_name, taken_at=to_db(moment)))
         put_state(conn, agent_name, BUSY, moment)
+        notify_change(conn, entry_id)  # the process holding the caller hears it at commit, whichever console took them
         self._record(conn, "taken", moment, entry_id=entry_id, agent=agent_name)
         return _entry(_entry_row(conn, entry_id))
 
