@@ -32,7 +32,7 @@ from ivr.queue.handover import Handover
 from ivr.queue.hold import HoldLine
 from ivr.speaker import Speaker
 from ivr.transports.base import Transport
-from ivr.understanding import NO_INPUT, kept_secret, text_of
+from ivr.understanding import NO_INPUT, NO_MATCH, kept_secret, text_of
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,9 @@ class Call:
         text = kept_secret(self.seal, text, turn, self.speaker.asking.expects, caller_turn.kind in ("speech", "typed"))
         if caller_turn.kind == "no_input" and self._dead_air():
             text = DEAD_AIR
+        elif caller_turn.kind == "speech" and (turn.confidence or 0) < self.backstage.junk.prank_min_confidence \
+                and (await self.dialog.parse(text))[0] == "prank":
+            text = NO_MATCH  # chatter the recognizer doubts is garbled or foreign speech: not understood, not a prank
         rasa_began = time.monotonic()
         reply = await self._respond(text)
         turn.intent, turn.confidence = reply.intent, reply.confidence

@@ -40,6 +40,16 @@ def test_callers_with_a_voice_or_a_need_still_reach_a_person(call, bot, scenario
     assert record["junk"] is None
 
 
+def test_chatter_the_recognizer_doubts_is_not_understood_never_a_prank(call, bot, event_loop_for_bot):
+    """Whisper writes foreign speech as English words; some read as chatter. Heard with little confidence,
+    they are "not understood" (the scenario expects nlu_fallback), so the caller reaches a person."""
+    result = call("foreign_speech_is_no_prank.yml")
+    read_as = [event_loop_for_bot.run_until_complete(bot.dialog.parse(turn["heard"]))[0] for turn in result["turns"][:2]]
+    assert read_as == ["prank", "prank"]  # what was written down would have been taken for a prank
+    record = record_of(bot, result)
+    assert record["junk"] is None and record["outcome"] == "escalated" and record["queue_entry"] is not None
+
+
 # Written apart from dialogs/data/nlu.yml: none of these is a training example.
 PRANKS = ["what colour is your underwear", "are you married", "you've got a lovely voice darling",
           "fancy a drink with me later", "i wanna hear you laugh", "is this the pizza place ha ha",
@@ -88,6 +98,7 @@ def test_the_line_is_judged_by_its_energy_faint_hiss_is_no_voice_a_short_word_is
     ("voice_level_dbfs", "loud", "junk_calls.voice_level_dbfs must be a level in dBFS"),
     ("silent_reprompts", "0", "junk_calls.silent_reprompts must be a whole number from 1 to 5"),
     ("prank_turns", "2.5", "junk_calls.prank_turns must be a whole number from 1 to 5"),
+    ("prank_min_confidence", "2", "junk_calls.prank_min_confidence must be a number from 0 to 1"),
 ])
 def test_a_bad_junk_call_setting_names_the_file_and_line(tmp_path, setting, value, words):
     dialogs = tmp_path / "dialogs"

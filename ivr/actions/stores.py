@@ -6,7 +6,7 @@ external rasa_sdk action server (endpoints.yml) opens one per process, on first 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Optional
 
 from rasa_sdk.events import SlotSet
@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from ivr.accounts import CardTokens, Store, StoreUnavailable, card_tokens, open_store
 from ivr.config import Settings
+from ivr.dialog.settings import load_voice_settings
 from ivr.masking import Seal
 
 
@@ -26,19 +27,15 @@ class Backing:
         self._store: Optional[Store] = None
         self.cards: CardTokens = card_tokens(settings)
         self.seal = Seal(settings.var_dir)
+        # dialogs/voice.yml as the bot read it at start (the junk-call and survey settings the actions apply):
+        # a bad file is refused then, not found out mid-call.
+        self.voice = load_voice_settings(settings.dialogs_dir)
 
     @property
     def store(self) -> Store:
         if self._store is None:
             self._store = open_store(self._settings, create=False)  # raises StoreUnavailable; only `ivr db seed` creates
         return self._store
-
-    @cached_property
-    def voice(self):
-        """This bot's dialogs/voice.yml (ivr.dialog.settings.VoiceSettings): the junk-call and survey settings
-        the actions apply, read once."""
-        from ivr.dialog.settings import load_voice_settings
-        return load_voice_settings(self._settings.dialogs_dir)
 
     def unsealed(self, text: object) -> Optional[str]:
         """What the caller said at a secret prompt, from the sealed message the call sent instead."""

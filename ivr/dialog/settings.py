@@ -23,7 +23,7 @@ FRUSTRATION_KEYS = {"threshold", "phrases"}
 HOLD_TEXTS = {"announcement", "callback_offer", "ask_number", "callback_confirmed", "bad_number", "connecting",
               "agent_unreachable", "queue_unavailable"}
 HOLD_KEYS = {"announce_every_s", "callback_words", "callback_key", *HOLD_TEXTS}
-JUNK_KEYS = {"voice_level_dbfs", "silent_reprompts", "prank_turns"}
+JUNK_KEYS = {"voice_level_dbfs", "silent_reprompts", "prank_turns", "prank_min_confidence"}
 SURVEY_KEYS = {"share"}
 TOP_KEYS = {"prompts", "endpointing", "tts", "hints", "frustration", "hold", "junk_calls", "survey"}
 DEFAULT_HINT_INTENTS = ("pay_bill", "check_balance", "change_address", "request_agent", "goodbye")
@@ -82,6 +82,9 @@ class JunkSettings:
     voice_level_dbfs: float = -45.0
     silent_reprompts: int = 2  # reprompts on a dead line before "I can't hear anything" and the hang-up
     prank_turns: int = 2  # the prank or flirting turn (with no task asked) that ends the call politely
+    # Whisper writes foreign or garbled speech as English words, now and then read as chatter: a transcript
+    # it is less sure of than this is "not understood" (and leads to a person), never a prank.
+    prank_min_confidence: float = 0.45
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,10 @@ def _junk_problems(section: Any) -> list[tuple[int, str]]:
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not -55 <= level <= -10:
         found.append((line_of(section, "voice_level_dbfs"), f"junk_calls.voice_level_dbfs must be a level in dBFS "
                                                             f"from -55 to -10 (speech is about -35 to -15), not {level!r}"))
+    sure = section.get("prank_min_confidence", 0.45)
+    if isinstance(sure, bool) or not isinstance(sure, (int, float)) or not 0 <= sure <= 1:
+        found.append((line_of(section, "prank_min_confidence"), f"junk_calls.prank_min_confidence must be a "
+                                                                f"number from 0 to 1, not {sure!r}"))
     for key, most in (("silent_reprompts", 5), ("prank_turns", 5)):
         value = section.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
