@@ -80,6 +80,14 @@ def records(cluster, *callers: str) -> dict:
         time.sleep(0.5)
 
 
+def test_without_kamailio_the_cluster_says_how_to_install_it_and_starts_nothing(tmp_path):
+    refused = ivr_command("cluster", "--kamailio", "/nowhere/kamailio", env={"IVR_VAR": str(tmp_path)})
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "ivr: no kamailio program at /nowhere/kamailio: run `make setup` (apt-get install kamailio)"]
+    assert not refused.stdout and not (tmp_path / "cluster").exists()
+
+
 def test_calls_are_spread_over_the_workers_and_recorded_in_one_database(cluster, phones):
     first, second = phones("spread-1"), phones("spread-2")
     greeted(first, cluster)

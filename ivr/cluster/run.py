@@ -127,7 +127,7 @@ class Watch:
         if child.name == "kamailio":
             said = PROXY_SAYS.search(line)
             name = self._by_uri.get(said[2]) if said else None
-            if name:
+            if name and (said[1] == "up") != (name in self.state.probed):  # a change (a probe and a call may both tell)
                 (self.state.probed.add if said[1] == "up" else self.state.probed.discard)(name)
                 if self.live:
                     self.say(f"ivr cluster: Kamailio finds {name} {said[1]}")
