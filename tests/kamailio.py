@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.running import Running
 from tests.sip_baresip import free_port
+from tests.sip_server import end_process
 
 
 def require() -> None:
@@ -48,3 +50,25 @@ class Cluster(Running):
 
     def proxy_log(self) -> str:
         return (self.var / "cluster" / "kamailio.log").read_text(errors="replace")
+
+
+class Proxy:
+    """Kamailio alone, with deploy/kamailio/kamailio.cfg and lists of the test's making, started by the
+    same command line `ivr cluster` uses: the edge (allow list, flood limit) without loading any bot."""
+
+    def __init__(self, folder: Path, trunks: list[str], callers: list[str], workers=()):
+        from ivr.cluster import kamailio as proxy
+
+        folder.mkdir(parents=True, exist_ok=True)
+        proxy.render_lists(folder, list(workers), trunks, callers)
+        self.port, self.log_path = free_port(), folder / "kamailio.log"
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(proxy.command(proxy.binary(), proxy.CONFIG, folder, "127.0.0.1", self.port),
+                                        stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        end_process(self.process, wait=10)
+        self._log.close()
