@@ -27,7 +27,8 @@ class Cluster(Running):
         super().__init__(["cluster", "--workers", str(workers), "--sip", f"127.0.0.1:{self.sip_port}",
                           "--port", "0", *flags], log=var / "cluster.log", env={"IVR_VAR": str(var), **env})
         self.env = {"IVR_VAR": str(var), **env}
-        self.printed("ivr cluster: ready", timeout=600)  # every worker loads its bot: minutes on a busy machine
+        ready = self.printed(r"ivr cluster: ready .* console on (\S+)", timeout=600)  # each worker loads its bot
+        self.console = ready[1]
         self.workers = {match[1]: (int(match[2]), int(match[3])) for match in (
             re.search(r"ivr cluster: (worker-\d+) \(pid (\d+)\) on sip:127\.0\.0\.1:(\d+)", line)
             for line in self.lines) if match}

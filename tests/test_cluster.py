@@ -13,6 +13,7 @@ import pytest
 
 from tests import kamailio
 from tests.conftest import ivr_command
+from tests.console_helpers import AgentBrowser, wait_until
 from tests.sip_baresip import Baresip, available
 
 pytestmark = pytest.mark.slow
@@ -38,6 +39,17 @@ def quiet(tmp_path_factory) -> Path:
     """A caller who listens: a minute of silence as the phone's microphone."""
     path = tmp_path_factory.mktemp("cluster-voice") / "quiet.wav"
     subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "trim", "0", "60"], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def asks(quiet) -> Path:
+    """A caller asking for a person (flite), then listening to the hold for a minute."""
+    folder = quiet.parent
+    spoken, narrow, path = folder / "asks.wav", folder / "asks-8k.wav", folder / "asks-then-quiet.wav"
+    subprocess.run(["flite", "-voice", "slt", "-t", "I want to talk to an agent", "-o", str(spoken)], check=True)
+    subprocess.run(["sox", str(spoken), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True)
+    subprocess.run(["sox", str(narrow), str(quiet), str(path)], check=True)
     return path
 
 
@@ -88,16 +100,25 @@ def test_without_kamailio_the_cluster_says_how_to_install_it_and_starts_nothing(
     assert not refused.stdout and not (tmp_path / "cluster").exists()
 
 
-def test_calls_are_spread_over_the_workers_and_recorded_in_one_database(cluster, phones):
+def test_calls_are_spread_over_the_workers_and_one_console_shows_every_workers_callers(cluster, phones, asks):
+    added = ivr_command("agents", "add", "watcher", "--skills", "en,billing", "--password-stdin", env=cluster.env,
+                        input="hold the line please\n")
+    assert added.returncode == 0, added.stderr
+    agent = AgentBrowser(cluster.console)
+    assert agent.login("watcher", "hold the line please").ok
     first, second = phones("spread-1"), phones("spread-2")
-    greeted(first, cluster)
-    greeted(second, cluster)  # round robin: the next worker, while the first caller is still on
+    for phone in (first, second):  # round robin: the second caller goes to the next worker
+        greeted(phone, cluster)
+        phone.speak(asks)  # "I want to talk to an agent": queued by the worker the caller is on
+    queued = wait_until(lambda: len(agent.view()["queue"]) == 2 and agent.view()["queue"], timeout=90)
+    assert queued, f"the console shows {agent.view()['queue']}"
     hang_up(first)
     hang_up(second)
     found = records(cluster, "spread-1", "spread-2")
     workers = {found["spread-1"]["worker"], found["spread-2"]["worker"]}
     assert len(workers) == 2 and workers <= set(cluster.workers), found
-    assert all(record["channel"] == "sip" for record in found.values())
+    assert {row["id"] for row in queued} == {record["queue_entry"] for record in found.values()}, (queued, found)
+    assert all(record["channel"] == "sip" and record["outcome"] == "escalated" for record in found.values())
 
 
 def test_a_killed_worker_costs_the_next_callers_only_the_failover_time(cluster, phones):
