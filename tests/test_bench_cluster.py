@@ -1,6 +1,7 @@
 """SIPp callers against real workers: our pcap of a spoken request and of RFC 4733 keys, played by SIPp
 into a real `ivr serve --sip` (Rasa, Whisper, pyttsx3), understood as the caller meant; and `ivr bench
 cluster`, whose figures are a benchmark's, so only the shape of its report is checked, never timings."""
+import re
 import socket
 
 import pytest
@@ -11,6 +12,7 @@ from ivr.records.store import CallRecords, database_url
 from ivr.tools.caller_voices import parse_voice
 from ivr.tools.rtp_pcap import Keys, Silence, write_pcap
 from ivr.tools.sipp import Caller, Pause, Play, Sipp
+from tests.conftest import ivr_command
 from tests.console_helpers import wait_until
 from tests.sip_server import Served
 
@@ -60,3 +62,22 @@ def test_a_sipp_caller_asks_for_the_balance_in_our_pcap_and_keys_the_account_num
     assert turns[1]["heard"] == "48151623"  # the keys arrived as keys, each once
     assert "4 8 1 5 1 6 2 3" in " ".join(turns[1]["bot"])
     assert turns[0]["latency"]["first_audio"] > 0  # the worker timed its answer, which the benchmark reads
+
+
+def test_the_cluster_benchmark_prints_the_calibration_the_steps_and_what_a_killed_worker_left(trained_model):
+    done = ivr_command("bench", "cluster", "--workers", "2", "--max", "2", timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+
+    assert lines[0].startswith("calibration: whisper tiny.en decodes"), lines[0]
+    rows = {int(m[1]): m.groups() for m in map(STEP_ROW.match, lines) if m}
+    assert sorted(rows) == [1, 2], done.stdout
+    for calls, (_, answered, completed, failed) in rows.items():
+        assert (int(answered), int(completed), int(failed)) == (calls, calls, 0), done.stdout
+    failover = "\n".join(lines[next(k for k, line in enumerate(lines) if line.startswith("failover: worker")):])
+    assert "killed (SIGKILL) mid load" in failover and "new calls:" in failover, done.stdout
+    assert "; 0 still waiting" in failover, done.stdout  # the dead worker's callers do not linger in the queue
+
+
+# calls, calls/s, at once, answered, done, failed, ...: the ramp's rows
+STEP_ROW = re.compile(r"^\s*(\d+)\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)\s+(\d+)\s")

@@ -1,5 +1,5 @@
 """The `ivr` commands of the tooling (registered by ivr/cli.py): `ivr simulate` and `ivr bench
-latency|accuracy|calls`. Each module is imported only when its command runs: a benchmark's
+latency|accuracy|calls|cluster`. Each module is imported only when its command runs: a benchmark's
 libraries (jiwer, matplotlib, aiohttp's client) stay out of every other command's start-up."""
 from __future__ import annotations
 
@@ -46,6 +46,15 @@ def register(commands, bench_commands) -> None:
     calls.add_argument("--json", action="store_true")
     _add_calibration_flag(calls)
     calls.set_defaults(run=_bench_calls)
+
+    cluster = bench_commands.add_parser(
+        "cluster", help="SIPp callers through Kamailio into `ivr cluster` workers: the ramp, then one worker killed")
+    cluster.add_argument("--workers", type=_at_least_one, default=2, metavar="N", help="workers in the cluster (default 2)")
+    cluster.add_argument("--max", type=_at_least_one, default=16, metavar="N",
+                         help="the most calls at once; the ramp doubles 1, 2, 4, ... up to N (default 16)")
+    cluster.add_argument("--json", action="store_true")
+    _add_calibration_flag(cluster)
+    cluster.set_defaults(run=_bench_cluster)
 
 
 def _simulate(args, settings: Settings) -> int:
@@ -97,6 +106,12 @@ def _bench_calls(args, settings: Settings) -> int:
     from ivr.tools.bench_calls import bench_calls
 
     return bench_calls(settings, _scenarios(args, settings), args.max, args.json, _calibrate(args))
+
+
+def _bench_cluster(args, settings: Settings) -> int:
+    from ivr.tools.bench_cluster import bench_cluster
+
+    return bench_cluster(settings, args.workers, args.max, args.json, _calibrate(args))
 
 
 def _add_calibration_flag(bench) -> None:

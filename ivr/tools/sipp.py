@@ -98,7 +98,9 @@ def scenario_xml(caller: Caller) -> str:
     number = f"{caller.number_prefix}-[call_number]"
     body = [f"<nop>{_stamp('invite')}</nop>",
             f'<send retrans="500"><![CDATA[{_INVITE.format(number=number)}]]></send>',
-            *(f'<recv response="{code}" optional="true"/>' for code in (100, 180, 183)),
+            # "global": a provisional answer may come after the 200 OK (a proxy's parallel workers reorder
+            # UDP), and a phone ignores it rather than dropping the call.
+            *(f'<recv response="{code}" optional="global"/>' for code in (100, 180, 183)),
             f'<recv response="200" rrs="true" timeout="{ANSWER_TIMEOUT_MS}">{_stamp("answered")}</recv>',
             f"<send><![CDATA[{_IN_DIALOG.format(method='ACK', cseq=1, number=number)}]]></send>"]
     for step in caller.steps:
@@ -138,6 +140,15 @@ class SippRun:
     @property
     def successful(self) -> int:
         return self.counter("SuccessfulCall(C)")
+
+    def problems(self) -> list[str]:
+        """What went wrong, as SIPp's error log says it, each kind once with how often (call ids left out)."""
+        counts: dict[str, int] = {}
+        for line in self.errors.splitlines():
+            if said := _ERROR.match(line):
+                kind = _CALL_ID.sub("", said[1]).strip(" ,:")
+                counts[kind] = counts.get(kind, 0) + 1
+        return [f"{kind} ({count})" for kind, count in sorted(counts.items(), key=lambda item: -item[1])]
 
 
 class Sipp:
@@ -198,6 +209,8 @@ def _last_row(path: Path) -> dict[str, str]:
     return dict(zip(rows[0], rows[-1]))
 
 
+_ERROR = re.compile(r"^\S+\t\S+\t[\d.]+: (.+)$")  # date, time, epoch: message
+_CALL_ID = re.compile(r"(for call:|Call-I[dD]:)\s*\S+")
 _LOGGED = re.compile(r"^(\d+) (invite|answered|ended) ([\d.]+) ([\d.]+)\s*$")
 
 
