@@ -1,7 +1,8 @@
 """The phone lines `ivr serve` answers on. Each line's module adds its own flag and listener.
 
 A line module offers `add_arguments(parser)`, optionally `check(args)` (ValueError for a wrong value),
-and `listeners(args, switchboard, allowed) -> list` of Listeners (ivr/transports/listeners.py: `start() -> str`, `stop()`), or none when its flag is unset.
+and `listeners(args, switchboard, allowed) -> list` of Listeners (ivr/transports/listeners.py:
+`start() -> str`, `stop()`), or none when its flag is unset.
 The flags every TCP listener shares (per-address cap, deadlines, the console's networks) are here
 too; ivr/transports/guard.py applies them (`listen_limits` reads them back for a line).
 """
