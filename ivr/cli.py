@@ -35,6 +35,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         warnings.simplefilter("ignore")  # Rasa, TensorFlow and friends warn about their own internals
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Set on our own logger too: loading the bot imports numpy.distutils, which resets the root logger to
+    # WARNING through setuptools, and `ivr -v serve` would lose every INFO line of ours after the bot loads.
+    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     from ivr import logs
     logs.install()  # before anything logs: no record of this process is written unmasked (ivr serve too)
     for noisy in ("rasa", "tensorflow", "absl", "sanic", "asyncio", "faster_whisper", "apscheduler"):
