@@ -79,6 +79,8 @@ def test_the_worker_answers_probes_while_it_has_room_and_names_itself_in_each_re
     assert record_of(worker, call_id)["worker"] == "desk-7"
     shown = ivr_command("calls", "show", call_id, env={"IVR_VAR": str(worker.var)})
     assert "answered by worker desk-7" in shown.stdout.splitlines()[0], shown.stdout
+    listed = ivr_command("calls", "list", env={"IVR_VAR": str(worker.var)})
+    assert [line for line in listed.stdout.splitlines() if call_id in line][0].endswith("  desk-7"), listed.stdout
 
 
 def test_a_draining_worker_takes_no_new_call_finishes_the_current_one_then_stops(worker):
