@@ -131,3 +131,25 @@ def test_the_figures_are_the_reports_over_today(queue):
     without_records = shown(figures(queue, None, take_snapshot(queue), NOON))
     assert (without_records["containment_text"], without_records["junk_text"], without_records["csat_text"]) == \
         ("—", "—", "—")
+
+
+def test_the_served_wallboard_counts_todays_calls_from_the_call_records(console, var_dir):
+    """`ivr serve` gives its console the call records: containment, junk calls and CSAT are known on the wall
+    (not "—"), counted from the calls this install recorded today."""
+    from ivr.call_result import CallResult
+    from ivr.records.store import CallRecords
+    now = datetime.now().astimezone()
+    records = CallRecords(f"sqlite:///{var_dir / 'calls.db'}")
+    try:
+        for number, (outcome, junk, csat) in enumerate([("self_served", None, {"asked": True, "score": 4, "by": "keypad"}),
+                                                        ("ended", "prank", None)]):
+            records.save(CallResult(f"wall-{number}", outcome, None, None, ["Hello."], [], 30.0,
+                                    started_at=now - timedelta(minutes=3 - number), ended_at=now,
+                                    channel="sip", junk=junk, csat=csat))
+    finally:
+        records.close()
+    sam = AgentBrowser(console.url)
+    assert sam.login("sam", "watch the whole floor").ok
+    board = sam.http.get(console.url + "wallboard.json", timeout=10).json()
+    assert board["junk_calls"] >= 1 and board["calls"] >= 2
+    assert board["containment"] is not None and board["csat_answered"] >= 1
