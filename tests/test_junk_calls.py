@@ -12,6 +12,7 @@ from ivr.audio.endpointer import Endpointer
 from ivr.audio.pcm import rms_dbfs
 from ivr.dialog.settings import DialogError, load_voice_settings
 from ivr.events import AudioChunk, Expectation
+from typed_caller import typed_call
 
 ENDED_BY_THE_BOT = [("dead_air_hangs_up.yml", "dead_air"), ("prank_flirting_flite.yml", "prank"),
                     ("prank_call_espeak_phone.yml", "prank")]
@@ -44,10 +45,20 @@ def test_chatter_the_recognizer_doubts_is_not_understood_never_a_prank(call, bot
     """Whisper writes foreign speech as English words; some read as chatter. Heard with little confidence,
     they are "not understood" (the scenario expects nlu_fallback), so the caller reaches a person."""
     result = call("foreign_speech_is_no_prank.yml")
-    read_as = [event_loop_for_bot.run_until_complete(bot.dialog.parse(turn["heard"]))[0] for turn in result["turns"][:2]]
+    parse = event_loop_for_bot.run_until_complete
+    read_as = [parse(bot.dialog.parse(turn["heard"]))[0] for turn in result["turns"][:2]]
     assert read_as == ["prank", "prank"]  # what was written down would have been taken for a prank
     record = record_of(bot, result)
     assert record["junk"] is None and record["outcome"] == "escalated" and record["queue_entry"] is not None
+
+
+def test_after_what_the_line_is_for_silence_hears_the_menu_and_a_caller_who_was_served_may_close(
+        bot, event_loop_for_bot, accounts):
+    quiet = typed_call(bot, event_loop_for_bot, ["are you single", ""])
+    assert "customer line" in quiet.heard_after(0) and "You can say pay my bill" in quiet.heard_after(1)
+    served = typed_call(bot, event_loop_for_bot, ["check my balance", "48151623", "2468#", "what are you wearing", "no"])
+    assert "Goodbye" in served.heard_after(4)
+    assert served.result.outcome == "self_served" and served.result.junk is None  # a prank after a task is no junk
 
 
 # Written apart from dialogs/data/nlu.yml: none of these is a training example.

@@ -9,6 +9,9 @@ from ivr.actions.failures import NO_INPUT, OFFER_AFTER, failures_in_a_row, was_s
 from ivr.actions.moves import last_question, latest_intent, resume, taking_time
 from ivr.actions.survey import close_call
 
+# Prompts with no rephrasing of their own: a reprompt after one of them is the menu (utter_greet_rephrase).
+STATEMENTS = ("utter_offer_declined", "utter_not_served", "utter_line_purpose")
+
 
 def reprompt(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict, misfit: bool = False) -> list:
     """No-input or no-match: the last question again, rephrased; the third time, an agent is offered.
@@ -31,7 +34,7 @@ def reprompt(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict, m
     if not was_silent(tracker):
         dispatcher.utter_message(response="utter_not_understood")
     prompt = (last_question(tracker) or "utter_greet").removesuffix("_rephrase")
-    if prompt in ("utter_offer_declined", "utter_not_served", "utter_line_purpose") or prompt.startswith("utter_where_to_find"):
+    if prompt in STATEMENTS or prompt.startswith("utter_where_to_find"):
         prompt = "utter_greet"
     rephrased = f"{prompt}_rephrase"
     dispatcher.utter_message(response=rephrased if rephrased in domain.get("responses", {}) else prompt)
@@ -73,7 +76,8 @@ class No(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict):
         question = last_question(tracker)
-        if question == "utter_anything_else" or (question == "utter_line_purpose" and tracker.get_slot("tasks_completed")):
+        done = tracker.get_slot("tasks_completed")
+        if question == "utter_anything_else" or (question == "utter_line_purpose" and done):
             return close_call(dispatcher, tracker)  # all done: a content goodbye (the survey first, when drawn)
         if not tracker.get_slot("agent_offered"):
             return reprompt(dispatcher, tracker, domain, misfit=True)
