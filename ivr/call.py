@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from ivr.audio.endpointer import Endpointer, Timing
 from ivr.audio.recording import Recording
-from ivr.call_result import CallResult, outcome_of, survey_answer, tasks_of
+from ivr.call_result import CallResult, RecordSoFar
 from ivr.caller_input import CallerInput, CallerTurn
 from ivr.dialog.agent import DialogReply
 from ivr.dialog.frustration import FrustrationMeter, FrustrationSettings
@@ -27,7 +27,7 @@ from ivr.dialog.settings import HoldSettings, JunkSettings
 from ivr.events import Escalation, Expectation, Prompt, Turn
 from ivr.masking import Seal, mask_card_numbers
 from ivr.queue.desk import QueueDesk
-from ivr.queue.handoff import handoff
+from ivr.queue.handoff import handoff, shown_account
 from ivr.queue.handover import Handover
 from ivr.queue.hold import HoldLine
 from ivr.speaker import Speaker
@@ -47,20 +47,6 @@ class Phase(enum.Enum):
     TALKING = "talking"  # the caller and the bot, turn by turn
     ON_HOLD = "on_hold"  # handed over: what the caller says goes to the hold, until the call ends
     ENDED = "ended"  # the dialog ended the call, or the queue could not take the caller
-
-
-@dataclass
-class _Record:
-    """What the call record will say, gathered as the call goes."""
-    outcome: Optional[str] = None  # ended | escalated (ivr.call_result.outcome_of makes the final word)
-    task: Optional[str] = None
-    escalation: Optional[Escalation] = None
-    turns: list[Turn] = field(default_factory=list)
-    greeting: list[str] = field(default_factory=list)
-    tasks_started: list[str] = field(default_factory=list)
-    tasks_completed: list[str] = field(default_factory=list)
-    junk: Optional[str] = None  # dead_air | prank: the dialog ended a call that was no caller's need
-    csat: Optional[dict[str, Any]] = None  # the satisfaction survey, once asked (ivr.call_result.survey_answer)
 
 
 @dataclass(frozen=True)
@@ -84,7 +70,7 @@ class Call:
         self.channel, self.caller_number, self.backstage = channel, caller_number, backstage
         self.worker: Optional[str] = None  # the serving process's name, set by its switchboard
         self.frustration = FrustrationMeter(backstage.frustration)
-        self.phase, self._record = Phase.TALKING, _Record()
+        self.phase, self._record = Phase.TALKING, RecordSoFar()
         self._asr = asr or ThreadPoolExecutor(1, thread_name_prefix=f"asr-{self.call_id}")
         self._turns: asyncio.Queue[CallerTurn] = asyncio.Queue()
         self.speaker = Speaker(transport, voice, recording)
@@ -129,14 +115,9 @@ class Call:
         await self.handover.left()
 
     def _result(self, started_at: datetime, seconds: float) -> CallResult:
-        record, handover = self._record, self.handover
-        tasks = tasks_of(record.tasks_started, record.tasks_completed)
-        return CallResult(self.call_id, outcome_of(record.outcome, tasks), record.task, record.escalation,
-                          record.greeting, record.turns, seconds, started_at=started_at,
-                          ended_at=started_at + timedelta(seconds=seconds), channel=self.channel,
-                          caller_number=self.caller_number, queue_entry=handover.entry_id,
-                          queue_outcome=handover.outcome, tasks=tasks, worker=self.worker,
-                          junk=record.junk, csat=record.csat)
+        return self._record.result(self.call_id, started_at, seconds, channel=self.channel,
+                                   caller_number=self.caller_number, queue_entry=self.handover.entry_id,
+                                   queue_outcome=self.handover.outcome, worker=self.worker)
 
     async def _keep_record(self, result: CallResult) -> None:
         if self.backstage.records is None:
@@ -211,11 +192,8 @@ class Call:
 
     async def _answer(self, reply: DialogReply, turn: Turn, began: Optional[float] = None) -> None:
         record = self._record
-        record.task = reply.task or record.task
-        record.tasks_started, record.tasks_completed = reply.tasks_started, reply.tasks_completed
-        record.junk = reply.junk or record.junk
-        if reply.survey_asked:  # keyed or said: the turn that gave the score tells
-            record.csat = survey_answer(record.csat, reply.satisfaction, turn.kind)
+        # only a proved account: a mistyped number would join two callers in the reports
+        record.heard(reply, turn, account=shown_account(reply.slots) if reply.slots.get("authenticated") else None)
         if began is not None:
             record.turns.append(turn)
         if reply.escalation:

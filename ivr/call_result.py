@@ -3,7 +3,7 @@ call records, the simulator and the reports read it (so none of them needs the c
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from ivr.events import Escalation, Turn
@@ -86,3 +86,36 @@ def outcome_of(said: Optional[str], tasks: list[dict[str, Any]]) -> str:
     if said:
         return said
     return "self_served" if done else "abandoned"
+
+
+@dataclass
+class RecordSoFar:
+    """What the call record will say, gathered as the call goes (the call keeps one and feeds it each reply)."""
+    outcome: Optional[str] = None  # ended | escalated (outcome_of makes the final word)
+    task: Optional[str] = None
+    escalation: Optional[Escalation] = None
+    turns: list[Turn] = field(default_factory=list)
+    greeting: list[str] = field(default_factory=list)
+    tasks_started: list[str] = field(default_factory=list)
+    tasks_completed: list[str] = field(default_factory=list)
+    junk: Optional[str] = None  # dead_air | prank: the dialog ended a call that was no caller's need
+    csat: Optional[dict[str, Any]] = None  # the satisfaction survey, once asked (survey_answer)
+    account: Optional[str] = None  # masked, once the caller proved it (PIN): how a repeat caller is known
+
+    def heard(self, reply, turn: Turn, account: Optional[str] = None) -> None:
+        """What one dialog reply (ivr.dialog.agent.DialogReply) adds to the record; `account`: the masked account
+        the call has proved by now, if any."""
+        self.task = reply.task or self.task
+        self.tasks_started, self.tasks_completed = reply.tasks_started, reply.tasks_completed
+        self.junk = reply.junk or self.junk
+        if reply.survey_asked:  # keyed or said: the turn that gave the score tells
+            self.csat = survey_answer(self.csat, reply.satisfaction, turn.kind)
+        self.account = account or self.account
+
+    def result(self, call_id: str, started_at: datetime, seconds: float, **line: Any) -> CallResult:
+        """The finished call's record; `line`: channel, caller_number, queue_entry, queue_outcome, worker."""
+        tasks = tasks_of(self.tasks_started, self.tasks_completed)
+        return CallResult(call_id, outcome_of(self.outcome, tasks), self.task, self.escalation, self.greeting,
+                          self.turns, seconds, started_at=started_at,
+                          ended_at=started_at + timedelta(seconds=seconds), tasks=tasks, account=self.account,
+                          junk=self.junk, csat=self.csat, **line)

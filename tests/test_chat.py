@@ -13,6 +13,13 @@ def test_typed_answers_are_understood_the_way_spoken_ones_are(bot, event_loop_fo
     assert "paying $50.25 with the card ending 4242" in call.heard_after(4)
     assert "payment of $50.25 is done" in call.heard_after(5)
     assert call.result.outcome == "self_served" and call.result.channel == "chat"  # hung up after the payment
+    # the account the caller proved, masked: how the reports know them when they call again (first-call resolution)
+    assert call.result.as_dict()["account"] == "48…623"
+
+
+def test_an_account_number_not_proved_by_its_pin_names_no_account_in_the_record(bot, event_loop_for_bot, accounts):
+    call = typed_call(bot, event_loop_for_bot, ["what's my balance", "4815 1623", "1111#"])
+    assert call.result.as_dict()["account"] is None  # a mistyped number must not join two callers
 
 
 def test_grouped_digits_dollars_and_keyed_cents(bot, event_loop_for_bot, accounts):
