@@ -3,7 +3,7 @@ centre's calls take past one machine.
 
 The callers (ivr/tools/sipp.py) play our own pcaps: a request spoken by a caller voice ("What is my
 balance?", flite slt, through the phone channel, as G.711 RTP) and the account number keyed as RFC 4733
-events. The ramp places 1, 2, 4, ... up to --max calls at once, CALL_RATE a second, and each step
+events. The ramp places 1, 2, 4, ... up to --max calls at once, --rate a second, and each step
 reports the calls placed per second, the most calls up at once (from SIPp's own log of each call),
 SIPp's failed calls, and end of the caller's speech -> first bot audio (p50/p95): SIPp cannot hear, so
 the figure is the one each worker records per turn (`latency.first_audio` in the call records: the
@@ -34,7 +34,7 @@ from ivr.tools.bench_calls import ramp
 from ivr.tools.rtp_pcap import Keys, Silence, write_pcap
 from ivr.tools.sipp import Caller, Pause, Play, Sipp
 
-CALL_RATE = 4.0  # new calls a second within a step: a burst, as when a queue of callers is let in
+CALL_RATE = 4.0  # new calls a second within a step (--rate): a burst, as when a queue of callers is let in
 TARGET_P95 = 1.0
 GREETING_S = 8.0  # the greeting plays about 7 s; the caller speaks after it (SIPp cannot hear it end)
 REPLY_S = 5.0  # "Please say or key in your 8 digit account number." and a margin
@@ -144,10 +144,10 @@ def _cmdline(pid: int) -> bytes:
 class Bench:
     """One run: the cluster, the sounds, where SIPp keeps its files, and the workers' call records."""
 
-    def __init__(self, cluster: Cluster, sounds: Sounds, folder: Path, settings: Settings):
+    def __init__(self, cluster: Cluster, sounds: Sounds, folder: Path, settings: Settings, rate: float = CALL_RATE):
         from ivr.records.store import CallRecords, database_url
 
-        self.cluster, self.sounds, self.folder, self.settings = cluster, sounds, folder, settings
+        self.cluster, self.sounds, self.folder, self.settings, self.rate = cluster, sounds, folder, settings, rate
         self.records = CallRecords(database_url(settings, cluster.env))
         self.run_id = secrets.token_hex(2)  # caller numbers unique to this run, in a shared database too
         self.began = datetime.now(timezone.utc)
@@ -168,9 +168,9 @@ class Bench:
 
 
 def step(bench: Bench, calls: int, name: str = "s") -> dict[str, Any]:
-    """`calls` callers, CALL_RATE a second; SIPp's outcome and the workers' timing of each turn."""
+    """`calls` callers, the bench's rate a second; SIPp's outcome and the workers' timing of each turn."""
     prefix = f"b{bench.run_id}{name}{calls}"
-    rate = min(float(calls), CALL_RATE)
+    rate = min(float(calls), bench.rate)
     began = time.monotonic()
     run = bench.sipp(balance_caller(bench.sounds, prefix), calls, rate).start().wait(timeout=calls / rate + 120)
     ended = [c for c in run.calls.values() if c.ended is not None]
@@ -215,7 +215,7 @@ def held_within_target(steps: list[dict[str, Any]]) -> Optional[int]:
 
 
 def bench_cluster(settings: Settings, workers: int, most: int, as_json: bool,
-                  calibration: Optional[dict] = None) -> int:
+                  calibration: Optional[dict] = None, rate: float = CALL_RATE) -> int:
     from ivr.tools.bench_failover import failover
     from ivr.tools.bench_report import print_report, relative
 
@@ -225,7 +225,7 @@ def bench_cluster(settings: Settings, workers: int, most: int, as_json: bool,
         cluster = Cluster(workers, most, *_var(folder / "var"))
         cluster.start()
         try:
-            bench = Bench(cluster, sounds, folder / "sipp", Settings(var_dir=folder / "var"))
+            bench = Bench(cluster, sounds, folder / "sipp", Settings(var_dir=folder / "var"), rate)
             # A worker's first call is slower (first use of the recognizer, the dialog, the voice):
             # one call a worker first (round-robin), outside the ramp, as a caller-facing service is warmed.
             warm_up = step(bench, workers, name="w")

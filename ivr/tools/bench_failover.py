@@ -18,7 +18,7 @@ import signal
 import time
 from typing import Any, Optional
 
-from ivr.tools.bench_cluster import CALL_RATE, GREETING_S, Bench, balance_caller
+from ivr.tools.bench_cluster import GREETING_S, Bench, balance_caller
 from ivr.tools.sipp import CallLog, Caller, Pause
 
 HOLD_S = 30.0  # the callers on hold stay this long after asking for an agent (no agent is on duty)
@@ -41,9 +41,9 @@ def failover(bench: Bench, load: int) -> dict[str, Any]:
     holding, arriving = f"b{bench.run_id}hold", f"b{bench.run_id}new"
     hold = Caller("on hold", (Pause(GREETING_S), bench.sounds.agent, Pause(HOLD_S)), holding)
     callers_on_hold = max(len(workers), min(load, 2 * len(workers)))
-    holders = bench.sipp(hold, callers_on_hold, rate=min(callers_on_hold, 4)).start()
+    holders = bench.sipp(hold, callers_on_hold, rate=min(callers_on_hold, bench.rate)).start()
     queued = _until(lambda: len(_waiting(queue, bench, holding)) >= callers_on_hold, QUEUED_WAIT_S)
-    talking = bench.sipp(balance_caller(bench.sounds, f"b{bench.run_id}load"), load, min(load, CALL_RATE)).start()
+    talking = bench.sipp(balance_caller(bench.sounds, f"b{bench.run_id}load"), load, min(load, bench.rate)).start()
     new = bench.sipp(Caller("new call", (Pause(NEW_CALL_S),), arriving), NEW_CALLS, NEW_RATE).start()
     time.sleep(KILL_AFTER_S)  # the load's calls are up, and the worker to be killed holds some of them
     victim = workers[0]
@@ -51,7 +51,7 @@ def failover(bench: Bench, load: int) -> dict[str, Any]:
     os.kill(victim, signal.SIGKILL)
     killed_at = time.time()
     new_run = new.wait(timeout=NEW_CALLS / NEW_RATE + 60)
-    load_run = talking.wait(timeout=load / CALL_RATE + 120)
+    load_run = talking.wait(timeout=load / min(load, bench.rate) + 120)
     hold_run = holders.wait(timeout=GREETING_S + HOLD_S + 120)
     # The dead worker's callers leave the line when their lease runs out and a living worker sweeps.
     _until(lambda: not _waiting(queue, bench, holding), killed_at + LEASE_S + 3 * RENEW_S + 30 - time.time())

@@ -52,6 +52,8 @@ def register(commands, bench_commands) -> None:
     cluster.add_argument("--workers", type=_at_least_one, default=2, metavar="N", help="workers in the cluster (default 2)")
     cluster.add_argument("--max", type=_at_least_one, default=16, metavar="N",
                          help="the most calls at once; the ramp doubles 1, 2, 4, ... up to N (default 16)")
+    cluster.add_argument("--rate", type=_calls_per_second, default=4.0, metavar="CALLS",
+                         help="new calls a second within each step (default 4)")
     cluster.add_argument("--json", action="store_true")
     _add_calibration_flag(cluster)
     cluster.set_defaults(run=_bench_cluster)
@@ -111,7 +113,7 @@ def _bench_calls(args, settings: Settings) -> int:
 def _bench_cluster(args, settings: Settings) -> int:
     from ivr.tools.bench_cluster import bench_cluster
 
-    return bench_cluster(settings, args.workers, args.max, args.json, _calibrate(args))
+    return bench_cluster(settings, args.workers, args.max, args.json, _calibrate(args), args.rate)
 
 
 def _add_calibration_flag(bench) -> None:
@@ -131,3 +133,13 @@ def _at_least_one(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of callers, 1 or more")
     return int(text)
+
+
+def _calls_per_second(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if not 0 < rate <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: give calls a second, more than 0 and at most 100")
+    return rate
