@@ -1,6 +1,6 @@
 """The edge of deploy/kamailio/kamailio.cfg with a real Kamailio and no worker loaded: who may call at all
 (the allow list), a flood from one caller's address cut off (pike) while a trunk's many calls are not, and
-a caller told 503 when no worker can take a call."""
+a caller told 480 (not 503) when no worker can take a call."""
 import asyncio
 
 import pytest
@@ -70,7 +70,7 @@ def test_a_stranger_is_refused_and_a_caller_flooding_is_cut_off_but_a_trunk_is_n
     assert asyncio.run(_answered(proxy, TRUNK, BURST)) == [200] * BURST
 
 
-def test_a_caller_is_told_503_when_no_worker_can_take_the_call(proxy):
+def test_a_caller_is_told_480_not_503_when_no_worker_can_take_the_call(proxy):
     async def call() -> list:
         peer = await RawPeer(("127.0.0.1", proxy.port), host=TRUNK, user="5550199").open()
         try:
@@ -79,4 +79,6 @@ def test_a_caller_is_told_503_when_no_worker_can_take_the_call(proxy):
         finally:
             peer.close()
 
-    assert asyncio.run(call())[-1].status == 503
+    told = asyncio.run(call())[-1]
+    assert told.status == 480, told  # a 503 would tell the caller's SBC that the proxy itself is down
+    assert told.get("Retry-After") is None, told

@@ -62,6 +62,7 @@ def command(program: str, config: Path, folder: Path, host: str, port: int) -> l
     """Foreground (-DD), logging to stderr (-E), its pid file and control socket in `folder`."""
     return [program, "-f", str(config), "-DD", "-E", "-Y", str(folder), "-P", str(folder / "kamailio.pid"),
             "-A", f"SIP_LISTEN=udp:{host}:{port}",
+            "-A", f"TLS_LISTEN=tls:{host}:5061",  # used only with -A WITH_TLS: the same address as the calls'
             "-A", f'DISPATCHER_LIST="{folder / "dispatcher.list"}"',
             "-A", f'ADDRESS_LIST="{folder / "address.list"}"',
             "-A", f'CTL_SOCKET="unix:{folder / "kamailio_ctl"}"',
