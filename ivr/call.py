@@ -81,6 +81,9 @@ class Call:
                                  transport, caller_number)
         self._holding: Optional[asyncio.Task] = None
         self._done = asyncio.Event()
+        # Dead air is a run of silence on a line that never carried a caller: a quiet voice on a weak line
+        # that was understood once is someone there, and silences spread over a call are no run.
+        self._silent_in_a_row, self._caller_understood = 0, False
         self.on_turn: Optional[Callable[[Turn], None]] = None  # e.g. print each exchange as it happens
 
     async def run(self) -> CallResult:
@@ -147,6 +150,7 @@ class Call:
         if self.phase is Phase.ON_HOLD:  # what the caller says goes to the hold (a callback), not the dialog
             self._on_hold_heard(turn, caller_turn.kind)
             return
+        self._count_silence(caller_turn.kind, turn.heard)
         text = kept_secret(self.seal, text, turn, self.speaker.asking.expects, caller_turn.kind in ("speech", "typed"))
         if caller_turn.kind == "no_input" and self._dead_air():
             text = DEAD_AIR
@@ -165,9 +169,14 @@ class Call:
         turn.latency["dialog"] = time.monotonic() - rasa_began
         await self._answer(reply, turn, began)
 
+    def _count_silence(self, kind: str, heard: str) -> None:
+        self._silent_in_a_row = self._silent_in_a_row + 1 if kind == "no_input" else 0
+        self._caller_understood = self._caller_understood or (kind == "speech" and bool(heard))
+
     def _dead_air(self) -> bool:
         junk = self.backstage.junk
-        return self.input.silences > junk.silent_reprompts and self.input.dead_air(junk.voice_level_dbfs)
+        return self._silent_in_a_row > junk.silent_reprompts and not self._caller_understood \
+            and self.input.dead_air(junk.voice_level_dbfs)
 
     def _on_hold_heard(self, turn: Turn, kind: str) -> None:
         if kind == "no_input" or not self.handover.hold.hear(turn.heard):

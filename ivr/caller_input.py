@@ -42,7 +42,6 @@ class CallerInput:
         self._ignoring = False  # this utterance began over a prompt the caller may not talk over
         self._digits = ""  # keys pressed towards an entry not yet complete
         self._caller_heard = False  # a key or a typed word: someone is there (a voice is judged by its energy)
-        self.silences = 0  # the no-input turns so far
 
     async def listen(self) -> None:
         """Until the caller hangs up (or their line ends)."""
@@ -84,7 +83,6 @@ class CallerInput:
             elif isinstance(event, SpeechEnded):
                 self._speech_ended(event)
             elif isinstance(event, NoInput):  # a scripted caller's silence is one of its turns too
-                self.silences += 1
                 self._turns.put_nowait(CallerTurn("no_input", said=self._next_said()))
         if was_speaking and self._utterance is not None and self.endpointer.in_speech:
             self._asr.submit(self._utterance.feed, chunk)
