@@ -3,6 +3,7 @@ the hold's timeline to an agent. The Call, endpointer, speaker, hold and queue a
 recognizer, dialog, voice and line are doubles of their stage interfaces. Each test covers a minute or more
 of call time in well under a second, the same way every run."""
 import subprocess
+from typing import Optional
 
 import pytest
 
@@ -194,3 +195,48 @@ def test_an_agent_whose_phone_does_not_answer_puts_the_caller_back_in_line_then_
     assert 70.0 < line.rings[1] <= 71.0 + 2 * FRAME + 2.8
     entry = store.entry(result.queue_entry)
     assert (result.queue_outcome, entry.connected_at is not None) == (TAKEN, True)
+
+
+def keyed_callback_call(seal, tmp_path, speech, store: QueueStore, agents: Agents, take_at: Optional[float]):
+    """A caller with no number on the line asks for a callback on hold (1 at 20 s) and keys their number at
+    30 s; the agent takes them at `take_at`."""
+    line = Line(speech, says_at=[7.0], keys_at=[(20.0, "1"), (30.0, "2175550123#")], hangs_up_at=60.0)
+    recognizer = Recognizer()
+    recognizer.heard = ["I want to talk to an agent"]
+    transfer = DialogReply([Prompt("Sure, I'll connect you with an agent now.", "utter_transfer", barge_in=False)],
+                           escalation=Escalation("caller_request"))
+    dialog = Dialog(greeting(), {"I want to talk to an agent": transfer})
+    backstage = Backstage(queue=store, hold=HoldSettings(announce_every_s=30))
+    before = (lambda loop: agents.take_at(loop, take_at)) if take_at is not None else None
+    return run_call(line, dialog, recognizer, seal, backstage, before=before), line
+
+
+def test_a_caller_taken_while_keying_a_callback_number_is_put_through_at_once(speech, seal, tmp_path):
+    store = QueueStore(f"sqlite:///{tmp_path / 'queue.db'}")
+    result, line = keyed_callback_call(seal, tmp_path, speech, store, Agents(store), take_at=25.0)
+
+    assert line.said("key in the ten digit number").start < 25.0
+    assert 25.0 <= line.said("An agent is ready").start <= 26.0 + 2 * FRAME  # not after the keying, nor never
+    assert not any("no agent can take your call" in heard.text for heard in line.heard)
+    assert (result.queue_outcome, store.entry(result.queue_entry).agent) == (TAKEN, "ana")
+
+
+class TakenAsTheNumberIsBooked(QueueStore):
+    """The agent's take commits between the hold's last look and the callback's booking."""
+    taker = "ana"
+
+    def request_callback(self, entry_id: int, number: str, now=None):
+        self.set_agent_state(self.taker, "available")
+        self.take_next(self.taker)
+        return super().request_callback(entry_id, number, now)
+
+
+def test_a_take_that_beats_the_callback_booking_puts_the_caller_through_not_queue_unavailable(
+        speech, seal, tmp_path):
+    store = TakenAsTheNumberIsBooked(f"sqlite:///{tmp_path / 'queue.db'}")
+    result, line = keyed_callback_call(seal, tmp_path, speech, store, Agents(store), take_at=None)
+
+    assert 30.0 <= line.said("An agent is ready").start <= 30.0 + 2 * FRAME
+    assert not any("no agent can take your call" in heard.text for heard in line.heard)
+    entry = store.entry(result.queue_entry)
+    assert (result.queue_outcome, entry.state, entry.callback_number) == (TAKEN, TAKEN, None)

@@ -18,7 +18,7 @@ import phonenumbers
 from ivr.dialog.settings import HoldSettings
 from ivr.events import Expectation
 from ivr.queue.desk import QueueDesk
-from ivr.queue.model import CALLBACK, ROUTABLE, TAKEN, Position, QueueError
+from ivr.queue.model import CALLBACK, ROUTABLE, TAKEN, AlreadyTaken, Position, QueueError
 from ivr.queue.notices import Watch
 
 log = logging.getLogger(__name__)
@@ -101,17 +101,20 @@ class OnHold:
                 announcing = loop.time() >= next_announcement
                 step = self._announce() if announcing else self._music_until_answer(MUSIC_STEP_S)
                 left, answer = await self._unless_left_line(step)
-                if left == TAKEN:
-                    await self.line.say(self._settings.connecting, "hold_connecting", Expectation())
-                    return self._end(TAKEN)
                 if left is not None:
-                    return self._end(left)
+                    return self._end(await self._left(left))
                 if announcing:
                     next_announcement = loop.time() + self._settings.announce_every_s
                 if answer is not None:
-                    if await self._callback():
-                        return self._end(CALLBACK)
+                    outcome = await self._callback()
+                    if outcome is not None:
+                        return self._end(outcome)
                     next_announcement = loop.time()
+
+    async def _left(self, state: str) -> str:
+        if state == TAKEN:
+            await self.line.say(self._settings.connecting, "hold_connecting", Expectation())
+        return state
 
     async def _unless_left_line(self, step: Awaitable[Optional[str]]) -> tuple[Optional[str], Optional[str]]:
         """The step (an announcement, a second of music), cut short when the caller leaves the line: an agent
@@ -169,22 +172,32 @@ class OnHold:
         answer = answer.lower().strip()
         return answer == self._settings.callback_key or any(word in answer for word in self._settings.callback_words)
 
-    async def _callback(self) -> bool:
+    async def _callback(self) -> Optional[str]:
+        """CALLBACK when booked; None when no number was given (the caller keeps waiting). An agent may take
+        the caller while they key their number: they are put through (TAKEN), never told the queue failed."""
         number = self._caller_number and callback_number(self._caller_number)
         if not number:
-            self._awaiting_number = True
-            try:
-                await self.line.say(self._settings.ask_number, "hold_ask_number", Expectation("digits"))
-                keyed = await asyncio.wait_for(self._answers.get(), NUMBER_WAIT_S)
-            except asyncio.TimeoutError:
-                keyed = ""
-            finally:
-                self._awaiting_number = False
-            number = callback_number("".join(c for c in keyed if c.isdigit() or c == "+"))
+            left, keyed = await self._unless_left_line(self._keyed_number())
+            if left is not None:
+                return await self._left(left)
+            number = callback_number("".join(c for c in keyed or "" if c.isdigit() or c == "+"))
         if not number:
             await self.line.say(self._settings.bad_number, "hold_bad_number", self.offer)
-            return False
-        await self.line.desk.request_callback(self.entry_id, number)
+            return None
+        try:
+            await self.line.desk.request_callback(self.entry_id, number)
+        except AlreadyTaken:  # taken (or gone) between the last look and the booking
+            return await self._left(await self._state())
         await self.line.say(self._settings.callback_confirmed.format(number=spoken_number(number)),
-                             "hold_callback_confirmed", Expectation())
-        return True
+                            "hold_callback_confirmed", Expectation())
+        return CALLBACK
+
+    async def _keyed_number(self) -> str:
+        self._awaiting_number = True
+        try:
+            await self.line.say(self._settings.ask_number, "hold_ask_number", Expectation("digits"))
+            return await asyncio.wait_for(self._answers.get(), NUMBER_WAIT_S)
+        except asyncio.TimeoutError:
+            return ""
+        finally:
+            self._awaiting_number = False
