@@ -2,15 +2,19 @@
 baresip phones as the callers: calls spread over the workers, a worker killed with SIGKILL costs the next
 callers only the failover time, a draining worker finishes its caller and gets no new ones, and stopping
 the cluster leaves no process behind. One cluster for the module: each worker loads the whole bot."""
+import asyncio
 import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from ivr.cluster.processes import Child
+from ivr.cluster.run import Plan, plan_workers
 from tests import kamailio
 from tests.conftest import ivr_command
 from tests.console_helpers import AgentBrowser, wait_until
@@ -98,6 +102,38 @@ def test_without_kamailio_the_cluster_says_how_to_install_it_and_starts_nothing(
     assert refused.stderr.strip().splitlines() == [
         "ivr: no kamailio program at /nowhere/kamailio: run `make setup` (apt-get install kamailio)"]
     assert not refused.stdout and not (tmp_path / "cluster").exists()
+
+
+def test_every_worker_gets_a_sip_port_of_its_own(tmp_path):
+    plan = Plan(workers=300, host="127.0.0.1", port=5060, console_host="127.0.0.1", console_port=0, max_calls=1,
+                rtp_low=10000, rtp_high=19999, trunks=[], callers=[], var_dir=tmp_path)
+    ports = [worker.sip_port for worker in plan_workers(plan)]
+    assert len(set(ports)) == len(ports), sorted(port for port in ports if ports.count(port) > 1)
+
+
+def test_a_failing_watcher_or_an_endless_line_never_stops_the_pipe_being_read(tmp_path):
+    """Kamailio blocks writing its log once nobody reads its pipe, and then relays no call: so whatever
+    goes wrong with one line (the operator's `| tee` gone, a line too long), the rest is still read."""
+    said = "import sys; w = sys.stdout.write; w('x' * 3_000_000 + '\\n'); " \
+           "[w(f'line {i} ' + 'y' * 1000 + '\\n') for i in range(3000)]; w('last\\n')"
+    heard: list[str] = []
+
+    def watcher(child, line: str) -> None:
+        heard.append(line)
+        if len(heard) == 2:
+            raise BrokenPipeError("the operator's terminal is gone")
+
+    async def run() -> int:
+        child = await Child("talker", [sys.executable, "-c", said], tmp_path / "talker.log", dict(os.environ)).start(
+            watcher)
+        status = await asyncio.wait_for(child.exited(), 60)  # blocks forever if the pipe is not read
+        await child.stop(1)
+        return status
+
+    assert asyncio.run(run()) == 0
+    assert heard[0] == "line 0 " + "y" * 1000 and heard[-1] == "last" and len(heard) == 3001, heard[:2]
+    assert (tmp_path / "talker.log").stat().st_size == 3_000_001 + sum(
+        len(f"line {i} ") + 1001 for i in range(3000)) + 5
 
 
 def test_calls_are_spread_over_the_workers_and_one_console_shows_every_workers_callers(cluster, phones, asks):

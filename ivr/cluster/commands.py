@@ -65,7 +65,15 @@ def _cluster(args, settings) -> int:
     if not plan.config.is_file():
         print(f"ivr cluster: no Kamailio config at {plan.config}", file=sys.stderr)
         return 2
-    return asyncio.run(run_cluster(plan, say=lambda line: print(line, flush=True)))
+    return asyncio.run(run_cluster(plan, say=_say))
+
+
+def _say(line: str) -> None:
+    """A line for the operator; with nobody reading any more (`ivr cluster | tee` ended) the cluster goes on."""
+    try:
+        print(line, flush=True)
+    except (BrokenPipeError, ValueError):  # ValueError: stdout already closed after a broken pipe
+        pass
 
 
 def _at_least(flag: str, value: int, least: int = 1) -> int:

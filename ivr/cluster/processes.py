@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import os
 import signal
 from pathlib import Path
@@ -12,7 +13,9 @@ from typing import Callable, Optional
 
 PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: the child only makes one call
-LINE_LIMIT = 1 << 20
+LINE_LIMIT = 1 << 20  # longer lines go to the log only
+CHUNK = 1 << 16
+logger = logging.getLogger(__name__)
 
 
 def _die_with_parent() -> None:
@@ -39,7 +42,7 @@ class Child:
         log = open(self.log_path, "ab", buffering=0)
         piped = asyncio.subprocess.PIPE
         self.process = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=asyncio.subprocess.DEVNULL, env=self.env, limit=LINE_LIMIT, start_new_session=True,
+            *self.argv, stdin=asyncio.subprocess.DEVNULL, env=self.env, start_new_session=True,
             preexec_fn=_die_with_parent, stdout=piped if self.watched == "stdout" else log,
             stderr=piped if self.watched == "stderr" else log)
         stream = self.process.stdout if self.watched == "stdout" else self.process.stderr
@@ -47,12 +50,31 @@ class Child:
         return self
 
     async def _read(self, stream: asyncio.StreamReader, log, heard) -> None:
+        """Copy everything to the log and offer each line to the watcher, never stopping before the child
+        does: a child whose pipe fills up blocks (Kamailio would stop relaying calls). A line too long, a
+        watcher that fails (its print to a closed pipe) or a full disk cost that line, not the reading."""
+        pending, failed, overlong = b"", set(), False
         try:
-            while line := await stream.readline():
-                log.write(line)
-                heard(self, line.decode(errors="replace").rstrip())
+            while chunk := await stream.read(CHUNK):
+                self._guarded("writing its log", failed, log.write, chunk)
+                *lines, pending = (pending + chunk).split(b"\n")
+                if lines and overlong:  # the end of a line too long to offer
+                    lines, overlong = lines[1:], False
+                if len(pending) > LINE_LIMIT:
+                    pending, overlong = b"", True
+                for line in lines:
+                    self._guarded("passing on what it said", failed, heard, self,
+                                  line.decode(errors="replace").rstrip())
         finally:
             log.close()
+
+    def _guarded(self, doing: str, failed: set[str], step: Callable[..., object], *args) -> None:
+        try:
+            step(*args)
+        except Exception as error:  # noqa: BLE001 - said once; the pipe is still read to its end
+            if doing not in failed:
+                failed.add(doing)
+                logger.warning("%s: %s failed (%s); its output is still read", self.name, doing, error)
 
     async def exited(self) -> int:
         return await self.process.wait()

@@ -9,6 +9,7 @@ or when Kamailio itself is gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -63,9 +64,9 @@ def plan_workers(plan: Plan) -> list[Worker]:
     """Loopback SIP ports of their own (or on the proxy's own address), and a share each of the RTP range."""
     host = "127.0.0.1" if plan.host in ("0.0.0.0", "::", "") else plan.host
     share = (plan.rtp_high - plan.rtp_low + 1) // plan.workers // 2 * 2
-    return [Worker(f"worker-{index + 1}", host, _free_udp_port(host),
+    return [Worker(f"worker-{index + 1}", host, port,
                    f"{plan.rtp_low + index * share}-{plan.rtp_low + (index + 1) * share - 1}")
-            for index in range(plan.workers)]
+            for index, port in enumerate(_free_udp_ports(host, plan.workers))]
 
 
 def worker_command(plan: Plan, worker: Worker, first: bool) -> list[str]:
@@ -172,7 +173,11 @@ async def _until_stopped(watch: Watch, proxy: Child, serving: list[Child], stopp
     return 0
 
 
-def _free_udp_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+def _free_udp_ports(host: str, count: int) -> list[int]:
+    """`count` different free ports: each probe stays bound until all are chosen, or two could get one port."""
+    with contextlib.ExitStack() as probes:
+        bound = [probes.enter_context(socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                                    socket.SOCK_DGRAM)) for _ in range(count)]
+        for probe in bound:
+            probe.bind((host, 0))
+        return [probe.getsockname()[1] for probe in bound]
