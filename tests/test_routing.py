@@ -128,3 +128,41 @@ def test_ivr_agents_add_a_supervisor_with_the_deescalation_skill(tmp_path):
     assert wrong.returncode == 2 and "invalid choice: 'boss'" in wrong.stderr
     with QueueStore(queue_url(Settings(var_dir=tmp_path / "var"), env={})) as store:
         assert store.agent("sam").supervisor
+
+
+def test_an_upset_caller_is_not_kept_for_a_deescalation_agent_who_cannot_take_them(queue):
+    on_duty(queue, "bob", "en,billing")
+    on_duty(queue, "dolores", "es,deescalation")  # de-escalation, but speaks no English
+    on_duty(queue, "carol", "en,deescalation")  # English, but not billing: this caller needs billing
+    upset = queue.enqueue(upset_caller(task="bill_pay"), now=at(0))
+    taken = queue.take_next("bob", now=at(1))  # nobody on duty could calm *this* caller: no wait for nobody
+    assert (taken.id, taken.agent) == (upset.id, "bob")
+
+
+def test_an_upset_caller_is_kept_for_a_deescalation_agent_with_their_language_and_topic(queue):
+    on_duty(queue, "bob", "en,billing")
+    on_duty(queue, "dolores", "es,deescalation")
+    on_duty(queue, "carol", "billing,en,deescalation")
+    upset = queue.enqueue(upset_caller(task="bill_pay"), now=at(0))
+    assert queue.take_next("bob", now=at(1)) is None
+    with pytest.raises(BadAgent, match="kept for a de-escalation agent"):
+        queue.take(upset.id, "bob", now=at(1))
+    assert queue.take_next("carol", now=at(2)).id == upset.id
+
+
+def test_the_queue_view_shows_the_same_care_rule_as_the_store(queue):
+    """What bob's console says a caller needs: de-escalation only when the store would keep them for it."""
+    from ivr.console.view import queue_rows
+
+    on_duty(queue, "bob", "en,billing")
+    on_duty(queue, "dolores", "es,deescalation")
+    upset = queue.enqueue(upset_caller(task="bill_pay"), now=at(0))
+    bob = queue.agent("bob")
+
+    def row() -> dict:
+        return queue_rows(queue.routable(now=at(1)), at(1), bob.skills, queue.care, queue.agents())[0]
+
+    assert (row()["id"], row()["missing_skills"]) == (upset.id, [])  # dolores cannot take an English caller
+    on_duty(queue, "carol", "billing,en,deescalation")
+    assert row()["missing_skills"] == ["deescalation"]
+    assert queue.take_next("bob", now=at(1)) is None

@@ -9,7 +9,7 @@ from typing import Iterable, Optional
 
 from ivr.queue import routing
 from ivr.queue.handoff import REASONS, TASKS, upset_warning
-from ivr.queue.model import AGENT_STATES, CALLBACK, OFFLINE, Agent, QueueEntry
+from ivr.queue.model import AGENT_STATES, CALLBACK, Agent, QueueEntry
 
 PRIORITY_NAMES = {routing.NORMAL: "normal", routing.HIGH: "high", routing.URGENT: "urgent"}
 STATE_NAMES = {"available": "Available", "busy": "Busy", "wrap_up": "Wrap-up", "offline": "Offline"}
@@ -51,16 +51,15 @@ def queue_rows(entries: Iterable[QueueEntry], at: datetime, agent_skills: Iterab
                care: Optional[routing.CareRules] = None, agents: Iterable[Agent] = ()) -> list[dict]:
     """One row per routable caller, in the order they will be served. An upset caller still kept for a
     de-escalation agent (`care`, with `agents` on duty) needs that skill too, for now."""
-    have = set(agent_skills)
-    care_on_duty = any(agent.state != OFFLINE and routing.gives_care(agent.skills) for agent in agents)
-    return [_row(place, entry, at, have, care, care_on_duty) for place, entry in enumerate(entries, start=1)]
+    have, staff = set(agent_skills), [(agent.state, agent.skills) for agent in agents]
+    return [_row(place, entry, at, have, care, staff) for place, entry in enumerate(entries, start=1)]
 
 
 def _row(place: int, entry: QueueEntry, at: datetime, have: set, care: Optional[routing.CareRules] = None,
-         care_on_duty: bool = False) -> dict:
+         staff: Iterable[tuple[str, Iterable[str]]] = ()) -> dict:
     escalation = entry.escalation
     waited = seconds_between(entry.enqueued_at, at)
-    kept = bool(care and care.kept_for_care(escalation.frustration, waited, care_on_duty))
+    kept = bool(care and care.kept_for_care(escalation.frustration, waited, routing.care_on_duty(entry.skills, staff)))
     needs = [*entry.skills, routing.DEESCALATION] if kept else list(entry.skills)
     return {
         "id": entry.id,

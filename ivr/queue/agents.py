@@ -12,11 +12,12 @@ import re
 from datetime import datetime
 from typing import Iterable, List, Optional, Union
 
-from sqlalchemy import and_, exc, or_, select
+from sqlalchemy import and_, exc, not_, or_, select
 from sqlalchemy.engine import Connection
 
 from ivr.accounts.pins import hash_pin as hash_password, pin_matches as password_matches
 from ivr.queue.model import AGENT, AGENT_STATES, OFFLINE, ROLES, TAKEN, Agent, AgentBusy, BadAgent, QueueUnavailable
+from ivr.queue import routing
 from ivr.queue.routing import AGENT_SKILLS, DEESCALATION, CareRules, gives_care
 from ivr.queue.schema import agents, entries
 from ivr.storage import from_db, now as utc_now, to_db
@@ -112,18 +113,28 @@ def staff(conn: Connection) -> list:
     return conn.execute(select(agents.c.state, agents.c.skills)).all()
 
 
-def care_on_duty(conn: Connection) -> bool:
-    """Some agent with the de-escalation skill is signed in and not offline: worth keeping an upset caller for."""
-    return any(row.state != OFFLINE and DEESCALATION in row.skills.split(",") for row in staff(conn))
+def carers(conn: Connection) -> list[tuple[str, ...]]:
+    """The skills of each de-escalation agent on duty (not offline)."""
+    return [tuple(row.skills.split(",")) for row in staff(conn)
+            if row.state != OFFLINE and gives_care(row.skills.split(","))]
+
+
+def care_on_duty(conn: Connection, needs: Iterable[Optional[str]]) -> bool:
+    """Some de-escalation agent on duty could take a caller who needs `needs` (ivr.queue.routing.care_on_duty)."""
+    return routing.care_on_duty(needs, [(row.state, row.skills.split(",")) for row in staff(conn)])
 
 
 def not_kept_for_care(conn: Connection, has: Iterable[str], moment: datetime, care: CareRules) -> list:
-    """The condition on queue entries leaving out the upset callers still kept for a de-escalation agent, for an
-    agent with skills `has` (nothing to leave out for a de-escalation agent, or when none is on duty)."""
-    if gives_care(has) or not care_on_duty(conn):
+    """The condition on queue entries leaving out the upset callers still kept for a de-escalation agent who could
+    take them, for an agent with skills `has` (nothing to leave out for a de-escalation agent)."""
+    if gives_care(has):
+        return []
+    covered = [and_(entries.c.need_language.in_(skills),
+                    or_(entries.c.need_topic.is_(None), entries.c.need_topic.in_(skills))) for skills in carers(conn)]
+    if not covered:
         return []
     waited_enough = entries.c.enqueued_epoch <= moment.timestamp() - care.deescalation_wait_s
-    return [or_(entries.c.frustration < care.upset_at, waited_enough)]
+    return [or_(entries.c.frustration < care.upset_at, waited_enough, not_(or_(*covered)))]
 
 
 def agent_row(conn: Connection, name: str, lock: bool = False):

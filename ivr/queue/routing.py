@@ -6,17 +6,18 @@ waits forever behind higher priorities), then first come, first served.
 
 An upset caller (frustration at or above `CareRules.upset_at`) is offered first only to agents with the
 `deescalation` skill: for `deescalation_wait_s` after joining the queue, then to anyone, so care never
-turns into a long wait. When no de-escalation agent is on duty at all, nobody is worth waiting for: anyone
-may take them at once.
+turns into a long wait. When no de-escalation agent who could take them (their language, their topic) is on
+duty, nobody is worth waiting for: anyone may take them at once.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Optional
 
 from ivr.errors import UserError
 from ivr.events import Escalation
+from ivr.queue.model import OFFLINE
 
 AGEING_SECONDS = 120.0
 NORMAL, HIGH, URGENT = 1, 2, 3
@@ -63,6 +64,13 @@ class CareRules:
 
 def gives_care(skills: Iterable[str]) -> bool:
     return DEESCALATION in skills
+
+
+def care_on_duty(needs: Iterable[Optional[str]], staff: Iterable[tuple[str, Iterable[str]]]) -> bool:
+    """Some de-escalation agent not offline who could take this caller (their language, their topic) is on
+    duty: only such an agent is worth keeping an upset caller for. `staff`: each agent's (state, skills)."""
+    needed = {need for need in needs if need}
+    return any(state != OFFLINE and gives_care(skills) and needed <= set(skills) for state, skills in staff)
 
 
 def priority(escalation: Escalation) -> int:

@@ -223,7 +223,8 @@ class QueueStore(AgentDesk, DatabaseStore):
             if missing:
                 raise BadAgent(f"agent {agent_name} lacks {', '.join(missing)}, which caller {entry_id} needs")
             if not gives_care(agent.skills.split(",")) and self.care.kept_for_care(
-                    row.frustration, moment.timestamp() - row.enqueued_epoch, care_on_duty(conn)):
+                    row.frustration, moment.timestamp() - row.enqueued_epoch,
+                    care_on_duty(conn, (row.need_language, row.need_topic))):
                 raise KeptForCare(f"caller {entry_id} is upset and is kept for a de-escalation agent for up to "
                                   f"{self.care.deescalation_wait_s:g} s after joining the queue")
             return self._take(conn, entry_id, agent_name, moment)
