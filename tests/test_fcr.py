@@ -124,3 +124,18 @@ def test_a_report_since_a_date_counts_a_repeat_of_a_call_before_it(databases):
     fcr = resolution(environment, "--since", (MONDAY + timedelta(days=4)).date().isoformat())
     assert fcr["bot"] == {"calls": 1, "resolved": 1, "rate": 1.0}  # last week's call is not in the period
     assert (fcr["repeat_calls"], fcr["repeat_callers"]) == (1, 1)
+
+
+def test_callers_who_withheld_their_number_are_not_one_caller(databases):
+    """A SIP line gives "anonymous" (or a bare extension) for everyone who hides their number: no identity."""
+    environment, records, _ = databases
+    records.save(served("hidden-1", 0, task="bill_pay", number="anonymous"))
+    records.save(served("hidden-2", 1, task="bill_pay", number="anonymous"))
+    records.save(served("extension", 2, task="bill_pay", number="100"))
+    records.save(served("hidden-with-account", 3, task="bill_pay", number="anonymous", account="48…623"))
+    records.save(served("same-account", 4, task="bill_pay", number="Anonymous", account="48…623"))
+    records.save(served("dialled-plain", 5, task="balance", number="2175550123"))
+    records.save(served("dialled-full", 6, task="balance", number="+12175550123"))  # one number, two spellings
+    fcr = resolution(environment)
+    assert fcr["bot"] == {"calls": 7, "resolved": 5, "rate": 5 / 7}
+    assert (fcr["repeat_calls"], fcr["repeat_callers"]) == (2, 2)

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Optional
 
-import phonenumbers
-
 from ivr.dialog.settings import HoldSettings
 from ivr.events import Expectation
+from ivr.phones import callback_number
 from ivr.queue.desk import QueueDesk
 from ivr.queue.model import CALLBACK, ROUTABLE, TAKEN, AlreadyTaken, Position, QueueError
 from ivr.queue.notices import Watch
@@ -42,17 +41,6 @@ def minutes_phrase(seconds: float) -> str:
         return "less than a minute"
     minutes = round(seconds / 60)
     return "one minute" if minutes == 1 else f"{minutes} minutes"
-
-
-def callback_number(keyed: str) -> Optional[str]:
-    """A number we can call back, as E.164 (+12175550123), or None."""
-    try:
-        parsed = phonenumbers.parse(keyed if keyed.startswith("+") else keyed, "US")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def spoken_number(number: str) -> str:

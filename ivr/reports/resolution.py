@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, List, Optional
 
 from ivr.errors import UserError
+from ivr.phones import caller_number
 
 REPEAT_WINDOW_DAYS = 7.0
 RESOLVED = "resolved"  # the one wrap-up disposition that says the agent settled the caller's need
@@ -31,9 +32,10 @@ def repeat_window_days(text: Optional[str]) -> float:
 
 def callers_of(call: Dict[str, Any]) -> List[str]:
     """Who called, as the history can tell them apart: their number, and the (masked) account they named.
-    Either one shared makes two calls the same caller's."""
+    Either one shared makes two calls the same caller's. Only a line number shaped like a phone number counts:
+    "anonymous" or a withheld number is everyone who hid theirs, not one caller."""
     account = call.get("account") or (call.get("escalation") or {}).get("account")
-    return [who for who in (f"number:{call.get('caller_number') or ''}", f"account:{account or ''}")
+    return [who for who in (f"number:{caller_number(call.get('caller_number')) or ''}", f"account:{account or ''}")
             if not who.endswith(":")]
 
 
