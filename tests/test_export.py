@@ -1,6 +1,7 @@
 """`ivr calls export --csv`: the calls as a spreadsheet reads them, opened with Python's csv module.
 
-A SIP caller chooses their own Call-ID, so a call id can be a formula: every such cell is written as text.
+Free text reaches the cells (an escalation reason a dialog developer wrote, a worker's name an operator chose, a
+task's name): any cell a spreadsheet would run as a formula is written as text, whatever the column.
 """
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ def var(tmp_path):
                           worker="worker-2"))
         records.save(call("skipped", 6, "self_served", "address_change", csat={"asked": True, "score": None,
                                                                                 "by": None}))
-        for minute, call_id in enumerate(FORMULAS, start=10):
-            records.save(call(call_id, minute, "abandoned", None))
+        for minute, formula in enumerate(FORMULAS, start=10):
+            records.save(call(f"hostile-{minute}", minute, "abandoned", None, reason=formula, worker=formula))
     return tmp_path / "var"
 
 
@@ -52,9 +53,10 @@ class RecordedCall(CallResult):
         return {**super().as_dict(), **self.more}
 
 
-def call(call_id: str, minutes: int, outcome: str, task, number=None, **more) -> CallResult:
+def call(call_id: str, minutes: int, outcome: str, task, number=None, reason=None, **more) -> CallResult:
     at = NOON + timedelta(minutes=minutes)
-    return RecordedCall(call_id, outcome, task, None, ["Hello."], [], 42.5, started_at=at,
+    escalation = Escalation(reason, call_id=call_id, channel="sip") if reason else None
+    return RecordedCall(call_id, outcome, task, escalation, ["Hello."], [], 42.5, started_at=at,
                         ended_at=at + timedelta(seconds=42.5), channel="sip", caller_number=number,
                         tasks=[{"task": task, "completed": outcome == "self_served"}] if task else [], more=more)
 
@@ -95,8 +97,9 @@ def test_one_row_per_call_with_what_a_supervisor_sorts_by(var):
 
 
 def test_a_cell_a_spreadsheet_would_run_as_a_formula_is_written_as_text(var):
-    ids = [row["call_id"] for row in exported(var)][-len(FORMULAS):]
-    assert ids == ["'" + formula for formula in FORMULAS]
+    hostile = exported(var)[-len(FORMULAS):]
+    quoted = ["'" + formula for formula in FORMULAS]
+    assert [row["escalation_reason"] for row in hostile] == quoted == [row["worker"] for row in hostile]
     assert (safe_cell("alice"), safe_cell(-1.5), safe_cell(None), safe_cell(True)) == ("alice", -1.5, "", "yes")
 
 

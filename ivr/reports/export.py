@@ -1,7 +1,9 @@
 """The calls as a CSV for spreadsheets: one row per call, the columns a supervisor sorts and filters by.
 
 Spreadsheet-safe: a text cell that a spreadsheet would read as a formula (starting with = + - @, or a tab or
-carriage return that some strip before looking) gets a leading apostrophe, so it shows as the text it is.
+carriage return that some strip before looking) gets a leading apostrophe, so it shows as the text it is. Free
+text reaches these cells (a task or escalation reason a dialog developer named, an agent's or worker's name) and
+whatever one writes today, a file opened by a supervisor must never run it: every cell, defence in depth.
 The rows come from the call records, already masked as they were stored (no PIN, card numbers masked); the
 caller's number and account are left out, since a spreadsheet travels further than the records do.
 """
