@@ -36,7 +36,9 @@ def _serve(args, settings) -> int:
     from ivr.queue import open_queue
     from ivr.transports.listeners import ListenError, allowed_networks
     from ivr.transports.web import WebListener
+    from ivr.serve.run import remember_drain_requests
 
+    drain_asked = remember_drain_requests()  # before the slow part: a SIGUSR1 now must not kill the worker
     try:
         allowed = allowed_networks(args.allow)
         door = lines.console_guard(args)  # --console-allow, --max-per-address, --header-timeout
@@ -55,7 +57,8 @@ def _serve(args, settings) -> int:
     try:
         console = make_console(store, settings.var_dir, call_counts=records.counts if records else None,
                                calls_since=records.calls if records else None, secure_cookies=args.secure_cookies)
-        asyncio.run(_serve_all(args, settings, WebListener(console, args.host, args.port, guard=door), allowed))
+        asyncio.run(_serve_all(args, settings, WebListener(console, args.host, args.port, guard=door), allowed,
+                               drain_asked))
     except ListenError as error:
         print(f"ivr serve: {error}", file=sys.stderr)
         return 2
@@ -67,22 +70,24 @@ def _serve(args, settings) -> int:
     return 0
 
 
-async def _serve_all(args, settings, console, allowed) -> None:
+async def _serve_all(args, settings, console, allowed, drain_asked) -> None:
     """The console, and with any phone line the bot itself (loaded once, shared by every call)."""
     from ivr.serve import lines
     from ivr.serve.run import serve
 
     if not lines.wanted(args):
-        await serve([console], announce=_announce)
+        await serve([console], announce=_announce, drain_asked=drain_asked)
         return
     from ivr.bot import Bot
     from ivr.serve.switchboard import Switchboard
 
+    print("ivr serve: loading the bot", flush=True)
     bot = await Bot.load(settings)
     switchboard = Switchboard(bot, args.max_calls, worker=args.worker or _worker_name(args))
+    phone_lines = lines.listeners(args, switchboard, allowed)
     try:
-        await serve([console, *lines.listeners(args, switchboard, allowed)], announce=_announce,
-                    drain=lambda: _drain(switchboard))
+        await serve([console, *phone_lines], announce=_announce, drain=lambda: _drain(switchboard, phone_lines),
+                    drain_asked=drain_asked)
     finally:
         await switchboard.close()
         await bot.close()
@@ -97,11 +102,17 @@ def _worker_name(args) -> str:
     return f"{socket.gethostname()}:{port or os.getpid()}"
 
 
-async def _drain(switchboard) -> None:
-    """SIGUSR1: no new calls (SIP answers 503, so a proxy sends callers elsewhere); stops once the last call ends."""
+async def _drain(switchboard, phone_lines) -> None:
+    """SIGUSR1: no new calls (SIP answers 503, so a proxy sends callers elsewhere); stops once the last call ends.
+    A caller put through to an agent is still a call: the bot has left it, but the line bridges it until one
+    side hangs up, and stopping would cut them off."""
     switchboard.drain()
     print(f"ivr serve: draining {switchboard.worker}: no new calls, {switchboard.active} to finish", flush=True)
     await switchboard.emptied()
+    bridging = [line for line in phone_lines if getattr(line, "busy", False)]
+    if bridging:
+        print(f"ivr serve: draining {switchboard.worker}: callers still talking to an agent", flush=True)
+    await asyncio.gather(*(line.idle() for line in bridging))
     print(f"ivr serve: drained {switchboard.worker}: no calls left, stopping", flush=True)
 
 

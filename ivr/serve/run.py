@@ -20,23 +20,38 @@ STOP_NOW = (signal.SIGINT, signal.SIGTERM)
 DRAIN = signal.SIGUSR1
 
 
+def remember_drain_requests() -> Callable[[], bool]:
+    """SIGUSR1 while the process is still starting (the bot loads for many seconds) would kill it (the default
+    action); from now on it is remembered instead, and `serve()` drains once its listeners are up."""
+    asked: list[bool] = []
+    signal.signal(DRAIN, lambda *_: asked.append(True))
+    return lambda: bool(asked)
+
+
 async def serve(listeners: Sequence[Listener], announce: Callable[[str], None] = print,
-                drain: Optional[Callable[[], Awaitable[None]]] = None) -> None:
+                drain: Optional[Callable[[], Awaitable[None]]] = None,
+                drain_asked: Callable[[], bool] = lambda: False) -> None:
     """Start every listener, run until SIGINT or SIGTERM (or, on SIGUSR1, until `drain()` returns: no calls
-    left), then stop them, last started first."""
+    left), then stop them, last started first. `drain_asked`: whether a SIGUSR1 came before this."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in STOP_NOW:
         loop.add_signal_handler(signum, stopping.set)
     draining: list[asyncio.Task] = []
-    loop.add_signal_handler(DRAIN, lambda: draining or draining.append(
-        asyncio.ensure_future(_drained_then(drain, stopping.set))))
+
+    def start_draining() -> None:
+        if not draining:
+            draining.append(asyncio.ensure_future(_drained_then(drain, stopping.set)))
+
+    loop.add_signal_handler(DRAIN, start_draining)
     loop.set_exception_handler(REPEATED.loop_errors)  # EMFILE on accept and the like: counted, not a traceback each
     started: list[Listener] = []
     try:
         for listener in listeners:
             announce(await listener.start())
             started.append(listener)
+        if drain_asked():
+            start_draining()
         await stopping.wait()
     finally:
         for task in draining:
@@ -45,6 +60,7 @@ async def serve(listeners: Sequence[Listener], announce: Callable[[str], None] =
             await listener.stop()
         for signum in (*STOP_NOW, DRAIN):
             loop.remove_signal_handler(signum)
+        signal.signal(DRAIN, signal.SIG_IGN)  # stopping already: a late drain request must not kill it midway
 
 
 async def _drained_then(drain: Optional[Callable[[], Awaitable[None]]], stop: Callable[[], None]) -> None:

@@ -53,6 +53,8 @@ class SipLine(asyncio.DatagramProtocol):
         self._max_legs = max_legs or 2 * switchboard.max_calls + 8  # bridged agent legs count too
         self._transport: Optional[asyncio.DatagramTransport] = None
         self._legs: dict[tuple[str, str], Leg] = {}
+        self._no_legs = asyncio.Event()  # draining waits for it: a caller bridged to an agent is a call too
+        self._no_legs.set()
         self._sent = SentResponses()
         self._client = ClientTransactions(self.send)
         self._agents = HandOver(self, self._client, self._peers)  # the agent's side: ringing and bridging
@@ -74,6 +76,16 @@ class SipLine(asyncio.DatagramProtocol):
 
     def add_leg(self, leg: Leg) -> None:
         self._legs[leg.key] = leg
+        self._no_legs.clear()
+
+    @property
+    def busy(self) -> bool:
+        """Any call on this line, the bot's or one it has put through to an agent and bridges."""
+        return bool(self._legs)
+
+    async def idle(self) -> None:
+        """Returns once no call is left on this line (at once when there is none)."""
+        await self._no_legs.wait()
 
     async def start(self) -> str:
         from ivr.transports.listeners import ListenError
@@ -325,6 +337,8 @@ class SipLine(asyncio.DatagramProtocol):
             return
         leg.ended = True
         self._legs.pop(leg.key, None)
+        if not self._legs:
+            self._no_legs.set()
         if leg.media:
             leg.media.close()
         if tell_peer and leg.remote_tag:
