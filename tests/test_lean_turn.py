@@ -62,5 +62,61 @@ def test_the_latency_benchmark_says_what_each_part_took_to_load_side_by_side(tmp
     parts = lines[ready + 1]
     assert parts.startswith("  loaded side by side: "), done.stdout
     named = dict(re.findall(r"([a-zA-Z][a-zA-Z ]+?) (\d+\.\d) s", parts))
-    assert set(named) == {"dialog", "Rasa imported", "model loaded", "recognizer", "voice", "queue and records"}, parts
+    # the shipped model runs no TensorFlow, so the bot starts without it (ivr/dialog/tensorflow_free.py)
+    assert set(named) == {"dialog", "Rasa imported without TensorFlow", "model loaded", "recognizer", "voice",
+                          "queue and records"}, parts
     assert re.search(r"^Rasa +\d+ +\d+ +\d+$", done.stdout, re.M), done.stdout  # the dialog stage's p50, p95, max
+
+
+def test_the_bot_starts_without_tensorflow_its_model_never_uses_and_any_later_use_says_why(tmp_path, trained_model):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = """
+import asyncio
+from ivr.config import Settings
+from ivr.dialog.agent import Dialog
+from ivr.dialog.settings import load_voice_settings
+
+async def main():
+    s = Settings.from_env()
+    dialog = await Dialog.load(s.dialogs_dir, s.models_dir, load_voice_settings(s.dialogs_dir), s.var_dir)
+    await dialog.start("t")
+    print(dialog.loaded_in, (await dialog.respond("t", "i want to pay my bill")).prompts[-1].text)
+    import tensorflow
+    try:
+        tensorflow.constant(1)
+    except RuntimeError as refused:
+        print(refused)
+    await dialog.close()
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env=dict(os.environ, IVR_VAR=str(tmp_path)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Rasa imported without TensorFlow" in done.stdout and "account number" in done.stdout, done.stdout
+    assert "tensorflow.constant(): TensorFlow is not loaded in this process, as the dialog model uses none" in done.stdout
+
+
+def test_a_model_with_a_component_that_may_run_tensorflow_gets_the_real_one(tmp_path, trained_model):
+    import io
+    import json
+    import tarfile
+
+    from ivr.dialog.tensorflow_free import uses_no_tensorflow
+
+    assert uses_no_tensorflow(trained_model)
+    metadata = json.dumps({"predict_schema": {"nodes": {
+        "tokenizer": {"uses": "rasa.nlu.tokenizers.whitespace_tokenizer.WhitespaceTokenizer"},
+        "diet": {"uses": "rasa.nlu.classifiers.diet_classifier.DIETClassifier"}}}}).encode()
+    with tarfile.open(tmp_path / "diet.tar.gz", "w:gz") as archive:
+        entry = tarfile.TarInfo("metadata.json")
+        entry.size = len(metadata)
+        archive.addfile(entry, io.BytesIO(metadata))
+    assert not uses_no_tensorflow(tmp_path / "diet.tar.gz")
+    (tmp_path / "broken.tar.gz").write_bytes(b"not a model")
+    assert not uses_no_tensorflow(tmp_path / "broken.tar.gz")  # the model's own check says what is wrong

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from ivr.config import Settings
+from ivr.dialog import tensorflow_free
 from ivr.dialog.quiet import quiet_rasa
 from ivr.dialog.settings import DialogError, VoiceSettings, load_yaml
 from ivr.dialog.model import load_agent, model_path
@@ -73,18 +74,20 @@ class Dialog:
         thread = threading.Thread(target=loop.run_forever, name="rasa", daemon=True)
         thread.start()
         began = time.monotonic()
-        imported = asyncio.ensure_future(_on(loop, _import_rasa()))  # the longest part: the actions load meanwhile
+        imported = asyncio.ensure_future(_on(loop, _import_rasa(model)))  # the longest part: the actions load meanwhile
         try:
             actions = None if url else await asyncio.get_running_loop().run_in_executor(
                 None, InProcessActions, replace(Settings.from_env(), var_dir=var_dir))
-            imported_in = await imported
+            imported_in, without_tensorflow = await imported
             agent, trackers = await _on(loop, _load_agent(model, url, actions))
+            tensorflow_free.seal()
         except BaseException:
             imported.cancel()
             loop.call_soon_threadsafe(loop.stop)
             raise
         dialog = cls(agent, loop, thread, settings, _prompt_texts(agent), actions, trackers)
-        dialog.loaded_in = {"Rasa imported": imported_in, "model loaded": time.monotonic() - began - imported_in}
+        imported = "Rasa imported without TensorFlow" if without_tensorflow else "Rasa imported"
+        dialog.loaded_in = {imported: imported_in, "model loaded": time.monotonic() - began - imported_in}
         return dialog
 
     @property
@@ -175,9 +178,10 @@ async def _on(loop: asyncio.AbstractEventLoop, coroutine):
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop))
 
 
-async def _import_rasa() -> float:
-    """Rasa and what it imports (TensorFlow whole, though this bot's model uses none of it); the seconds it took."""
+async def _import_rasa(model: Path) -> tuple[float, bool]:
+    """Rasa and what it imports; the seconds it took and whether TensorFlow was left out (ivr.dialog.tensorflow_free)."""
     began = time.monotonic()
+    without_tensorflow = tensorflow_free.uses_no_tensorflow(model) and tensorflow_free.stand_in()
     quiet_rasa()
     # TensorFlow imports JAX, when installed, for TFLite conversion: ~0.3 s of CPU at every start for
     # nothing a dialog uses. TensorFlow expects JAX may be absent; here it is.
@@ -192,7 +196,7 @@ async def _import_rasa() -> float:
     from ivr.dialog.lean_rasa import make_rasa_lean
 
     make_rasa_lean()
-    return time.monotonic() - began
+    return time.monotonic() - began, without_tensorflow
 
 
 async def _load_agent(model: Path, action_url: Optional[str], actions: Optional["InProcessActions"]):
