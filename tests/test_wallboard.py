@@ -2,6 +2,8 @@
 its figures the report's own over today's queue and calls."""
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -9,7 +11,10 @@ import requests
 
 from conftest import fresh_database
 from ivr.console.feed import take_snapshot
-from ivr.console.wallboard import figures, shown
+from call_harness import VirtualClockLoop
+from ivr.call_result import CallResult
+from ivr.console.wallboard import CALLS_FRESH_S, Board, figures, shown
+from ivr.records.store import CallRecords
 from ivr.queue import QueueStore, open_queue
 from ivr.reports.history import queue_row
 from ivr.reports.kpis import kpis
@@ -136,8 +141,6 @@ def test_the_figures_are_the_reports_over_today(queue):
 def test_the_served_wallboard_counts_todays_calls_from_the_call_records(console, var_dir):
     """`ivr serve` gives its console the call records: containment, junk calls and CSAT are known on the wall
     (not "—"), counted from the calls this install recorded today."""
-    from ivr.call_result import CallResult
-    from ivr.records.store import CallRecords
     now = datetime.now().astimezone()
     records = CallRecords(f"sqlite:///{var_dir / 'calls.db'}")
     try:
@@ -150,6 +153,63 @@ def test_the_served_wallboard_counts_todays_calls_from_the_call_records(console,
         records.close()
     sam = AgentBrowser(console.url)
     assert sam.login("sam", "watch the whole floor").ok
-    board = sam.http.get(console.url + "wallboard.json", timeout=10).json()
+    deadline = time.monotonic() + 30  # today's calls on the wall are at most CALLS_FRESH_S old
+    while True:
+        board = sam.http.get(console.url + "wallboard.json", timeout=10).json()
+        if board["calls"] and board["calls"] >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert board["junk_calls"] >= 1 and board["calls"] >= 2
     assert board["containment"] is not None and board["csat_answered"] >= 1
+
+
+def test_the_call_records_give_the_wall_the_reports_figures_without_reading_every_turn(queue):
+    """The wall reads today's calls through CallRecords.outcomes (no turns); its figures are the report's over
+    the full records, on both databases."""
+    queue.add_agent("alice", "correct horse", "en,billing")
+    queue.set_agent_state("alice", "available", now=NOON)
+    taken = queue.enqueue(escalation(frustration=0.1), now=NOON - timedelta(minutes=30))
+    queue.take(taken.id, "alice", now=NOON - timedelta(minutes=29))
+    queue.wrap_up(taken.id, "alice", "resolved", now=NOON - timedelta(minutes=20))
+    with CallRecords(queue.url()) as records:
+        for number, (outcome, junk, csat) in enumerate([
+                ("self_served", None, {"asked": True, "score": 5, "by": "keypad"}), ("ended", "prank", None),
+                ("escalated", None, {"asked": True, "score": 2, "by": "voice"}), ("abandoned", None, None)]):
+            at = NOON - timedelta(hours=1, minutes=number)
+            records.save(CallResult(f"today-{number}", outcome, "balance", None, ["Hello."], [], 30.0, started_at=at,
+                                    ended_at=at + timedelta(seconds=30), channel="sip", junk=junk, csat=csat))
+        records.save(CallResult("yesterday", "escalated", None, None, ["Hello."], [], 30.0, channel="sip",
+                                started_at=NOON - timedelta(days=1), ended_at=NOON - timedelta(days=1)))
+        today = NOON.replace(hour=0)
+        assert all("turns" not in call for call in records.outcomes(today))
+        board = figures(queue, records.outcomes, take_snapshot(queue), NOON)
+        report = kpis(records.calls(today), [queue_row(entry) for entry in queue.entries(today)])
+    assert (board["calls"], board["containment"], board["junk_calls"]) == \
+        (report["calls"], report["containment_rate"], report["junk_calls"]["calls"]) == (4, 3 / 4, 1)
+    assert (board["csat"], board["csat_answered"]) == (report["csat"]["average"], report["csat"]["answered"]) == (3.5, 2)
+    assert (board["service_level"], board["abandonment"]) == (report["service_level"], report["abandonment_rate"])
+
+
+def test_every_open_wallboard_shares_one_board_and_todays_calls_are_read_at_most_every_few_seconds(queue):
+    reads = []
+
+    def calls_since(since: datetime) -> list:
+        reads.append(asyncio.get_running_loop().time())
+        return []
+
+    async def walls():
+        board, snapshot = Board(queue, calls_since), take_snapshot(queue)
+        boards = await asyncio.gather(*(board.of(snapshot) for _ in range(8)))  # eight wall screens, one update
+        assert all(shown is boards[0] for shown in boards) and len(reads) == 1
+        queue.enqueue(escalation(frustration=0.1))
+        changed = await board.of(take_snapshot(queue))  # the next queue change: the queue is fresh at once ...
+        assert (changed["waiting"], len(reads)) == (1, 1)  # ... today's calls are not read again yet
+        await asyncio.sleep(CALLS_FRESH_S)
+        await asyncio.gather(*(board.of() for _ in range(8)))  # quiet: the calls move on, read once for all
+        assert reads == [0.0, CALLS_FRESH_S]
+
+    loop = VirtualClockLoop()
+    try:
+        loop.run_until_complete(walls())
+    finally:
+        loop.close()

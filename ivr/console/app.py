@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ivr.console import auth, handlers, metrics, wallboard
 from ivr.console.feed import QueueFeed
-from ivr.console.keys import CALLS, FEED, METRICS, SESSIONS, STORE
+from ivr.console.keys import BOARD, FEED, METRICS, SESSIONS, STORE
 from ivr.queue.sessions import SessionStore
 from ivr.queue.model import QueueUnavailable
 
@@ -27,7 +27,7 @@ def make_console(store, var_dir: Path, *, call_counts: Optional[Callable[[], Map
                  poll_interval: float = 0.5, sessions: Optional[SessionStore] = None,
                  secure_cookies: bool = False, calls_since: Optional[wallboard.CallsSince] = None) -> web.Application:
     """The console over `store` (ivr.queue's QueueStore). `call_counts` (the call records' counts()) adds
-    containment to /metrics; `calls_since` (the call records' calls(since)) gives the wallboard today's call
+    containment to /metrics; `calls_since` (the call records' outcomes(since)) gives the wallboard today's call
     figures (containment, junk calls, CSAT), which it shows as not known without them. Cookies are keyed from
     the install secret in `var_dir`; sessions are kept in `sessions` (by default beside the queue, in its
     database). `secure_cookies`: behind a TLS proxy."""
@@ -38,7 +38,7 @@ def make_console(store, var_dir: Path, *, call_counts: Optional[Callable[[], Map
     app.middlewares.extend([auth.csrf_guard, auth.login_required])
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                          undefined=jinja2.StrictUndefined)
-    app[STORE], app[CALLS] = store, calls_since
+    app[STORE], app[BOARD] = store, wallboard.Board(store, calls_since)
     app[FEED] = feed = QueueFeed(store, interval=poll_interval)
     app[METRICS] = metrics.registry(store, call_counts)
     app.on_startup.append(feed.start)

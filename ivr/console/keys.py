@@ -7,4 +7,4 @@ STORE = web.AppKey("queue store", object)  # ivr.queue QueueStore: every read an
 FEED = web.AppKey("queue feed", object)  # ivr.console.feed.QueueFeed
 METRICS = web.AppKey("metrics registry", object)  # prometheus_client CollectorRegistry
 SESSIONS = web.AppKey("console sessions", object)  # ivr.queue.sessions SessionStore: who is signed in
-CALLS = web.AppKey("calls since", object)  # the call records' calls(since), for the wallboard; None: not known
+BOARD = web.AppKey("wallboard", object)  # ivr.console.wallboard.Board: one board shared by every open wallboard

@@ -150,6 +150,15 @@ class CallRecords(DatabaseStore):
             turns = _turns_of(conn, of_calls)
         return [_record(row, turns) for row in rows]
 
+    def outcomes(self, since: datetime) -> List[Dict[str, Any]]:
+        """Calls started at or after `since`, oldest first, with only what live figures read (call_id, started_at,
+        outcome, task, junk, csat): no turns, so a wallboard may read a busy day every few seconds."""
+        query = (select(_calls.c.call_id, _calls.c.started_at, _calls.c.outcome, _calls.c.task, _calls.c.more)
+                 .where(_calls.c.started_at >= to_db(since)).order_by(_calls.c.started_at, _calls.c.id))
+        with self._db.transaction() as conn:
+            rows = conn.execute(query).all()
+        return [_outcome(row) for row in rows]
+
     def counts(self, since: Optional[datetime] = None) -> Dict[str, int]:
         """How calls ended: calls, self_served, escalated, abandoned, ended, and contained (never handed to a
         person: every outcome but escalated)."""
@@ -187,6 +196,12 @@ def _record(row, turns: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Any]:
         "turns": turns.get(row.call_id, []),
         **json.loads(row.more),
     }
+
+
+def _outcome(row) -> Dict[str, Any]:
+    more = json.loads(row.more)
+    return {"call_id": row.call_id, "started_at": from_db(row.started_at).isoformat(), "outcome": row.outcome,
+            "task": row.task, "junk": more.get("junk"), "csat": more.get("csat")}
 
 
 def _masked(value):

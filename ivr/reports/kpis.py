@@ -68,7 +68,15 @@ def kpis(calls: List[Dict[str, Any]], entries: List[Dict[str, Any]],
             "glossary": GLOSSARY}
 
 
-__all__ = ["GLOSSARY", "REPEAT_WINDOW_DAYS", "csat", "first_call_resolution", "junk_calls", "kpis",
+def live_figures(calls: List[Dict[str, Any]], entries: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The figures a wallboard shows, computed as kpis() computes them, from calls that carry only their outcome,
+    task, junk and csat (ivr.records.store.CallRecords.outcomes: no turns), and the queue `entries`."""
+    queue = _queue_figures(entries)
+    return {**queue, "calls": len(calls), "containment_rate": _share(_contained(calls), len(calls)),
+            "csat": csat(calls, TASK_NAMES), "junk_calls": junk_calls(calls, queue["agent_handle_time_s"])}
+
+
+__all__ = ["GLOSSARY", "REPEAT_WINDOW_DAYS", "csat", "first_call_resolution", "junk_calls", "kpis", "live_figures",
            "no_input_no_match", "prompt_name", "resolutions", "tasks_of"]
 
 
@@ -81,7 +89,7 @@ def tasks_of(call: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 def _call_figures(calls: List[Dict[str, Any]]) -> Dict[str, Any]:
     outcomes = Counter(call["outcome"] for call in calls)
-    contained = len(calls) - outcomes["escalated"]
+    contained = _contained(calls)
     tasks: Dict[str, Dict[str, Any]] = {}
     for call in calls:
         for started in tasks_of(call):
@@ -107,6 +115,11 @@ def _call_figures(calls: List[Dict[str, Any]]) -> Dict[str, Any]:
         "bot_handle_time_s": _mean(call["seconds"] for call in calls),
         "calls_per_day": _per_day(calls),
     }
+
+
+def _contained(calls: List[Dict[str, Any]]) -> int:
+    """Calls the bot finished without handing the caller to an agent."""
+    return sum(call["outcome"] != "escalated" for call in calls)
 
 
 def _queue_figures(entries: List[Dict[str, Any]]) -> Dict[str, Any]:

@@ -56,7 +56,7 @@ def _serve(args, settings) -> int:
     records = _call_records(settings)
     try:
         console = make_console(store, settings.var_dir, call_counts=records.counts if records else None,
-                               calls_since=records.calls if records else None, secure_cookies=args.secure_cookies)
+                               calls_since=records.outcomes if records else None, secure_cookies=args.secure_cookies)
         asyncio.run(_serve_all(args, settings, WebListener(console, args.host, args.port, guard=door), allowed,
                                drain_asked))
     except ListenError as error:
