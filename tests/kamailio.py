@@ -29,14 +29,37 @@ class Cluster(Running):
         self.env = {"IVR_VAR": str(var), **env}
         ready = self.printed(r"ivr cluster: ready .* console on (\S+)", timeout=600)  # each worker loads its bot
         self.console = ready[1]
-        self.workers = {match[1]: (int(match[2]), int(match[3])) for match in (
-            re.search(r"ivr cluster: (worker-\d+) \(pid (\d+)\) on sip:127\.0\.0\.1:(\d+)", line)
-            for line in self.lines) if match}
+        self.ready_at = next(index for index, line in enumerate(self.lines) if "ivr cluster: ready" in line)
         self.kamailio_pid = int(self.printed(r"Kamailio \(pid (\d+)\)")[1])
         self.uri = f"sip:ivr@127.0.0.1:{self.sip_port}"
 
+    @property
+    def workers(self) -> dict[str, tuple[int, int]]:
+        """Each worker's (pid, SIP port), the latest: the cluster starts a stopped worker again."""
+        return {match[1]: (int(match[2]), int(match[3])) for match in (
+            re.search(r"ivr cluster: (worker-\d+) \(pid (\d+)\) on sip:127\.0\.0\.1:(\d+)", line)
+            for line in list(self.lines)) if match}
+
     def pid(self, worker: str) -> int:
         return self.workers[worker][0]
+
+    def every_pid(self) -> set[int]:
+        """Every process the cluster said it started: Kamailio, the console, each worker and its restarts."""
+        return {int(match[1]) for match in (re.search(r"ivr cluster: \S+ \(pid (\d+)\)", line)
+                                            for line in list(self.lines)) if match}
+
+    def all_up(self, timeout: float = 300) -> None:
+        """Wait until Kamailio sends calls to every worker again (a test may find one stopped or restarting)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            up = dict.fromkeys(self.workers, True)
+            for line in list(self.lines)[self.ready_at:]:
+                if said := re.search(r"ivr cluster: (?:Kamailio finds )?(worker-\d+) (up|down|stopped)", line):
+                    up[said[1]] = said[2] == "up"
+            if all(up.values()):
+                return
+            assert time.monotonic() < deadline, f"workers not up: {up}; printed: {self.lines[-10:]}"
+            time.sleep(0.5)
 
     def worker_of(self, caller: str, timeout: float = 10) -> str:
         """The worker Kamailio last sent this caller's call to (its log says so as it relays the INVITE)."""

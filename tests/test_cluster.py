@@ -1,10 +1,13 @@
 """`ivr cluster`: real Kamailio in front of three `ivr serve` workers sharing one PostgreSQL database, with
-baresip phones as the callers: calls spread over the workers, a worker killed with SIGKILL costs the next
-callers only the failover time, a draining worker finishes its caller and gets no new ones, and stopping
-the cluster leaves no process behind. One cluster for the module: each worker loads the whole bot."""
+baresip phones as the callers: calls spread over the workers, a worker killed with SIGKILL costs its caller
+only the failover time and is started again (the agents' console, a process of its own, stays), a draining
+worker finishes its caller, gets no new ones and is replaced, and stopping the cluster leaves no process
+behind. One cluster for the module (each worker loads the whole bot); each test first waits for every worker
+to be up, so none depends on what another did."""
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -137,6 +140,7 @@ def test_a_failing_watcher_or_an_endless_line_never_stops_the_pipe_being_read(tm
 
 
 def test_calls_are_spread_over_the_workers_and_one_console_shows_every_workers_callers(cluster, phones, asks):
+    cluster.all_up()
     added = ivr_command("agents", "add", "watcher", "--skills", "en,billing", "--password-stdin", env=cluster.env,
                         input="hold the line please\n")
     assert added.returncode == 0, added.stderr
@@ -157,28 +161,46 @@ def test_calls_are_spread_over_the_workers_and_one_console_shows_every_workers_c
     assert all(record["channel"] == "sip" and record["outcome"] == "escalated" for record in found.values())
 
 
-def test_a_killed_worker_costs_the_next_callers_only_the_failover_time(cluster, phones):
-    os.kill(cluster.pid("worker-3"), signal.SIGKILL)
-    callers = [phones(f"after-kill-{index}") for index in range(3)]  # one of them is sent to the dead worker
-    for phone in callers:
+def test_a_killed_worker_costs_its_caller_the_failover_time_and_is_started_again(cluster, phones):
+    """worker-1 too: the agents' console is a process of its own and still answers."""
+    cluster.all_up()
+    callers = [phones(f"after-kill-{index}") for index in range(3)]  # round robin: one is sent to the dead worker
+    dead, port = cluster.workers["worker-1"]
+    printed = len(cluster.lines)
+    os.kill(dead, signal.SIGKILL)
+    for phone in callers:  # at once, before a probe can find the worker gone (each probe waits FAILOVER_S)
         phone.dial(cluster.uri)
+    for phone in callers:
         answered = phone.wait_for("CALL_ESTABLISHED", "CALL_CLOSED", timeout=FAILOVER_S + 10)
         assert answered["type"] == "CALL_ESTABLISHED", answered
+    failed_over = re.search(rf"worker down: sip:127\.0\.0\.1:{port} \(did not answer call (\S+);", cluster.proxy_log())
+    assert failed_over, "Kamailio sent no call to the dead worker: no failover was tried"
+    assert re.search(rf"call {re.escape(failed_over[1])} from after-kill-\d to worker \S+ instead", cluster.proxy_log())
+    for phone in callers:
         hang_up(phone)
-    cluster.printed(r"worker-3 stopped \(killed by SIGKILL\)", timeout=10)
-    cluster.printed(r"Kamailio finds worker-3 down", timeout=10)
+    assert AgentBrowser(cluster.console).http.get(cluster.console + "login").ok  # the console outlived worker-1
     found = records(cluster, *(f"after-kill-{index}" for index in range(3)))
-    assert {record["worker"] for record in found.values()} <= {"worker-1", "worker-2"}, found
+    assert {record["worker"] for record in found.values()} <= {"worker-2", "worker-3"}, found
+    cluster.printed(r"worker-1 stopped \(killed by SIGKILL\); Kamailio sends its callers to the others; "
+                    r"starting it again in 1 s", timeout=10, after=printed)
+    cluster.printed(r"Kamailio finds worker-1 up", timeout=300, after=printed)  # it loaded its bot again
+    assert cluster.pid("worker-1") != dead
+    again = [phones(f"after-restart-{index}") for index in range(3)]  # round robin: one each
+    for phone in again:
+        greeted(phone, cluster)
+        hang_up(phone)
+    found = records(cluster, *(f"after-restart-{index}" for index in range(3)))
+    assert "worker-1" in {record["worker"] for record in found.values()}, found
 
 
-def test_a_draining_worker_finishes_its_caller_and_gets_no_new_ones(cluster, phones):
+def test_a_draining_worker_finishes_its_caller_gets_no_new_ones_and_is_replaced(cluster, phones):
+    cluster.all_up()
     staying = phones("staying")
     staying.dial(cluster.uri)
     staying.wait_for("CALL_ESTABLISHED", timeout=20)
     draining = cluster.worker_of("staying")
-    other = ({"worker-1", "worker-2"} - {draining}).pop()
-    printed = len(cluster.lines)
-    os.kill(cluster.pid(draining), signal.SIGUSR1)
+    drained_pid, printed = cluster.pid(draining), len(cluster.lines)
+    os.kill(drained_pid, signal.SIGUSR1)
     cluster.printed(rf"{draining}: draining {draining}: no new calls, 1 to finish", timeout=20, after=printed)
     cluster.printed(rf"Kamailio finds {draining} down", timeout=20, after=printed)
     newcomers = [phones(f"newcomer-{index}") for index in range(2)]
@@ -188,15 +210,16 @@ def test_a_draining_worker_finishes_its_caller_and_gets_no_new_ones(cluster, pho
     staying.wait_for_the_bot_to_finish()  # the draining worker's caller still hears the bot
     hang_up(staying)
     cluster.printed(rf"{draining}: drained {draining}: no calls left, stopping", timeout=30, after=printed)
-    cluster.printed(rf"{draining} stopped \(exit status 0\)", timeout=30, after=printed)
+    cluster.printed(rf"{draining} stopped \(exit status 0\); starting a fresh one", timeout=30, after=printed)
+    replaced = cluster.printed(rf"ivr cluster: {draining} \(pid (\d+)\)", timeout=10, after=printed)
+    assert int(replaced[1]) != drained_pid
     found = records(cluster, "staying", "newcomer-0", "newcomer-1")
     assert found["staying"]["worker"] == draining
-    assert found["newcomer-0"]["worker"] == found["newcomer-1"]["worker"] == other, found
+    assert draining not in {found["newcomer-0"]["worker"], found["newcomer-1"]["worker"]}, found
 
 
 def test_stopping_the_cluster_leaves_no_process_behind(cluster):
-    started = [cluster.kamailio_pid, *(pid for pid, _ in cluster.workers.values())]
-    groups = set(started)  # each child leads a process group of its own (Kamailio forks a dozen)
+    groups = cluster.every_pid()  # each child leads a process group of its own (Kamailio forks a dozen)
     cluster.signal(signal.SIGTERM)
     assert cluster.exited(timeout=60) == 0
     cluster.printed("ivr cluster: stopped", timeout=5)

@@ -2,9 +2,10 @@
 
 Ready means what a caller needs: every worker has loaded its bot and answers on its SIP port, and
 Kamailio's dispatcher has seen each one answer a probe (its "worker up" log line, from the config's
-event route), the first worker's console listens. Then the cluster keeps running through a worker's
-death (Kamailio sends its callers to the others; that is the point) and stops on Ctrl-C or SIGTERM,
-or when Kamailio itself is gone.
+event route), and the agents' console listens (a process of its own: `ivr serve` with no phone line,
+no bot, so it outlives any worker). Then the cluster keeps running through a worker's death (Kamailio
+sends its callers to the others; that is the point), starts a stopped worker or console again
+(ivr/cluster/supervise.py), and stops on Ctrl-C or SIGTERM, or when Kamailio itself is gone.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Callable, Optional
 from ivr.cluster import kamailio
 from ivr.cluster.kamailio import Worker
 from ivr.cluster.processes import Child
+from ivr.cluster.supervise import Supervisor
 
 STOP_GRACE_S = 20.0  # a worker hangs up its calls and closes its stores; Kamailio ends its children
 PROXY_SAYS = re.compile(r"worker (up|down): sip:(\S+)")
@@ -69,14 +71,18 @@ def plan_workers(plan: Plan) -> list[Worker]:
             for index, port in enumerate(_free_udp_ports(host, plan.workers))]
 
 
-def worker_command(plan: Plan, worker: Worker, first: bool) -> list[str]:
-    """`ivr serve` for one worker; the first one also serves the agents' console where it was asked for."""
-    console = ["--host", plan.console_host, "--port", str(plan.console_port)] if first else \
-        ["--host", "127.0.0.1", "--port", "0"]
+def worker_command(plan: Plan, worker: Worker) -> list[str]:
+    """`ivr serve` for one worker. Its own console is on a loopback port nobody uses: the agents' console is
+    the console process. `--sip` tells a worker's command line from the console's."""
     return [sys.executable, "-m", "ivr.cli", "serve", "--sip", f"{worker.host}:{worker.sip_port}",
             "--worker", worker.name, "--rtp-ports", worker.rtp_ports, "--max-calls", str(plan.max_calls),
-            "--sip-trusted-proxy", worker.host, "--allow", f"{worker.host}/32", *console,
-            *(["--secure-cookies"] if first and plan.secure_cookies else [])]
+            "--sip-trusted-proxy", worker.host, "--allow", f"{worker.host}/32", "--host", "127.0.0.1", "--port", "0"]
+
+
+def console_command(plan: Plan) -> list[str]:
+    """The agents' console alone: `ivr serve` with no phone line loads no bot, and starts in a second or two."""
+    return [sys.executable, "-m", "ivr.cli", "serve", "--host", plan.console_host, "--port", str(plan.console_port),
+            *(["--secure-cookies"] if plan.secure_cookies else [])]
 
 
 async def run_cluster(plan: Plan, say: Callable[[str], None]) -> int:
@@ -89,28 +95,34 @@ async def run_cluster(plan: Plan, say: Callable[[str], None]) -> int:
     env = dict(os.environ, IVR_VAR=str(plan.var_dir))
     proxy = Child("kamailio", kamailio.command(program, plan.config, runtime, plan.host, plan.port),
                   logs / "kamailio.log", env, watched="stderr")
-    serving = [Child(worker.name, worker_command(plan, worker, index == 0), logs / f"{worker.name}.log", env)
-               for index, worker in enumerate(workers)]
+    console = Child("console", console_command(plan), logs / "console.log", env)
+    serving = [Child(worker.name, worker_command(plan, worker), logs / f"{worker.name}.log", env)
+               for worker in workers]
+    where = {worker.name: f"on {worker.uri}, RTP {worker.rtp_ports}, " for worker in workers}
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     watch = Watch(workers, say)
+
+    async def start(child: Child) -> None:
+        await child.start(watch.heard)
+        say(f"ivr cluster: {child.name} (pid {child.pid}) {where.get(child.name, '')}log {child.log_path}")
+
     try:
         await proxy.start(watch.heard)
         say(f"ivr cluster: Kamailio (pid {proxy.pid}) on udp:{plan.host}:{plan.port}, log {proxy.log_path}")
-        for child, worker in zip(serving, workers):
-            await child.start(watch.heard)
-            say(f"ivr cluster: {worker.name} (pid {child.pid}) on {worker.uri}, RTP {worker.rtp_ports}, "
-                f"log {child.log_path}")
-        if not await _until_ready(watch, proxy, serving, stopping, say):
+        for child in [console, *serving]:
+            await start(child)
+        if not await _until_ready(watch, proxy, [console, *serving], stopping, say):
             return 0 if stopping.is_set() else 1
         say(f"ivr cluster: ready — SIP on {plan.host}:{plan.port}, {plan.workers} workers, "
             f"console on {watch.state.console}")
-        return await _until_stopped(watch, proxy, serving, stopping, say)
+        watch.supervisor = Supervisor([console, *serving], start, say)
+        return await _until_stopped(watch.supervisor, proxy, stopping, say)
     finally:
         say("ivr cluster: stopping")
-        await asyncio.gather(*(child.stop(STOP_GRACE_S) for child in [*serving, proxy]))
+        await asyncio.gather(*(child.stop(STOP_GRACE_S) for child in [*serving, console, proxy]))
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         shutil.rmtree(runtime, ignore_errors=True)
@@ -122,6 +134,7 @@ class Watch:
 
     def __init__(self, workers: list[Worker], say: Callable[[str], None]):
         self.state, self.say, self.live = Readiness(workers), say, False
+        self.supervisor: Optional[Supervisor] = None  # once ready: told when a restarted child serves again
         self._by_uri = {worker.uri.removeprefix("sip:"): worker.name for worker in workers}
 
     def heard(self, child: Child, line: str) -> None:
@@ -133,9 +146,13 @@ class Watch:
                 if self.live:
                     self.say(f"ivr cluster: Kamailio finds {name} {said[1]}")
             return
+        serving = line.startswith("SIP line:") or (child.name == "console" and line.startswith("agents' console:"))
+        if serving and self.supervisor:
+            self.supervisor.up(child.name)
+            self.say(f"ivr cluster: {child.name} is serving again ({line})")
         if line.startswith("SIP line:"):
             self.state.answering.add(child.name)
-        elif console := re.match(r"agents' console: (\S+)", line):
+        elif child.name == "console" and (console := re.match(r"agents' console: (\S+)", line)):
             self.state.console = self.state.console or console[1]
         elif self.live and line.startswith("ivr serve:"):
             self.say(f"ivr cluster: {child.name}: {line.removeprefix('ivr serve: ')}")  # draining, drained
@@ -155,17 +172,12 @@ async def _until_ready(watch: Watch, proxy: Child, serving: list[Child], stoppin
     return True
 
 
-async def _until_stopped(watch: Watch, proxy: Child, serving: list[Child], stopping: asyncio.Event, say) -> int:
-    told: set[str] = set()
+async def _until_stopped(supervisor: Supervisor, proxy: Child, stopping: asyncio.Event, say) -> int:
     while not stopping.is_set():
         if not proxy.running:
             say(f"ivr cluster: Kamailio stopped ({proxy.describe_exit()}): {proxy.tail()}; no call can come in")
             return 1
-        for child in serving:
-            if not child.running and child.name not in told:
-                told.add(child.name)
-                say(f"ivr cluster: {child.name} stopped ({child.describe_exit()}); Kamailio sends its callers "
-                    f"to the others")
+        await supervisor.look()
         try:
             await asyncio.wait_for(stopping.wait(), 0.5)
         except asyncio.TimeoutError:
