@@ -55,8 +55,9 @@ def test_a_sipp_caller_asks_for_the_balance_in_our_pcap_and_keys_the_account_num
     assert call.invited <= call.answered <= call.ended
     records = wait_until(lambda: records_of(worker.var_dir, "pcap-1"), timeout=20)
     assert records, "the worker kept no record of the SIPp call"
-    turns = records[0]["turns"]
-    assert [t["kind"] for t in turns] == ["speech", "dtmf"], turns
+    # What the caller said and keyed, in order (a no-input reprompt the bot may give first is not the pcaps')
+    turns = [t for t in records[0]["turns"] if t["kind"] != "no_input"]
+    assert [t["kind"] for t in turns] == ["speech", "dtmf"], records[0]["turns"]
     assert turns[0]["intent"] == "check_balance", turns[0]
     assert "account number" in " ".join(turns[0]["bot"])
     assert turns[1]["heard"] == "48151623"  # the keys arrived as keys, each once

@@ -21,48 +21,59 @@ from typing import Any, Optional
 from ivr.tools.bench_cluster import GREETING_S, Bench, balance_caller
 from ivr.tools.sipp import CallLog, Caller, Pause
 
-HOLD_S = 30.0  # the callers on hold stay this long after asking for an agent (no agent is on duty)
+HOLD_S = 30.0  # the callers on hold stay this long after the load has all arrived (no agent is on duty)
 NEW_CALLS, NEW_RATE = 15, 1.0  # the new calls arriving around the kill: one a second
 NEW_CALL_S = 2.0  # each is answered, hears the start of the greeting and hangs up
-KILL_AFTER_S = 5.0  # into the new calls and the load
+KILL_AFTER_S = 5.0  # into the new calls; by then every call of the load has been up for 2 s
 PROMPT_S = 1.0  # a call answered within this of its INVITE was answered at once
 QUEUED_WAIT_S = 90.0
 
 
 def failover(bench: Bench, load: int) -> dict[str, Any]:
+    """Callers on hold, `load` balance callers and new calls; one worker SIGKILLed; what each noticed."""
     from ivr.queue import queue_url
-    from ivr.queue.store import LEASE_S, QueueStore
-    from ivr.queue.leases import RENEW_S
+    from ivr.queue.store import QueueStore
 
     queue = QueueStore(queue_url(bench.settings, bench.cluster.env))
     workers = bench.cluster.workers()
     if len(workers) < 2:
         return {"skipped": f"{len(workers)} worker: nobody to fail over to"}
-    holding, arriving = f"b{bench.run_id}hold", f"b{bench.run_id}new"
-    hold = Caller("on hold", (Pause(GREETING_S), bench.sounds.agent, Pause(HOLD_S)), holding)
-    callers_on_hold = max(len(workers), min(load, 2 * len(workers)))
-    holders = bench.sipp(hold, callers_on_hold, rate=min(callers_on_hold, bench.rate)).start()
-    queued = _until(lambda: len(_waiting(queue, bench, holding)) >= callers_on_hold, QUEUED_WAIT_S)
+    on_hold = max(len(workers), min(load, 2 * len(workers)))
+    arriving = load / min(load, bench.rate)  # seconds until every call of the load has been placed
+    holders, queued = _put_on_hold(bench, queue, on_hold, arriving + HOLD_S)
     talking = bench.sipp(balance_caller(bench.sounds, f"b{bench.run_id}load"), load, min(load, bench.rate)).start()
-    new = bench.sipp(Caller("new call", (Pause(NEW_CALL_S),), arriving), NEW_CALLS, NEW_RATE).start()
-    time.sleep(KILL_AFTER_S)  # the load's calls are up, and the worker to be killed holds some of them
-    victim = workers[0]
-    name = _worker_name(victim)
-    os.kill(victim, signal.SIGKILL)
+    time.sleep(max(0.0, arriving + 2 - KILL_AFTER_S))
+    new = bench.sipp(Caller("new call", (Pause(NEW_CALL_S),), f"b{bench.run_id}new"), NEW_CALLS, NEW_RATE).start()
+    time.sleep(KILL_AFTER_S)  # the whole load is up (each call lasts 25 s), the worker to be killed holds half
+    name = _worker_name(workers[0])
+    os.kill(workers[0], signal.SIGKILL)
     killed_at = time.time()
-    new_run = new.wait(timeout=NEW_CALLS / NEW_RATE + 60)
-    load_run = talking.wait(timeout=load / min(load, bench.rate) + 120)
-    hold_run = holders.wait(timeout=GREETING_S + HOLD_S + 120)
-    # The dead worker's callers leave the line when their lease runs out and a living worker sweeps.
-    _until(lambda: not _waiting(queue, bench, holding), killed_at + LEASE_S + 3 * RENEW_S + 30 - time.time())
-    entries = [e for e in queue.entries(bench.began) if _of(e, holding)]
-    every_call = [call for run in (new_run, load_run, hold_run) for call in run.calls.values()]
-    return {"worker": name, "pid": victim, "workers": len(workers), "talking": load, "on_hold": callers_on_hold,
-            "new_calls": _new_calls(new_run.calls.values(), killed_at),
+    runs = [new.wait(timeout=NEW_CALLS / NEW_RATE + 60), talking.wait(timeout=arriving + 120),
+            holders.wait(timeout=GREETING_S + arriving + HOLD_S + 120)]
+    every_call = [call for run in runs for call in run.calls.values()]
+    return {"worker": name, "pid": workers[0], "workers": len(workers), "talking": load, "on_hold": on_hold,
+            "new_calls": _new_calls(runs[0].calls.values(), killed_at),
             "up_at_kill": sum(_up_at(c, killed_at) for c in every_call),
             "cut_off": sum(_up_at(c, killed_at) and c.ended is None for c in every_call),
-            "failed": new_run.failed + load_run.failed + hold_run.failed,
-            "queue": _queue_outcome(entries, killed_at, queued)}
+            "failed": sum(run.failed for run in runs),
+            "queue": _queue_outcome(_after_the_sweep(queue, bench, killed_at), killed_at, queued)}
+
+
+def _put_on_hold(bench: Bench, queue, callers: int, seconds: float):
+    """`callers` ask for a person and wait on hold `seconds` (no agent is on duty); their SIPp, and
+    whether all of them were in the queue within QUEUED_WAIT_S."""
+    hold = Caller("on hold", (Pause(GREETING_S), bench.sounds.agent, Pause(seconds)), f"b{bench.run_id}hold")
+    holders = bench.sipp(hold, callers, rate=min(callers, bench.rate)).start()
+    return holders, _until(lambda: len(_waiting(queue, bench)) >= callers, QUEUED_WAIT_S)
+
+
+def _after_the_sweep(queue, bench: Bench, killed_at: float) -> list:
+    """The callers on hold once none waits any more, or once a lease has had time to run out and be swept."""
+    from ivr.queue.leases import RENEW_S
+    from ivr.queue.store import LEASE_S
+
+    _until(lambda: not _waiting(queue, bench), killed_at + LEASE_S + 3 * RENEW_S + 30 - time.time())
+    return [e for e in queue.entries(bench.began) if _on_hold_here(e, bench)]
 
 
 def _until(check, seconds: float) -> bool:
@@ -75,14 +86,15 @@ def _until(check, seconds: float) -> bool:
     return True
 
 
-def _of(entry, prefix: str) -> bool:
-    return (entry.escalation.caller_number or "").startswith(prefix + "-")
+def _on_hold_here(entry, bench: Bench) -> bool:
+    """A queue entry of this run's callers on hold (by the caller number SIPp gave)."""
+    return (entry.escalation.caller_number or "").startswith(f"b{bench.run_id}hold-")
 
 
-def _waiting(queue, bench: Bench, prefix: str) -> list:
+def _waiting(queue, bench: Bench) -> list:
     from ivr.queue.model import WAITING
 
-    return [e for e in queue.entries(bench.began) if _of(e, prefix) and e.state == WAITING]
+    return [e for e in queue.entries(bench.began) if _on_hold_here(e, bench) and e.state == WAITING]
 
 
 def _worker_name(pid: int) -> str:
