@@ -5,10 +5,13 @@ speculatively when the caller pauses and keeps that result if only silence follo
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
+import os
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional
@@ -18,6 +21,7 @@ import numpy as np
 from ivr.asr.base import RecognitionError
 from ivr.asr.hints import whisper_prompt
 from ivr.asr.numbers import numeric, spoken_digits, without_runaway, words
+from ivr.asr.pool import DecodePool
 from ivr.audio.pcm import WIDEBAND_RATE, resample, rms_dbfs
 from ivr.events import AudioChunk, Expectation, Transcript
 
@@ -34,6 +38,8 @@ POOR_LOGPROB = -1.0
 # A digits-only decode of words ("agent", "goodbye") scored at most 0.52 on the benchmark's voices;
 # digit strings of the wrong length at 0.55 or more were never right in the free decode either.
 SURE_OF_DIGITS = 0.6
+CORES = os.cpu_count() or 1
+DECODERS = 1  # decodes at once, sharing the cores between them (see `ivr bench calls`)
 
 
 def bundled_model() -> Path:
@@ -68,11 +74,12 @@ def verify(model_dir: Path, expected: str = BUNDLED_SHA256) -> None:
 
 
 @lru_cache(maxsize=None)
-def _shared_model(folder: Path):
+def _shared_model(folder: Path, decoders: int):
     from faster_whisper import WhisperModel
 
     try:
-        return WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=2)
+        return WhisperModel(str(folder), device="cpu", compute_type="int8", num_workers=decoders,
+                            cpu_threads=max(1, CORES // decoders))
     except (RuntimeError, ValueError, OSError) as exc:
         raise RecognitionError(f"{folder}: faster-whisper could not load this model ({exc})") from exc
 
@@ -131,16 +138,27 @@ class WhisperRecognizer:
             raise RecognitionError(f"--whisper-model {path}: no model.bin there; give a CTranslate2 Whisper folder")
         self.name = "whisper tiny.en" if bundled else f"whisper ({path})"
         self.folder = path
-        self._model = _shared_model(path)
-        _all_but_digits(self._model)  # ~0.1 s once, at load rather than in a caller's first digit turn
-        # One decode at a time: two would only share the same 2 cores and both finish late.
-        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="whisper")
+        self._model = _shared_model(path, DECODERS)
+        self._digits_only = _all_but_digits(self._model)  # ~0.1 s: once, not in every digit turn
+        self.pool = DecodePool(DECODERS, "whisper")
+        self._own = threading.local()
+
+    def _model_here(self):
+        """This decoder thread's view of the one model: faster-whisper keeps the window length on its
+        feature extractor, so two decodes at once with different windows each need their own."""
+        model = getattr(self._own, "model", None)
+        if model is None:
+            from faster_whisper.feature_extractor import FeatureExtractor
+
+            model = self._own.model = copy.copy(self._model)
+            model.feature_extractor = FeatureExtractor(**self._model.feat_kwargs)
+        return model
 
     def utterance(self, rate: int, expects: Expectation) -> "WhisperUtterance":
         return WhisperUtterance(self, rate, expects)
 
-    def submit(self, audio: AudioChunk, expects: Expectation) -> Future:
-        return self._decoder.submit(self.decode, audio, expects)
+    def submit(self, audio: AudioChunk, expects: Expectation, final: bool = True) -> Future:
+        return self.pool.submit(self.decode, audio, expects, final=final)
 
     def decode(self, audio: AudioChunk, expects: Expectation) -> Transcript:
         if audio.seconds < 0.1 or _loudest(audio) < SILENCE_DBFS:
@@ -166,8 +184,8 @@ class WhisperRecognizer:
         "nine oh" as "I know", drops digits into words ("I made 3") and loops ("9 4 1 4 9 4 1 4 ...")."""
         options = window(seconds, expects)
         if digits_only:
-            options.update(suppress_tokens=_all_but_digits(self._model), max_new_tokens=expects.length + 2)
-        segments, _ = self._model.transcribe(
+            options.update(suppress_tokens=self._digits_only, max_new_tokens=expects.length + 2)
+        segments, _ = self._model_here().transcribe(
             samples, language="en", beam_size=1, temperature=0.0, without_timestamps=True,
             condition_on_previous_text=False, vad_filter=False, initial_prompt=whisper_prompt(expects),
             **options)
@@ -189,16 +207,25 @@ class WhisperUtterance:
         self._audio = bytearray()
         self._speculated_at = 0
         self._speculation: Optional[Future] = None
+        self._speculations: list[Future] = []  # every one started, to count what became of them
 
     def feed(self, chunk: AudioChunk) -> None:
         self._audio += resample(chunk, self._rate).pcm
         return None
 
     def speculate(self) -> None:
+        pool = self._recognizer.pool
         if self._speculation is not None:
             self._speculation.cancel()  # a guess from an earlier pause that has not started is moot
+        if pool.behind():
+            self._speculation = None  # other callers' finals come first; this one's final decodes it all
+            pool.count("speculations skipped")
+            return
         self._speculated_at = len(self._audio)
-        self._speculation = self._recognizer.submit(AudioChunk(bytes(self._audio), self._rate), self._expects)
+        self._speculation = self._recognizer.submit(AudioChunk(bytes(self._audio), self._rate), self._expects,
+                                                    final=False)
+        self._speculations.append(self._speculation)
+        pool.count("speculations started")
 
     def guess(self) -> Optional[Transcript]:
         speculation = self._speculation
@@ -207,11 +234,23 @@ class WhisperUtterance:
         return speculation.result() if self._only_silence_since_speculation() else None
 
     def finish(self) -> Transcript:
-        if self._speculation is not None and self._only_silence_since_speculation():
-            return self._speculation.result()
-        if self._speculation is not None:
-            self._speculation.cancel()
-        return self._recognizer.submit(AudioChunk(bytes(self._audio), self._rate), self._expects).result()
+        speculation = self._speculation
+        if speculation is not None and not self._only_silence_since_speculation():
+            speculation.cancel()  # more speech came: if it has not started, it never will
+            speculation = None
+        if speculation is None:
+            self._count(used=None)
+            return self._recognizer.submit(AudioChunk(bytes(self._audio), self._rate), self._expects).result()
+        self._recognizer.pool.promote(speculation)  # if it still waits, it now goes before other guesses
+        self._count(used=speculation)
+        return speculation.result()
+
+    def _count(self, used: Optional[Future]) -> None:
+        pool = self._recognizer.pool
+        pool.count("speculations used" if used is not None else "finals")
+        for speculation in self._speculations:
+            if speculation is not used:
+                pool.count("speculations cancelled" if speculation.cancelled() else "speculations wasted")
 
     def _only_silence_since_speculation(self) -> bool:
         after = AudioChunk(bytes(self._audio[self._speculated_at:]), self._rate)
