@@ -25,5 +25,9 @@ def test_the_calls_benchmark_reports_latency_underruns_and_cpu_per_step_as_json(
         figures = [step["latency"][k] for k in ("p50", "p95", "max")] + [step["cpu_seconds_per_call"],
                    step["wall_seconds"]] + list(step["underruns"].values()) + list(step["callers_own_loop_stalls"].values())
         assert all(isinstance(f, numbers.Real) and f >= 0 for f in figures), step
+        decodes = step["decodes"]  # each spoken turn ends in a final decode or a speculation kept
+        assert decodes.get("finals", 0) + decodes.get("speculations used", 0) >= step["latency"]["n"], decodes
+        assert decodes.get("speculations started", 0) >= sum(decodes.get(f"speculations {k}", 0)
+                                                              for k in ("used", "wasted", "cancelled")), decodes
     most = report["most_callers_within_target"]
     assert most is None or most in (1, 2)

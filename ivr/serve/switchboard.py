@@ -13,12 +13,14 @@ this `worker`, so a supervisor can tell which process answered whom.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Optional
 
 from ivr.transports.base import Transport
 
 log = logging.getLogger(__name__)
+DECODES = "decodes so far:"
 
 
 class Switchboard:
@@ -73,6 +75,9 @@ class Switchboard:
 
     def _ended(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
+        pool = getattr(getattr(self.bot, "recognizer", None), "pool", None)
+        if pool is not None:  # where decoding time went, for `ivr -v serve` and `ivr bench calls`
+            log.info("%s %s", DECODES, json.dumps(pool.snapshot(), sort_keys=True))
         if not self._calls:
             self._empty.set()
 

@@ -9,7 +9,9 @@ when there are more scenarios than callers), and the step reports:
   includes the endpoint silence;
 - audio underruns: gaps over 40 ms between the bot's 20 ms frames while a reply plays, split into
   gaps inside one chunk of audio (pacing) and gaps between chunks (speech not ready in time);
-- CPU seconds per call of the server (its process and its children, from /proc).
+- CPU seconds per call of the server (its process and its children, from /proc);
+- the recognizer's decodes: finals, and speculations (decodes at a pause) started, used, wasted
+  (more speech came), cancelled before they ran, and skipped because the decoders were behind.
 The server runs in its own process so the callers' work is not counted as the server's; how late
 the callers' own event loop woke is reported too, as it would show up as the server's gaps.
 """
@@ -32,6 +34,7 @@ from ivr.audio.pcm import FRAME_SECONDS, phone_channel
 from ivr.config import Settings
 from ivr.errors import UserError
 from ivr.events import Dtmf
+from ivr.serve.switchboard import DECODES
 from ivr.tools.bench import percentiles
 from ivr.tools.stream_caller import TURN_TIMEOUT, StreamCaller
 
@@ -151,6 +154,11 @@ class Server:
         self._log.close()
         Path(self._log.name).unlink(missing_ok=True)
 
+    def decodes(self) -> dict[str, int]:
+        """The recognizer's decode counts so far, from the last call's end in its log (`ivr -v serve`)."""
+        said = [line for line in self.log_text().splitlines() if DECODES in line]
+        return json.loads(said[-1].split(DECODES, 1)[1]) if said else {}
+
     def cpu_seconds(self) -> float:
         """User and system time of the server and every process under it (the action server)."""
         return sum(_cpu_of(pid) for pid in _tree(self.process.pid))
@@ -213,12 +221,13 @@ async def _step(server: Server, found: list[Script], callers: int) -> dict[str, 
     lines = [[found[(k + r * callers) % len(found)] for r in range(rounds)] for k in range(callers)]
     stalls: list[float] = []
     watch = asyncio.create_task(_loop_stalls(stalls))
-    cpu, began = server.cpu_seconds(), time.monotonic()
+    cpu, began, decodes = server.cpu_seconds(), time.monotonic(), server.decodes()
     async with aiohttp.ClientSession() as session:
         runs = [r for line in await asyncio.gather(*(_line(session, server.urls["ws"], line, k * STAGGER_SECONDS)
                                                      for k, line in enumerate(lines))) for r in line]
     await asyncio.sleep(1.0)  # the server finishes the calls' records
     cpu = server.cpu_seconds() - cpu
+    decodes = {k: n - decodes.get(k, 0) for k, n in server.decodes().items()}
     watch.cancel()
     spoken = [t["latency"] for r in runs for t in r["turns"] if t["kind"] == "speech"]
     keyed = [t["latency"] for r in runs for t in r["turns"] if t["kind"] == "keypad"]
@@ -234,6 +243,7 @@ async def _step(server: Server, found: list[Script], callers: int) -> dict[str, 
                       "worst_gap": max((w["worst_gap"] for w in windows), default=0.0)},
         "cpu_seconds_per_call": round(cpu / len(runs), 2),
         "callers_own_loop_stalls": {"count": len(stalls), "worst": max(stalls, default=0.0)},
+        "decodes": decodes,
     }
 
 
@@ -256,6 +266,7 @@ def bench_calls(settings: Settings, paths: list[Path], most: int, as_json: bool,
     starts; each step's latency and CPU per call are also given as multiples of it."""
     found = scripts(paths)  # the callers' voices are rendered before the server loads
     server = Server(["--media-stream", "127.0.0.1:0", "--max-calls", str(most)])
+    server.command.insert(1, "-v")  # its decode counts are logged at INFO
     server.start()
     try:
         report = {"calibration": calibration, **asyncio.run(_bench(server, found, most))}
@@ -268,6 +279,11 @@ def bench_calls(settings: Settings, paths: list[Path], most: int, as_json: bool,
     else:
         _print(report)
     return 0
+
+
+def _decodes_line(counts: dict[str, int]) -> str:
+    said = ", ".join(f"{counts.get(f'speculations {k}', 0)} {k}" for k in ("used", "wasted", "cancelled", "skipped"))
+    return f"{counts.get('finals', 0)} finals; {counts.get('speculations started', 0)} speculations started ({said})"
 
 
 def _relative(step: dict[str, Any], calibration: Optional[dict]) -> Optional[dict[str, Optional[float]]]:
@@ -297,6 +313,7 @@ def _print(report: dict[str, Any]) -> None:
               f"{ms(latency, 'p95'):>8}{ms(latency, 'max'):>8}{ms(step['keypad_latency'], 'p95'):>10}"
               f"{gaps_['within_chunks']:>5} /{gaps_['between_chunks']:>3}{gaps_['worst_gap'] * 1000:>9.0f}"
               f"{gaps_['bot_audio_seconds']:>11.0f}{step['cpu_seconds_per_call']:>11.2f}{stalls['count']:>11}")
+        print(f"{'':>7}decodes: {_decodes_line(step['decodes'])}")
         for problem in step["problems"][:3]:
             print(f"        {problem}")
     held = report["most_callers_within_target"]
