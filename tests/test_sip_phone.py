@@ -2,7 +2,6 @@
 Whisper, pyttsx3, the queue and call records), speaks flite audio, keys digits, finds the line
 busy, is put through to an agent's phone (a second baresip), and the line outlives garbage."""
 import asyncio
-import json
 import os
 import random
 import socket
@@ -16,6 +15,7 @@ from ivr.audio.pcm import read_wav, write_wav
 from ivr.config import Settings
 from ivr.events import AudioChunk
 from tests.conftest import ivr_command, voiced_seconds
+from tests.eventually import last_call
 from tests.sip_baresip import Baresip, available, free_port
 from tests.sip_peer import RawPeer, garbage, valid_messages
 from tests.sip_server import Served
@@ -85,16 +85,8 @@ def phones(tmp_path):
         each.stop()
 
 
-def last_call(line, caller: str) -> dict:
-    """The newest call record, through `ivr calls last --json`, once it is this caller's."""
-    deadline = time.monotonic() + 30
-    while True:
-        shown = ivr_command("calls", "last", "--json", env={"IVR_VAR": str(line.var_dir)})
-        record = json.loads(shown.stdout) if shown.returncode == 0 and shown.stdout.strip() else {}
-        if record.get("caller_number") == caller:
-            return record
-        assert time.monotonic() < deadline, f"no call record from {caller}: {shown.stdout[-500:]} {shown.stderr[-500:]}"
-        time.sleep(1)
+def line_env(line) -> dict:
+    return {"IVR_VAR": str(line.var_dir)}
 
 
 def listening(phones, voice, user: str) -> Baresip:
@@ -136,7 +128,7 @@ def test_a_caller_is_understood_and_keys_their_account_number(line, voice, phone
     caller.hang_up()  # and thinks better of it
     caller.wait_for("CALL_CLOSED", timeout=10)
 
-    record = last_call(line, "balance-caller")
+    record = last_call(line_env(line), "balance-caller")
     turns = record["turns"]
     assert record["channel"] == "sip" and record["task"] == "balance" and record["outcome"] == "abandoned"
     assert turns[0]["intent"] == "check_balance", turns
@@ -161,7 +153,7 @@ def test_a_second_caller_finds_the_line_busy(line, voice, phones):
     assert refused["type"] == "CALL_CLOSED" and "486" in refused["param"], refused
     first.hang_up()
     first.wait_for("CALL_CLOSED", timeout=10)
-    last_call(line, "first-caller")  # the line is free again for the next test
+    last_call(line_env(line), "first-caller")  # the line is free again for the next test
 
 
 def test_a_caller_who_asks_for_a_person_is_put_through_to_the_agents_phone(line, voice, phones):
@@ -182,7 +174,7 @@ def test_a_caller_who_asks_for_a_person_is_put_through_to_the_agents_phone(line,
         queue.wrap_up(taken.id, "agent1", "resolved")  # one caller at a time: done with this one
 
     assert voiced_seconds(agent.heard().pcm, 8000) > 1.2  # the agent heard the caller
-    record = last_call(line, "transfer-caller")
+    record = last_call(line_env(line), "transfer-caller")
     assert record["turns"][0]["intent"] == "request_agent", record["turns"]
     assert (record["outcome"], record["queue_outcome"]) == ("escalated", "taken")
 
@@ -207,7 +199,7 @@ def test_a_caller_whose_agent_does_not_pick_up_goes_back_to_their_place_in_line(
         assert queue.agent("agent1").state == "offline"  # not at their phone: no more callers for them
         caller.hang_up()
         caller.wait_for("CALL_CLOSED", timeout=10)
-    record = last_call(line, "unlucky-caller")
+    record = last_call(line_env(line), "unlucky-caller")
     assert "could not be reached" in " ".join(record["turns"][0]["bot"])
     assert (record["outcome"], record["queue_outcome"]) == ("escalated", "abandoned")
 
@@ -245,7 +237,7 @@ def test_the_line_outlives_garbage_with_its_memory_and_still_takes_calls(line, v
 
     before, after = asyncio.run(flood())
     assert after - before < 5000, f"RSS grew {after - before} kB under garbage"
-    last_call(line, "garbage-peer")
+    last_call(line_env(line), "garbage-peer")
     greeting, _ = voice("listens", 6.0)
     caller = phones("after-garbage", greeting)
     caller.dial(line.uri)

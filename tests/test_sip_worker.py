@@ -4,7 +4,6 @@ bound (--rtp-ports), the worker named in every call record (--worker), and SIGUS
 current one finishes (a caller put through to an agent's phone included), then the process stops by itself,
 and a SIGUSR1 while the bot is still loading is kept, not the process's death."""
 import asyncio
-import json
 import os
 import re
 import signal
@@ -18,6 +17,7 @@ from ivr.audio.pcm import read_wav, write_wav
 from ivr.config import Settings
 from ivr.events import AudioChunk
 from tests.conftest import ivr_command, voiced_seconds
+from tests.eventually import call_record
 from tests.running import Running
 from tests.sip_baresip import Baresip, available, free_port
 from tests.sip_peer import RawPeer
@@ -48,16 +48,6 @@ def audio_port(answer) -> int:
     return int(re.search(rb"m=audio (\d+)", answer.body)[1])
 
 
-def record_of(worker, call_id: str) -> dict:
-    deadline = time.monotonic() + 30
-    while True:
-        shown = ivr_command("calls", "show", call_id, "--json", env={"IVR_VAR": str(worker.var)})
-        if shown.returncode == 0:
-            return json.loads(shown.stdout)
-        assert time.monotonic() < deadline, f"no record of {call_id}: {shown.stderr[-500:]}"
-        time.sleep(0.5)
-
-
 def test_the_worker_answers_probes_while_it_has_room_and_names_itself_in_each_record(worker):
     async def test():
         peer = await RawPeer(worker.address).open()
@@ -83,7 +73,7 @@ def test_the_worker_answers_probes_while_it_has_room_and_names_itself_in_each_re
             peer.close()
 
     call_id = asyncio.run(test())
-    assert record_of(worker, call_id)["worker"] == "desk-7"
+    assert call_record({"IVR_VAR": str(worker.var)}, call_id)["worker"] == "desk-7"
     shown = ivr_command("calls", "show", call_id, env={"IVR_VAR": str(worker.var)})
     assert "answered by worker desk-7" in shown.stdout.splitlines()[0], shown.stdout
     listed = ivr_command("calls", "list", env={"IVR_VAR": str(worker.var)})

@@ -3,7 +3,6 @@ served by worker B and bridged to the agent's baresip phone. Worker A learns of 
 LISTEN/NOTIFY (ivr.queue.notices); how soon the agent's phone rang after the take is printed."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -16,9 +15,10 @@ import pytest
 
 from ivr.audio.pcm import read_wav, write_wav
 from ivr.events import AudioChunk
-from ivr.queue import WAITING, QueueStore
+from ivr.queue import QueueStore
 from tests.conftest import ivr_command, voiced_seconds
 from tests.console_helpers import AgentBrowser
+from tests.eventually import last_call, waiting_caller
 from tests.sip_baresip import Baresip, available, free_port
 from tests.sip_server import ROOT, Served
 
@@ -104,28 +104,6 @@ def voice(tmp_path):
     return render
 
 
-def waiting_caller(queue, worker: Worker, deadline_s: float = 90.0):
-    """The caller the worker queued, once they are on hold."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        waiting = [entry for entry in queue.routable() if entry.state == WAITING]
-        if waiting:
-            return waiting[0]
-        assert time.monotonic() < deadline, f"the caller never joined the queue: {worker.said()[-3000:]}"
-        time.sleep(0.3)
-
-
-def call_record(env: dict, caller: str) -> dict:
-    deadline = time.monotonic() + 30
-    while True:
-        shown = ivr_command("calls", "last", "--json", env=env)
-        record = json.loads(shown.stdout) if shown.returncode == 0 and shown.stdout.strip() else {}
-        if record.get("caller_number") == caller:
-            return record
-        assert time.monotonic() < deadline, f"no call record from {caller}: {shown.stdout[-500:]} {shown.stderr[-500:]}"
-        time.sleep(1)
-
-
 def test_a_caller_queued_by_worker_a_is_taken_on_worker_bs_console_and_bridged_to_the_agents_phone(
         install, workers, voice, tmp_path):
     env, _, agent_port = install
@@ -139,7 +117,7 @@ def test_a_caller_queued_by_worker_a_is_taken_on_worker_bs_console_and_bridged_t
         caller.wait_for_the_bot_to_finish()  # the greeting
         caller.speak(voice("asks", "I want to talk to an agent", 90.0))
         with QueueStore(env["IVR_DATABASE_URL"]) as queue:
-            entry = waiting_caller(queue, worker_a)
+            entry = waiting_caller(queue, worker_a.said)
             desk = AgentBrowser(worker_b.console)  # the agent's console is served by the other worker
             assert desk.login("agent1", PASSWORD).ok
             assert desk.post("agent/state", state="available").ok
@@ -160,7 +138,7 @@ def test_a_caller_queued_by_worker_a_is_taken_on_worker_bs_console_and_bridged_t
         agent_phone.stop()
 
     assert voiced_seconds(agent_phone.heard().pcm, 8000) > 1.2  # the agent heard the caller, through worker A
-    record = call_record(env, "cross-worker-caller")
+    record = last_call(env, "cross-worker-caller")
     assert (record["worker"], record["queue_outcome"]) == (worker_a.name, "taken")
     print(f"\nthe agent's phone rang {rings_after:.1f} s after the take on worker B's console (worker A said "
           f"\"An agent is ready for you now. Connecting you.\" first)")
