@@ -5,13 +5,11 @@ worker finishes its caller, gets no new ones and is replaced, and stopping the c
 behind. One cluster for the module (each worker loads the whole bot); each test first waits for every worker
 to be up, so none depends on what another did."""
 import asyncio
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from ivr.cluster.run import Plan, plan_workers
 from tests import kamailio
 from tests.conftest import ivr_command
 from tests.console_helpers import AgentBrowser, wait_until
+from tests.eventually import records_of
 from tests.sip_baresip import Baresip, available
 
 pytestmark = pytest.mark.slow
@@ -86,19 +85,6 @@ def hang_up(phone: Baresip) -> None:
     phone.wait_for("CALL_CLOSED", timeout=10)
 
 
-def records(cluster, *callers: str) -> dict:
-    """The call records of these callers, by caller, from the one database every worker writes to."""
-    deadline = time.monotonic() + 30
-    while True:
-        listed = ivr_command("calls", "list", "--json", env=cluster.env)
-        assert listed.returncode == 0, listed.stderr
-        found = {record["caller_number"]: record for record in json.loads(listed.stdout)}
-        if set(callers) <= set(found):
-            return {caller: found[caller] for caller in callers}
-        assert time.monotonic() < deadline, f"no records of {set(callers) - set(found)}: {sorted(found)}"
-        time.sleep(0.5)
-
-
 def test_without_kamailio_the_cluster_says_how_to_install_it_and_starts_nothing(tmp_path):
     refused = ivr_command("cluster", "--kamailio", "/nowhere/kamailio", env={"IVR_VAR": str(tmp_path)})
     assert refused.returncode == 2
@@ -154,7 +140,7 @@ def test_calls_are_spread_over_the_workers_and_one_console_shows_every_workers_c
     assert queued, f"the console shows {agent.view()['queue']}"
     hang_up(first)
     hang_up(second)
-    found = records(cluster, "spread-1", "spread-2")
+    found = records_of(cluster.env, "spread-1", "spread-2")
     workers = {found["spread-1"]["worker"], found["spread-2"]["worker"]}
     assert len(workers) == 2 and workers <= set(cluster.workers), found
     assert {row["id"] for row in queued} == {record["queue_entry"] for record in found.values()}, (queued, found)
@@ -179,7 +165,7 @@ def test_a_killed_worker_costs_its_caller_the_failover_time_and_is_started_again
     for phone in callers:
         hang_up(phone)
     assert AgentBrowser(cluster.console).http.get(cluster.console + "login").ok  # the console outlived worker-1
-    found = records(cluster, *(f"after-kill-{index}" for index in range(3)))
+    found = records_of(cluster.env, *(f"after-kill-{index}" for index in range(3)))
     assert {record["worker"] for record in found.values()} <= {"worker-2", "worker-3"}, found
     cluster.printed(r"worker-1 stopped \(killed by SIGKILL\); Kamailio sends its callers to the others; "
                     r"starting it again in 1 s", timeout=10, after=printed)
@@ -189,7 +175,7 @@ def test_a_killed_worker_costs_its_caller_the_failover_time_and_is_started_again
     for phone in again:
         greeted(phone, cluster)
         hang_up(phone)
-    found = records(cluster, *(f"after-restart-{index}" for index in range(3)))
+    found = records_of(cluster.env, *(f"after-restart-{index}" for index in range(3)))
     assert "worker-1" in {record["worker"] for record in found.values()}, found
 
 
@@ -213,7 +199,7 @@ def test_a_draining_worker_finishes_its_caller_gets_no_new_ones_and_is_replaced(
     cluster.printed(rf"{draining} stopped \(exit status 0\); starting a fresh one", timeout=30, after=printed)
     replaced = cluster.printed(rf"ivr cluster: {draining} \(pid (\d+)\)", timeout=10, after=printed)
     assert int(replaced[1]) != drained_pid
-    found = records(cluster, "staying", "newcomer-0", "newcomer-1")
+    found = records_of(cluster.env, "staying", "newcomer-0", "newcomer-1")
     assert found["staying"]["worker"] == draining
     assert draining not in {found["newcomer-0"]["worker"], found["newcomer-1"]["worker"]}, found
 
