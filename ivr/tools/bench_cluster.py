@@ -119,10 +119,9 @@ class Cluster:
                 ready.set()
 
     def workers(self) -> list[int]:
-        """The process ids of its `ivr serve` workers."""
-        from ivr.tools.bench_calls import _tree
-
-        return [pid for pid in _tree(self.process.pid)[1:] if b"serve" in _cmdline(pid).split(b"\0")]
+        """The process ids of its workers: the `ivr serve --sip` processes under it (the agents' console
+        may be an `ivr serve` of its own, with no phone line)."""
+        return [pid for pid in _descendants(self.process.pid) if {b"serve", b"--sip"} <= set(_cmdline(pid).split(b"\0"))]
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -132,6 +131,21 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, 9)
                 self.process.wait()
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process under `root`, from each process's parent in /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # not a process, or gone meanwhile
+            continue
+    found, frontier = [], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
 
 
 def _cmdline(pid: int) -> bytes:
