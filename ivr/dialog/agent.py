@@ -86,8 +86,8 @@ class Dialog:
             loop.call_soon_threadsafe(loop.stop)
             raise
         dialog = cls(agent, loop, thread, settings, _prompt_texts(agent), actions, trackers)
-        imported = "Rasa imported without TensorFlow" if without_tensorflow else "Rasa imported"
-        dialog.loaded_in = {imported: imported_in, "model loaded": time.monotonic() - began - imported_in}
+        rasa_part = "Rasa imported without TensorFlow" if without_tensorflow else "Rasa imported"
+        dialog.loaded_in = {rasa_part: imported_in, "model loaded": time.monotonic() - began - imported_in}
         return dialog
 
     @property
