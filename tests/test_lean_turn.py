@@ -120,3 +120,17 @@ def test_a_model_with_a_component_that_may_run_tensorflow_gets_the_real_one(tmp_
     assert not uses_no_tensorflow(tmp_path / "diet.tar.gz")
     (tmp_path / "broken.tar.gz").write_bytes(b"not a model")
     assert not uses_no_tensorflow(tmp_path / "broken.tar.gz")  # the model's own check says what is wrong
+
+
+def test_a_long_running_worker_forgets_the_trackers_of_calls_long_gone_and_keeps_live_ones(bot, event_loop_for_bot):
+    """Every call's tracker (account numbers, addresses) stayed in memory until the worker restarted; now the
+    least recently saved go once more than `keep` calls were saved after them, and a call still talking stays."""
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from ivr.dialog.lean_rasa import CallTrackers
+
+    run, trackers = event_loop_for_bot.run_until_complete, CallTrackers(keep=3)
+    for call_id in ("live", "gone-1", "gone-2", "live", "new-1", "new-2"):  # "live" speaks again mid-way
+        run(trackers.save(DialogueStateTracker(call_id, [])))
+    assert set(trackers.store) == {"live", "new-1", "new-2"}
+    assert trackers.just_saved("gone-1") is None and trackers.just_saved("new-2").sender_id == "new-2"

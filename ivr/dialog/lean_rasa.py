@@ -19,17 +19,30 @@ def make_rasa_lean() -> None:
     find_event_types_once()
 
 
+# Trackers kept at most: a worker runs for weeks, and every call's tracker (its slots: account numbers,
+# addresses) would stay in memory until it restarts. The least recently saved go first; a live call saves on
+# every turn, so with at most a few dozen calls at once it is never the least recent of this many.
+KEEP_TRACKERS = 500
+
+
 class CallTrackers(InMemoryTrackerStore):
     """Rasa's in-memory tracker store, which also hands the dialog the tracker a turn has just saved:
-    reading that turn's slots then costs no second rebuild of the whole call from JSON."""
+    reading that turn's slots then costs no second rebuild of the whole call from JSON. It keeps the
+    `keep` most recently saved calls' trackers and forgets older ones."""
 
-    def __init__(self, domain: Optional[Domain] = None):
+    def __init__(self, domain: Optional[Domain] = None, keep: int = KEEP_TRACKERS):
         super().__init__(domain or Domain.empty())
         self._just_saved: dict[str, DialogueStateTracker] = {}
+        self._keep = keep
 
     async def save(self, tracker: DialogueStateTracker) -> None:
+        self.store.pop(tracker.sender_id, None)  # re-inserted last: dicts keep insertion order
         await super().save(tracker)
         self._just_saved[tracker.sender_id] = tracker
+        while len(self.store) > self._keep:
+            oldest = next(iter(self.store))
+            del self.store[oldest]
+            self._just_saved.pop(oldest, None)
 
     def just_saved(self, sender_id: str) -> Optional[DialogueStateTracker]:
         """The tracker of this call's turn that has just ended (once), or None."""
