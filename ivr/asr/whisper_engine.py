@@ -39,7 +39,7 @@ POOR_LOGPROB = -1.0
 # digit strings of the wrong length at 0.55 or more were never right in the free decode either.
 SURE_OF_DIGITS = 0.6
 CORES = os.cpu_count() or 1
-DECODERS = 1  # decodes at once, sharing the cores between them (see `ivr bench calls`)
+DECODERS = CORES  # decodes at once, a core each: 16 callers p95 1.24× one caller's, 1.68× with one decoder on both
 
 
 def bundled_model() -> Path:
