@@ -85,6 +85,8 @@ class Dialog:
             imported.cancel()
             loop.call_soon_threadsafe(loop.stop)
             raise
+        if actions is not None:
+            actions.warm()  # after the load, so it never delays it
         dialog = cls(agent, loop, thread, settings, _prompt_texts(agent), actions, trackers)
         rasa_part = "Rasa imported without TensorFlow" if without_tensorflow else "Rasa imported"
         dialog.loaded_in = {rasa_part: imported_in, "model loaded": time.monotonic() - began - imported_in}
