@@ -139,7 +139,7 @@ class WhisperRecognizer:
         self.name = "whisper tiny.en" if bundled else f"whisper ({path})"
         self.folder = path
         self._model = _shared_model(path, DECODERS)
-        self._digits_only = _all_but_digits(self._model)  # ~0.1 s: once, not in every digit turn
+        self._digits_only = _all_but_digits(self._model)  # 0.1-0.2 s of CPU: once, not in every digit decode
         self.pool = DecodePool(DECODERS, "whisper")
         self._own = threading.local()
 
