@@ -181,7 +181,7 @@ async def _on(loop: asyncio.AbstractEventLoop, coroutine):
 
 
 async def _import_rasa(model: Path) -> tuple[float, bool]:
-    """Rasa and what it imports; the seconds it took and whether TensorFlow was left out (ivr.dialog.tensorflow_free)."""
+    """Rasa and what it imports; the seconds it took and whether TensorFlow was left out (tensorflow_free)."""
     began = time.monotonic()
     without_tensorflow = tensorflow_free.uses_no_tensorflow(model) and tensorflow_free.stand_in()
     quiet_rasa()
