@@ -58,3 +58,15 @@ def waiting_caller(queue, said: Callable[[], str] = lambda: "", deadline_s: floa
             return waiting[0]
         assert time.monotonic() < deadline, f"the caller never joined the queue: {said()[-3000:]}"
         time.sleep(0.3)
+
+
+def once(read: Callable[[], object], done: Callable[[object], bool], deadline_s: float, what: str):
+    """What `read()` gives once `done` holds for it, read every 0.3 s until the deadline; else the test fails
+    saying `what` never happened, with the last reading."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        value = read()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen within {deadline_s:g} s: {value!r}"
+        time.sleep(0.3)

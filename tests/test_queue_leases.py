@@ -19,6 +19,7 @@ from ivr.storage import to_db
 from old_schemas import made_by_old_ivr
 from test_queue import at, caller, on_duty, url  # noqa: F401 - url: both databases
 from typed_caller import TerminalChat
+from tests.eventually import once
 
 
 def test_callers_of_a_dead_process_leave_the_line_and_a_known_number_is_called_back(url):  # noqa: F811
@@ -124,3 +125,33 @@ def test_a_queue_from_before_leases_keeps_its_callers_and_an_agent_keeps_one(url
         with queue._db.transaction(write=True) as conn:  # 'lost' is a state the database accepts now
             conn.execute(entries.update().where(entries.c.id == lost.id).values(state=LOST))
         assert queue.entry(lost.id).state == LOST
+
+
+def test_a_sibling_process_on_this_host_sweeps_a_killed_ones_callers_before_their_lease_runs_out(var_dir):
+    """Workers of one cluster share a host: when one is killed, a live sibling sees its process gone and takes
+    its callers out of the waiting line at its next renewal, while their leases still run."""
+    settings = Settings.from_env()
+    sibling, holder = TerminalChat(), TerminalChat("--caller-number", "+1 217 555 0142")
+    try:
+        sibling.until("How can I help")  # loaded, its start-up sweep done: what follows is its renewals' work
+        holder.until("How can I help")
+        holder.say("agent")
+        holder.until("in line")
+        with open_queue(settings) as queue:
+            held = [e for e in queue.routable() if e.escalation.caller_number == "+1 217 555 0142"
+                    and e.state == WAITING]
+        assert len(held) == 1
+        holder.process.send_signal(signal.SIGKILL)
+        holder.process.wait(10)
+        with open_queue(settings) as queue:
+            swept = once(lambda: queue.entry(held[0].id), lambda entry: entry.state != WAITING,
+                         LEASE_S + 30, "the killed process's caller leaving the waiting line")
+            with queue._db.engine.connect() as conn:  # noqa: SLF001 - the lease as stored, for the proof below
+                lease_until = conn.execute(text("SELECT lease_until FROM queue_entries WHERE id = :id"),
+                                           {"id": held[0].id}).scalar()
+    finally:
+        for chat in (sibling, holder):
+            if chat.process.poll() is None:
+                chat.kill()
+    assert (swept.state, swept.callback_number) == (CALLBACK, "+12175550142")
+    assert swept.lost_at.timestamp() < lease_until  # swept as a dead process's caller, not as an expired lease

@@ -53,7 +53,8 @@ def _running(pid: int) -> bool:
 
 class LeaseKeeper:
     """One per process that queues live callers: sweeps what its dead predecessors left, then every RENEW_S
-    keeps its own callers' leases and sweeps callers whose calls are gone anywhere."""
+    keeps its own callers' leases and sweeps callers whose calls are gone anywhere (a lease run out) or whose
+    process on this host is gone (at once)."""
 
     def __init__(self, queue: QueueStore):
         self.queue = queue
@@ -63,8 +64,7 @@ class LeaseKeeper:
     async def start(self) -> "LeaseKeeper":
         loop = asyncio.get_running_loop()
         try:
-            dead = await loop.run_in_executor(None, lambda: dead_here(self.queue.holders_waiting(), self.queue.holder))
-            await self._sweep(dead)
+            await self._sweep(await loop.run_in_executor(None, self._dead_siblings))
         except QueueError as error:
             log.error("queue: could not look for callers a crash left on hold (%s); their leases will run out", error)
         self._task = asyncio.create_task(self._keep(), name="queue-leases")
@@ -81,12 +81,17 @@ class LeaseKeeper:
             await asyncio.sleep(RENEW_S)
             try:
                 await loop.run_in_executor(None, self.queue.renew_leases)
-                await self._sweep()
+                # a sibling on this host that died (a cluster's worker killed) is seen now, not when its lease
+                # runs out 30-40 s later: its callers should not wait that long behind phantoms
+                await self._sweep(await loop.run_in_executor(None, self._dead_siblings))
                 self._failures = 0
             except QueueError as error:  # said once per outage, not every 10 s
                 self._failures += 1
                 if self._failures == 1:
                     log.error("queue: could not renew the leases of callers on hold (%s)", error)
+
+    def _dead_siblings(self) -> list[str]:
+        return dead_here(self.queue.holders_waiting(), self.queue.holder)
 
     async def _sweep(self, dead: Iterable[str] = ()) -> None:
         swept = await asyncio.get_running_loop().run_in_executor(None, self.queue.sweep_lost, list(dead))
