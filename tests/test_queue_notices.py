@@ -14,8 +14,9 @@ import pytest
 import sqlalchemy
 
 from call_harness import FRAME, Dialog, Line, Recognizer, run_call
-from conftest import ROOT, fresh_database
-from ivr.audio.pcm import read_wav
+from test_call_timeline import speech  # noqa: F401 - the fixture: a real flite "I want to talk to an agent"
+from test_queue import queue, url  # noqa: F401 - the fixtures: a fresh queue on each database
+from conftest import ROOT
 from ivr.call import Backstage
 from ivr.dialog.agent import DialogReply
 from ivr.dialog.settings import HoldSettings
@@ -39,17 +40,6 @@ with QueueStore(sys.argv[1]) as queue:
         queue.take(int(entry_id), agent)
         print(time.time(), flush=True)
 """
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    yield from fresh_database(request, tmp_path, "queue.db")
-
-
-@pytest.fixture
-def queue(url):
-    with QueueStore(url) as store:
-        yield store
 
 
 @pytest.fixture(autouse=True)
@@ -164,14 +154,6 @@ def cut_listener(url: str) -> int:
 
 # --- the hold on a virtual clock (tests/call_harness.py): a take in the middle of an announcement ---------------
 
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory):
-    """A real caller's "I want to talk to an agent" at 16 kHz (flite): the endpointer hears real audio."""
-    folder = tmp_path_factory.mktemp("asks")
-    subprocess.run(["flite", "-voice", "slt", "-t", "I want to talk to an agent", "-o", str(folder / "s.wav")],
-                   check=True)
-    subprocess.run(["sox", str(folder / "s.wav"), "-r", "16000", str(folder / "s16.wav")], check=True)
-    return read_wav(folder / "s16.wav")
 
 
 def test_a_caller_taken_during_an_announcement_hears_connecting_at_once(speech, tmp_path):
