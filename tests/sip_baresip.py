@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ivr.audio.pcm import read_wav
+from ivr.audio.pcm import read_wav, write_wav
 from ivr.events import AudioChunk
 from tests.sip_server import end_process
 
@@ -174,3 +174,21 @@ class Baresip:
         finally:
             end_process(self._process, wait=5)
             self._log.close()
+
+
+def phone_voice(folder: Path, name: str, *parts) -> tuple[Path, list[float]]:
+    """A caller's (or agent's) side of a call as an 8 kHz WAV for a phone's microphone: flite sentences and
+    seconds of silence, in order. Returns the file and when (in seconds) each part ends."""
+    pcm, ends = b"", []
+    for index, part in enumerate(parts):
+        if isinstance(part, str):
+            wide, narrow = folder / f"{name}-{index}.wav", folder / f"{name}-{index}-8k.wav"
+            subprocess.run(["flite", "-voice", "slt", "-t", part, "-o", str(wide)], check=True)
+            subprocess.run(["sox", str(wide), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True)
+            pcm += read_wav(narrow).pcm
+        else:
+            pcm += bytes(int(part * 8000) * 2)
+        ends.append(len(pcm) / 16000)
+    path = folder / f"{name}.wav"
+    write_wav(path, AudioChunk(pcm, 8000))
+    return path, ends

@@ -5,18 +5,15 @@ import asyncio
 import os
 import random
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from ivr.audio.pcm import read_wav, write_wav
 from ivr.config import Settings
-from ivr.events import AudioChunk
 from tests.conftest import ivr_command, voiced_seconds
 from tests.eventually import last_call
-from tests.sip_baresip import Baresip, available, free_port
+from tests.sip_baresip import Baresip, available, free_port, phone_voice
 from tests.sip_peer import RawPeer, garbage, valid_messages
 from tests.sip_server import Served
 
@@ -36,19 +33,7 @@ def voice(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sip-voices")
 
     def render(name: str, *parts) -> tuple[Path, list[float]]:
-        pcm, ends = b"", []
-        for index, part in enumerate(parts):
-            if isinstance(part, str):
-                spoken, narrow = folder / f"{name}-{index}.wav", folder / f"{name}-{index}-8k.wav"
-                subprocess.run(["flite", "-voice", "slt", "-t", part, "-o", str(spoken)], check=True)
-                subprocess.run(["sox", str(spoken), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True)
-                pcm += read_wav(narrow).pcm
-            else:
-                pcm += bytes(int(part * 8000) * 2)
-            ends.append(len(pcm) / 16000)
-        path = folder / f"{name}.wav"
-        write_wav(path, AudioChunk(pcm, 8000))
-        return path, ends
+        return phone_voice(folder, name, *parts)
 
     return render
 

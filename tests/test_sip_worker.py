@@ -7,19 +7,16 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from ivr.audio.pcm import read_wav, write_wav
 from ivr.config import Settings
-from ivr.events import AudioChunk
 from tests.conftest import ivr_command, voiced_seconds
 from tests.eventually import call_record
 from tests.running import Running
-from tests.sip_baresip import Baresip, available, free_port
+from tests.sip_baresip import Baresip, available, free_port, phone_voice
 from tests.sip_peer import RawPeer
 
 pytestmark = pytest.mark.slow
@@ -131,17 +128,7 @@ def test_a_drain_asked_while_the_bot_loads_is_kept_and_done_once_the_line_is_up(
 
 def spoken(folder: Path, name: str, *parts) -> Path:
     """flite sentences and seconds of silence, in order, as an 8 kHz WAV for a phone's microphone."""
-    pcm = b""
-    for index, part in enumerate(parts):
-        if isinstance(part, str):
-            wide, narrow = folder / f"{name}-{index}.wav", folder / f"{name}-{index}-8k.wav"
-            subprocess.run(["flite", "-voice", "slt", "-t", part, "-o", str(wide)], check=True)
-            subprocess.run(["sox", str(wide), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True)
-            pcm += read_wav(narrow).pcm
-        else:
-            pcm += bytes(int(part * 8000) * 2)
-    write_wav(folder / f"{name}.wav", AudioChunk(pcm, 8000))
-    return folder / f"{name}.wav"
+    return phone_voice(folder, name, *parts)[0]
 
 
 def test_draining_keeps_a_caller_talking_to_an_agent_until_they_hang_up(trained_model, tmp_path):

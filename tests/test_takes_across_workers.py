@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from ivr.audio.pcm import read_wav, write_wav
-from ivr.events import AudioChunk
 from ivr.queue import QueueStore
 from tests.conftest import ivr_command, voiced_seconds
 from tests.console_helpers import AgentBrowser
 from tests.eventually import last_call, waiting_caller
-from tests.sip_baresip import Baresip, available, free_port
+from tests.sip_baresip import Baresip, available, free_port, phone_voice
 from tests.sip_server import ROOT, Served
 
 pytestmark = pytest.mark.slow
@@ -89,17 +87,7 @@ def workers(install):
 def voice(tmp_path):
     """A caller's side of a call as an 8 kHz WAV: flite sentences and seconds of silence, in order."""
     def render(name: str, *parts) -> Path:
-        pcm = b""
-        for index, part in enumerate(parts):
-            if isinstance(part, str):
-                spoken, narrow = tmp_path / f"{name}-{index}.wav", tmp_path / f"{name}-{index}-8k.wav"
-                subprocess.run(["flite", "-voice", "slt", "-t", part, "-o", str(spoken)], check=True)
-                subprocess.run(["sox", str(spoken), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True)
-                pcm += read_wav(narrow).pcm
-            else:
-                pcm += bytes(int(part * 8000) * 2)
-        write_wav(tmp_path / f"{name}.wav", AudioChunk(pcm, 8000))
-        return tmp_path / f"{name}.wav"
+        return phone_voice(tmp_path, name, *parts)[0]
 
     return render
 
