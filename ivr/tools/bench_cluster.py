@@ -115,7 +115,7 @@ class Cluster:
 
     def _read(self, ready: threading.Event) -> None:
         for line in self.process.stdout:
-            if b"ready" in line:
+            if line.startswith(b"ivr cluster: ready"):  # not "stopped before the cluster was ready"
                 ready.set()
 
     def workers(self) -> list[int]:
