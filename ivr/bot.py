@@ -5,6 +5,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Optional
 
 from ivr.asr.models import load_recognizer
@@ -17,6 +18,7 @@ from ivr.dialog.settings import VoiceSettings, load_voice_settings
 from ivr.masking import Seal
 from ivr.queue import QueueError, open_queue
 from ivr.queue.leases import LeaseKeeper, this_process
+from ivr.queue.routing import CareRules
 from ivr.queue.notices import QueueNotices
 from ivr.records import RecordsError, open_records
 from ivr.transports.base import Transport
@@ -56,7 +58,8 @@ class Bot:
                    _timed(parts, "voice", loop.run_in_executor(None, cls._voice, voice_settings)
                           if speech else asyncio.sleep(0, NoVoice())),
                    _timed(parts, "queue and records", asyncio.gather(
-                       loop.run_in_executor(None, _open, _queue_for_calls, settings, "the agents' queue"),
+                       loop.run_in_executor(None, _open, partial(_queue_for_calls, voice=voice_settings), settings,
+                                           "the agents' queue"),
                        loop.run_in_executor(None, _open, open_records, settings, "call records")))]
         dialog, recognizer, voice, (queue, records) = await _all_or_none(loading)
         bot = cls(settings, voice_settings, recognizer, dialog, voice, 0.0)
@@ -121,10 +124,12 @@ async def _all_or_none(loading: list) -> list:
     raise failure
 
 
-def _queue_for_calls(settings: Settings):
+def _queue_for_calls(settings: Settings, voice: VoiceSettings):
     """Calls wait at most IN_CALL_WAIT_S for a busy queue database: then the caller is told, not left in silence.
-    The callers this process queues hold a lease it renews (ivr.queue.leases)."""
-    return open_queue(settings, wait_s=IN_CALL_WAIT_S, holder=this_process())
+    The callers this process queues hold a lease it renews (ivr.queue.leases). Upset in the queue is upset in
+    the dialog: the voice settings already read give the threshold, rather than reading voice.yml again."""
+    care = CareRules.from_env(upset_at=voice.frustration.threshold)
+    return open_queue(settings, wait_s=IN_CALL_WAIT_S, holder=this_process(), care=care)
 
 
 def _open(opener, settings: Settings, what: str):

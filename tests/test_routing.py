@@ -10,9 +10,10 @@ import sqlalchemy
 
 from conftest import fresh_database, ivr_command
 from ivr.config import Settings
+from ivr.dialog.settings import load_voice_settings
 from ivr.errors import UserError
 from ivr.events import Escalation
-from ivr.queue import AVAILABLE, BUSY, BadAgent, QueueStore, queue_url
+from ivr.queue import AVAILABLE, BUSY, BadAgent, QueueStore, open_queue, queue_url
 from ivr.queue.routing import CareRules
 from old_schemas import made_by_old_ivr
 
@@ -166,3 +167,32 @@ def test_the_queue_view_shows_the_same_care_rule_as_the_store(queue):
     on_duty(queue, "carol", "billing,en,deescalation")
     assert row()["missing_skills"] == ["deescalation"]
     assert queue.take_next("bob", now=at(1)) is None
+
+
+def test_upset_in_the_queue_is_the_dialogs_frustration_threshold(tmp_path):
+    """voice.yml's frustration threshold (0.7: where the bot acknowledges it and transfers) is where the queue
+    serves a caller first and keeps them for a de-escalation agent: a caller at 0.65 is not upset, one at 0.7 is."""
+    settings = Settings(var_dir=tmp_path / "var")
+    assert load_voice_settings(settings.dialogs_dir).frustration.threshold == 0.7
+    with open_queue(settings) as queue:
+        on_duty(queue, "bob", "en")
+        on_duty(queue, "carol", "en,deescalation")
+        impatient = queue.enqueue(Escalation(reason="caller_request", frustration=0.65), now=at(0))
+        upset = queue.enqueue(Escalation(reason="caller_request", frustration=0.7), now=at(1))
+        assert [entry.id for entry in queue.routable(now=at(2))] == [upset.id, impatient.id]  # upset served first
+        with pytest.raises(BadAgent, match="upset and is kept for a de-escalation agent"):
+            queue.take(upset.id, "bob", now=at(2))
+        assert queue.take_next("bob", now=at(2)).id == impatient.id  # not upset: anyone takes them
+        assert queue.take_next("carol", now=at(3)).id == upset.id
+
+
+def test_a_dialog_developer_who_moves_the_threshold_moves_the_queue_with_it(tmp_path):
+    dialogs = tmp_path / "dialogs"
+    dialogs.mkdir()
+    (dialogs / "voice.yml").write_text("frustration:\n  threshold: 0.5\n")
+    with open_queue(Settings(var_dir=tmp_path / "var", dialogs_dir=dialogs)) as queue:
+        on_duty(queue, "bob", "en")
+        on_duty(queue, "carol", "en,deescalation")
+        upset = queue.enqueue(Escalation(reason="caller_request", frustration=0.55), now=at(0))
+        assert queue.take_next("bob", now=at(1)) is None
+        assert queue.take_next("carol", now=at(1)).id == upset.id

@@ -10,6 +10,7 @@ import pytest
 from ivr.events import Escalation, TranscriptLine
 from ivr.queue import open_queue
 from ivr.queue.handoff import upset_warning
+from ivr.queue.routing import CareRules
 from ivr.storage import now as utc_now
 from tests.console_helpers import AgentBrowser, Serve, escalation, settings_for
 
@@ -22,15 +23,17 @@ CHARGED_TWICE = (TranscriptLine("bot", "How can I help you?"),
 
 
 def test_the_warning_says_what_upset_the_caller_in_plain_words():
+    upset_at = CareRules().upset_at
     upset = Escalation(reason="frustration", frustration=0.8, transcript=CHARGED_TWICE,
                        slots={"failed identification tries": "2"})
-    assert upset_warning(upset) == ('Caller is upset: said "You charged me twice this month, this is ridiculous", '
+    assert upset_warning(upset, upset_at) == ('Caller is upset: said "You charged me twice this month, this is ridiculous", '
                                     'asked for a person three times, failed identification twice')
     declined = Escalation(reason="payment_declined", frustration=0.7,
                           transcript=(TranscriptLine("caller", "(silence)"), TranscriptLine("caller", "(silence)")))
-    assert upset_warning(declined) == "Caller is upset: went silent twice, the card was declined"
-    assert upset_warning(Escalation(reason="frustration", frustration=0.9)) == "Caller is upset."
-    assert upset_warning(Escalation(reason="caller_request", frustration=0.5, transcript=CHARGED_TWICE)) is None
+    assert upset_warning(declined, upset_at) == "Caller is upset: went silent twice, the card was declined"
+    assert upset_warning(Escalation(reason="frustration", frustration=0.9), upset_at) == "Caller is upset."
+    assert upset_warning(Escalation(reason="caller_request", frustration=0.5, transcript=CHARGED_TWICE),
+                         upset_at) is None
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +96,9 @@ def test_the_screen_pop_opens_with_the_warning_line(console, store):
     assert pop.index('id="pop-warning"') < min(pop.index(f'id="{field}"') for field in ("pop-title", "pop-summary",
                                                                                         "pop-reason", "pop-account"))
     store.wrap_up(upset, "carol", "resolved")
-    calm = store.enqueue(escalation(frustration=0.1)).id
+    calm = store.enqueue(escalation(frustration=0.65)).id  # below voice.yml's frustration threshold (0.7)
     assert carol.post(f"queue/{calm}/take").ok
     assert carol.view()["holding"]["warning"] is None
+    assert carol.view()["holding"]["frustration_text"] == "impatient"
     assert "pop-warning" not in carol.http.get(console.url + "agent").text
     store.wrap_up(calm, "carol", "resolved")

@@ -38,7 +38,7 @@ async def _agent_view(request: web.Request) -> dict:
     at = view.now()
     rows = view.queue_rows(snapshot.entries, at, agent.skills, request.app[STORE].care, snapshot.agents)
     counts = view.agent_counts(snapshot.agents)
-    holding = await offload(view.screen_pop, held, at) if held else None
+    holding = await offload(view.screen_pop, held, at, request.app[STORE].care) if held else None
     return {"agent": view.agent_view(agent), "holding": holding,
             "queue": rows, "agents": counts, "summary": view.queue_summary(rows, counts),
             "event_id": snapshot.event_id, "flash": await take_flash(request), "csrf": csrf_token(session),

@@ -41,8 +41,8 @@ def reason_text(reason: str) -> str:
     return REASONS.get(reason, reason.replace("_", " "))
 
 
-def frustration_text(score: float) -> str:
-    if score >= routing.FRUSTRATED_AT:
+def frustration_text(score: float, care: routing.CareRules) -> str:
+    if care.upset(score):
         return "upset"
     return "impatient" if score >= 0.3 else "calm"
 
@@ -59,6 +59,7 @@ def _row(place: int, entry: QueueEntry, at: datetime, have: set, care: Optional[
          staff: Iterable[tuple[str, Iterable[str]]] = ()) -> dict:
     escalation = entry.escalation
     waited = seconds_between(entry.enqueued_at, at)
+    rules = care or routing.CareRules()
     kept = bool(care and care.kept_for_care(escalation.frustration, waited, routing.care_on_duty(entry.skills, staff)))
     needs = [*entry.skills, routing.DEESCALATION] if kept else list(entry.skills)
     return {
@@ -77,21 +78,22 @@ def _row(place: int, entry: QueueEntry, at: datetime, have: set, care: Optional[
         "summary": escalation.summary,
         "frustration": round(escalation.frustration, 2),
         "frustration_percent": round(escalation.frustration * 100),
-        "frustration_text": frustration_text(escalation.frustration),
+        "frustration_text": frustration_text(escalation.frustration, rules),
+        "upset_at": rules.upset_at,  # where the meter turns red: the dialog's frustration threshold
         "skills": needs,
         "missing_skills": [skill for skill in needs if skill not in have],
         "kept_for_care": kept,
     }
 
 
-def screen_pop(entry: QueueEntry, at: datetime) -> dict:
+def screen_pop(entry: QueueEntry, at: datetime, care: routing.CareRules) -> dict:
     """Everything about the caller an agent holds, so they never ask again; an upset caller's warning line first.
     Blocking the first time (the warning's sentiment lexicon loads): call it off the event loop."""
     escalation = entry.escalation
     waited = seconds_between(entry.enqueued_at, entry.taken_at or at)
     return {
-        "warning": upset_warning(escalation),
-        **_row(0, entry, at, set(entry.skills)),
+        "warning": upset_warning(escalation, care.upset_at),
+        **_row(0, entry, at, set(entry.skills), care),
         "waited_s": round(waited, 1),
         "waited": duration(waited),
         "task": escalation.task,

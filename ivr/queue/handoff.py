@@ -13,7 +13,6 @@ from typing import Any, Iterable, Optional
 
 from ivr.events import Escalation, TranscriptLine, Turn
 from ivr.masking import HIDDEN, is_sealed, mask_card_numbers
-from ivr.queue.routing import FRUSTRATED_AT
 
 REASONS = {
     "caller_request": "asked for a person",
@@ -102,10 +101,11 @@ _FAILURES = ("no_match", "auth_failed", "payment_failed", "payment_declined", "s
              "dialog_failure")
 
 
-def upset_warning(escalation: Escalation, upset_at: float = FRUSTRATED_AT) -> Optional[str]:
+def upset_warning(escalation: Escalation, upset_at: float) -> Optional[str]:
     """"Caller is upset: said "you charged me twice", asked for a person three times": the first line an agent
     reads about an upset caller, from what the call knows (their complaint in their words, how often they asked
-    for a person, how often they failed or went silent, what failed). None for a caller below `upset_at`."""
+    for a person, how often they failed or went silent, what failed). None for a caller below `upset_at` (the
+    queue's `CareRules.upset_at`: the dialog's frustration threshold)."""
     if escalation.frustration < upset_at:
         return None
     said = [line.text for line in escalation.transcript if line.speaker == "caller"]

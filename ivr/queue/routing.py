@@ -4,9 +4,10 @@ care for an upset caller.
 The store orders callers by priority plus ageing (one level per AGEING_SECONDS waited, so nobody
 waits forever behind higher priorities), then first come, first served.
 
-An upset caller (frustration at or above `CareRules.upset_at`) is offered first only to agents with the
-`deescalation` skill: for `deescalation_wait_s` after joining the queue, then to anyone, so care never
-turns into a long wait. When no de-escalation agent who could take them (their language, their topic) is on
+An upset caller (frustration at or above `CareRules.upset_at`: the dialog's frustration threshold in
+dialogs/voice.yml, where the bot acknowledges it and transfers, so the queue and the dialog never disagree) is
+served before calm ones and offered first only to agents with the `deescalation` skill: for
+`deescalation_wait_s` after joining the queue, then to anyone, so care never turns into a long wait. When no de-escalation agent who could take them (their language, their topic) is on
 duty, nobody is worth waiting for: anyone may take them at once.
 """
 from __future__ import annotations
@@ -15,13 +16,13 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
+from ivr.dialog.frustration import FrustrationSettings
 from ivr.errors import UserError
 from ivr.events import Escalation
 from ivr.queue.model import OFFLINE
 
 AGEING_SECONDS = 120.0
 NORMAL, HIGH, URGENT = 1, 2, 3
-FRUSTRATED_AT = 0.6  # a caller this upset is served before calm ones, and first offered to de-escalation agents
 DEESCALATION = "deescalation"  # the skill of agents trained to calm an upset caller
 DEESCALATION_WAIT_S = 30.0  # how long an upset caller is kept for them before anyone may take the caller
 WAIT_VARIABLE = "IVR_DEESCALATION_WAIT_S"
@@ -36,15 +37,17 @@ AGENT_SKILLS = TOPICS + (DEESCALATION,)  # what an agent may have besides langua
 @dataclass(frozen=True)
 class CareRules:
     """How an upset caller is routed: who counts as upset, and how long they wait for a de-escalation agent."""
-    upset_at: float = FRUSTRATED_AT
+    upset_at: float = FrustrationSettings.threshold  # the dialog's: open_queue gives voice.yml's
     deescalation_wait_s: float = DEESCALATION_WAIT_S
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "CareRules":
-        """IVR_DEESCALATION_WAIT_S (seconds, 0 turns the preference off), else the default."""
+    def from_env(cls, env: Mapping[str, str] = os.environ,
+                 upset_at: float = FrustrationSettings.threshold) -> "CareRules":
+        """Upset at `upset_at` (the dialog's frustration threshold); IVR_DEESCALATION_WAIT_S (seconds, 0 turns the
+        preference off), else the default wait."""
         given = env.get(WAIT_VARIABLE, "").strip()
         if not given:
-            return cls()
+            return cls(upset_at)
         try:
             wait = float(given)
         except ValueError:
@@ -52,7 +55,7 @@ class CareRules:
         if not 0 <= wait <= 3600:
             raise UserError(f"{WAIT_VARIABLE} is seconds from 0 to 3600 (how long an upset caller waits for a "
                             f"de-escalation agent), not {given!r}")
-        return cls(deescalation_wait_s=wait)
+        return cls(upset_at, wait)
 
     def upset(self, frustration: float) -> bool:
         return frustration >= self.upset_at
@@ -73,9 +76,10 @@ def care_on_duty(needs: Iterable[Optional[str]], staff: Iterable[tuple[str, Iter
     return any(state != OFFLINE and gives_care(skills) and needed <= set(skills) for state, skills in staff)
 
 
-def priority(escalation: Escalation) -> int:
+def priority(escalation: Escalation, care: CareRules = CareRules()) -> int:
+    """An upset caller (`care`) one level up: served before calm callers who came for the same reason."""
     level = HIGH if escalation.reason in _HIGH_REASONS or escalation.reason.startswith("payment") else NORMAL
-    if escalation.frustration >= FRUSTRATED_AT:
+    if care.upset(escalation.frustration):
         level += 1
     return min(level, URGENT)
 

@@ -65,7 +65,7 @@ class QueueStore(AgentDesk, DatabaseStore):
         language, topic = needed[0], (needed[1] if len(needed) > 1 else None)
         if len(needed) > 2 or (topic is not None and topic not in TOPICS):
             raise QueueError(f"a caller needs a language and at most one of {', '.join(TOPICS)}, not {needed}")
-        values = dict(state=WAITING, priority=priority(escalation), need_language=language, need_topic=topic,
+        values = dict(state=WAITING, priority=priority(escalation, self.care), need_language=language, need_topic=topic,
                       enqueued_at=to_db(moment), enqueued_epoch=moment.timestamp(), **_escalation_values(escalation))
         if self.holder:
             values.update(held_by=self.holder, lease_until=moment.timestamp() + LEASE_S)
