@@ -139,8 +139,10 @@ def test_a_callback_keeps_the_callers_place(queue):
     assert (called_back.id, called_back.callback_number, called_back.state) == (first.id, "+13125550100", TAKEN)
     with pytest.raises(AlreadyTaken):
         queue.request_callback(first.id, "+13125550100")
-    with pytest.raises(QueueError, match="3 to 20 digits"):
-        queue.request_callback(second.id, "call me maybe")
+    for not_callable in ("call me maybe", "555 0100", "1001"):  # words, no area code, an extension
+        with pytest.raises(QueueError, match="a callback number is a phone number we can call"):
+            queue.request_callback(second.id, not_callable)
+    assert (queue.entry(second.id).state, [entry.id for entry in queue.routable()]) == (WAITING, [second.id])
 
 
 def test_a_caller_who_hangs_up_is_abandoned_unless_already_taken(queue):
@@ -290,7 +292,7 @@ def test_every_change_is_one_event_in_order(queue):
         ("enqueued", entry.id, None, "no_match"), ("agent_added", None, "alice", "address,billing,en"),
         ("agent_state", None, "alice", AVAILABLE), ("taken", entry.id, "alice", ""),
         ("connected", entry.id, "alice", ""), ("wrapped_up", entry.id, "alice", "resolved"),
-        ("enqueued", second.id, None, "caller_request"), ("callback", second.id, None, "3125550100"),
+        ("enqueued", second.id, None, "caller_request"), ("callback", second.id, None, "+13125550100"),
         ("enqueued", third.id, None, "caller_request"), ("abandoned", third.id, None, "")]
     assert [e.id for e in events] == sorted(e.id for e in events) and events[-1].id == queue.last_event_id()
     assert events[3].at == at(60)

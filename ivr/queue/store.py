@@ -16,7 +16,6 @@ before a high one who arrived more than AGEING_SECONDS after them.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import fields
 from datetime import datetime
 from typing import Iterable, List, Optional, Sequence
@@ -25,6 +24,7 @@ from sqlalchemy import Float, and_, func, literal, or_, select
 from sqlalchemy.engine import Connection
 
 from ivr.events import Escalation, TranscriptLine
+from ivr.phones import callback_number
 from ivr.queue.agents import AgentDesk, agent_free, agent_row, care_on_duty, not_kept_for_care, put_state, staff
 from ivr.queue.model import (ABANDONED, AVAILABLE, BUSY, CALLBACK, DISPOSITIONS, LOST, OFFLINE, ROUTABLE, TAKEN,
                              WAITING, WRAPPED_UP, AlreadyTaken, BadAgent, Position, QueueEntry, QueueError, QueueEvent,
@@ -118,8 +118,11 @@ class QueueStore(AgentDesk, DatabaseStore):
         return Position(ahead=ahead, estimated_wait_s=max(0, ahead + 1 - free) * handle / max(on_duty, 1))
 
     def request_callback(self, entry_id: int, number: str, now: Optional[datetime] = None) -> QueueEntry:
-        """The caller leaves the line to be called back on `number`; they keep their place in the queue."""
-        number = _callback_number(number)
+        """The caller leaves the line to be called back on `number` (kept as E.164, ivr.phones: the hold's own rule);
+        they keep their place in the queue."""
+        given, number = number, callback_number(number if isinstance(number, str) else "")
+        if number is None:
+            raise QueueError(f"a callback number is a phone number we can call, e.g. +1 312 555 0100; not {given!r}")
         moment = now or utc_now()
         with self._transaction(write=True) as conn:
             row = _entry_row(conn, entry_id, lock=True)
@@ -171,7 +174,7 @@ class QueueStore(AgentDesk, DatabaseStore):
             gone = conn.execute(select(entries.c.id, entries.c.caller_number).where(and_(
                 entries.c.state == WAITING, entries.c.held_by.is_not(None), expired))).all()
             for entry_id, number in gone:
-                callback = _callback_number_or_none(number)
+                callback = callback_number(number) if number else None  # "anonymous", an extension: none
                 changes = (dict(state=CALLBACK, callback_number=callback) if callback
                            else dict(state=LOST, ended_at=to_db(moment)))
                 conn.execute(entries.update().where(entries.c.id == entry_id)
@@ -333,21 +336,6 @@ class QueueStore(AgentDesk, DatabaseStore):
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_EVENTS_LOCK})")
         conn.execute(events.insert().values(kind=kind, at=to_db(moment), entry_id=entry_id, agent=agent,
                                              detail=detail[:200]))
-
-
-def _callback_number_or_none(number: Optional[str]) -> Optional[str]:
-    try:
-        return _callback_number(number) if number else None
-    except QueueError:  # "sip:alice@host", "anonymous": no number to call back
-        return None
-
-
-def _callback_number(number: str) -> str:
-    number = number.strip() if isinstance(number, str) else ""
-    digits = re.sub(r"[\s().-]", "", number)
-    if not re.fullmatch(r"\+?[0-9]{3,20}", digits):
-        raise QueueError(f"a callback number is 3 to 20 digits, e.g. +1 312 555 0100; not {number!r}")
-    return digits
 
 
 def _routing_order(now: Optional[datetime]) -> Sequence:
