@@ -1,7 +1,7 @@
 """Phone numbers as the line gives them (a SIP From user, a keyed number): which ones are numbers at all.
 
-One place for the rule, used by the hold (a number we can call back) and the reports (a number that tells one
-caller from another). A line's "anonymous", "unknown" or an extension is no phone number, and must never join
+One place for the rule, used by the hold and the queue store (a number we can call back: the one a caller keys,
+or their line's when a call is lost) and the reports (a number that tells one caller from another). A line's "anonymous", "unknown" or an extension is no phone number, and must never join
 every caller who withheld theirs into one.
 """
 from __future__ import annotations
