@@ -8,9 +8,10 @@ speaks, so barge-in and no-input are heard whatever the dialog is doing.
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 from ivr.asr.numbers import complete_answer
 from ivr.audio.endpointer import Endpointer
@@ -18,6 +19,10 @@ from ivr.audio.recording import Recording
 from ivr.events import AudioChunk, Dtmf, NoInput, SpeechEnded, SpeechStarted, TrailingSilence
 from ivr.speaker import Speaker
 from ivr.transports.base import Hangup, Typed
+
+log = logging.getLogger(__name__)
+# Whether the dialog reads a finished sentence as a request it knows (ivr.call gives it the dialog's NLU).
+Understands = Callable[[str], Awaitable[bool]]
 
 
 @dataclass
@@ -33,8 +38,11 @@ class CallerTurn:
 class CallerInput:
     def __init__(self, endpointer: Endpointer, recognizer, speaker: Speaker, asr: Executor,
                  turns: "asyncio.Queue[CallerTurn]", recording: Optional[Recording] = None,
-                 scripted: Optional[list[str]] = None):
+                 scripted: Optional[list[str]] = None, understands: Optional[Understands] = None):
+        """`understands`: without it, free speech always waits the full trailing silence."""
         self.endpointer, self.recognizer, self.speaker = endpointer, recognizer, speaker
+        self._understands = understands
+        self._readings: dict[str, Optional[bool]] = {}  # this utterance's guesses as the dialog read them
         self.transport = speaker.transport
         self._asr, self._turns, self.recording = asr, turns, recording
         self._scripted = list(scripted or [])  # what a simulated caller says, for the record
@@ -90,14 +98,30 @@ class CallerInput:
                 self._speech_ended(self.endpointer.end_early(chunk.timestamp))
 
     def _answered(self) -> bool:
-        """A short pause after a complete answer to a digits, yes/no or amount question ends the turn: the
-        caller who said all eight digits is not kept waiting for the silence that ends free speech."""
+        """A short pause after a complete answer ends the turn: the caller who said all eight digits, a bare
+        yes, or a finished sentence the dialog reads as a request it knows ("What is my balance?") is not kept
+        waiting for the silence that ends free speech. The dialog's reading starts as soon as the guess is in,
+        so it is ready by the time the pause is long enough."""
         expects = self.speaker.asking.expects
         wait = dict(self.endpointer.timing.answered_ms).get(expects.kind)
-        if wait is None or self.endpointer.silence_ms < wait or self._ignoring:
+        if wait is None or self.endpointer.silence_ms == 0 or self._ignoring:
             return False
         guess = getattr(self._utterance, "guess", lambda: None)()
-        return guess is not None and complete_answer(guess.text, expects)
+        if guess is None or not complete_answer(guess.text, expects):
+            return False
+        if expects.kind == "free" and not self._understood(guess.text):
+            return False
+        return self.endpointer.silence_ms >= wait
+
+    def _understood(self, text: str) -> bool:
+        """True once the dialog has read `text` as a request it knows; until then (or without a dialog) False."""
+        if self._understands is None:
+            return False
+        if text not in self._readings:
+            self._readings[text] = None
+            reading = asyncio.ensure_future(self._understands(text))
+            reading.add_done_callback(lambda done: self._readings.__setitem__(text, _read(done)))
+        return bool(self._readings[text])
 
     def _speech_started(self) -> None:
         speaker = self.speaker
@@ -107,6 +131,7 @@ class CallerInput:
         if speaker.speaking:
             speaker.interrupt()
         self._utterance = self.recognizer.utterance(self.transport.rate, speaker.asking.expects)
+        self._readings = {}
         self._asr.submit(self._utterance.feed, self.endpointer.utterance_so_far())
 
     def _speech_ended(self, ended: SpeechEnded) -> None:
@@ -142,3 +167,14 @@ class CallerInput:
             self._turns.put_nowait(CallerTurn("dtmf", digits=keyed, said=text))
         else:
             self._turns.put_nowait(CallerTurn("typed" if text else "no_input", said=text))
+
+
+def _read(reading: "asyncio.Future[bool]") -> bool:
+    """The dialog's reading; one that failed is no reason to end the turn early (the full wait still ends it)."""
+    if reading.cancelled():
+        return False
+    if reading.exception() is not None:
+        log.warning("the dialog could not read a caller's sentence early (%s): the turn keeps its full wait",
+                    reading.exception())
+        return False
+    return bool(reading.result())

@@ -1,7 +1,7 @@
 """What recognizers write, normalised for what the prompt expects."""
 import pytest
 
-from ivr.asr.numbers import normalise
+from ivr.asr.numbers import complete_answer, normalise
 from ivr.events import FREE, Expectation
 
 DIGITS = Expectation("digits")
@@ -83,3 +83,17 @@ def test_amount_without_a_number_is_kept():
 
 def test_free_text_is_left_alone():
     assert normalise("  I want to pay my bill. ", FREE) == "I want to pay my bill."
+
+
+# What Whisper tiny.en wrote for flite and espeak callers over the phone, stopped mid-sentence or finished.
+@pytest.mark.parametrize("heard", ["I want to...", "I need to change my", "I'm calling about.", "Yes, so I.",
+                                   "I want to pay my bill,", "I was charged twice for.", "the thing is...",
+                                   "12 Oak Street", "I have a question about", ""])
+def test_free_speech_that_trails_off_or_leads_on_is_no_finished_sentence(heard):
+    assert not complete_answer(heard, FREE)
+
+
+@pytest.mark.parametrize("heard", ["What is my balance?", "Let me talk to an agent.", "Goodbye.", "help.",
+                                   "No, that's all, goodbye.", "I don't know that.", "Never mind. Never mind."])
+def test_a_finished_sentence_in_free_speech_is_complete(heard):
+    assert complete_answer(heard, FREE)

@@ -179,4 +179,23 @@ def complete_answer(text: str, expects: Expectation) -> bool:
         return bool(bare_yes_no(text))
     if expects.kind == "amount":
         return bool(re.search(r"\d", normalise(text, expects))) and bool(_AMOUNT_DONE.search(text.lower().strip(" .!?")))
+    if expects.kind == "free":
+        return sentence_ended(text)
     return False
+
+
+# A sentence that stops on one of these has more to come: "I want to ...", "I need help with my ...".
+CONTINUING = {"a", "an", "the", "my", "your", "our", "to", "and", "or", "but", "so", "because", "for", "of", "with",
+              "about", "at", "in", "on", "from", "into", "is", "are", "was", "i", "i'm", "it's", "um", "uh", "er",
+              "like", "if", "when", "than", "just"}
+
+
+def sentence_ended(text: str) -> bool:
+    """Free speech that reads as a finished sentence: Whisper closes one with . ? or ! and writes a caller who
+    trails off with "..." or a comma; a last word that leads on ("to", "my", "and") is never an end. Vosk writes
+    no punctuation, so with Vosk free speech always keeps its full wait."""
+    text = text.strip()
+    if not text or text[-1] not in ".?!" or text.endswith(".."):
+        return False
+    last = words(text)[-1:] or [""]
+    return last[0] not in CONTINUING

@@ -33,9 +33,12 @@ class Timing:
     # webrtcvad judges shape, not loudness: it calls faint hiss (or an echo canceller's residue)
     # speech. Nobody talking to a phone is this quiet.
     speech_floor_dbfs: float = -55.0
-    # A complete answer to a digits, yes/no or amount question ends the turn after this much silence instead
-    # of trailing_silence_ms (ivr.caller_input decides "complete", from the recognizer's guess at the pause).
-    answered_ms: tuple[tuple[str, int], ...] = (("digits", 200), ("yes_no", 200), ("amount", 250))
+    # A complete answer ends the turn after this much silence instead of trailing_silence_ms: all the digits
+    # asked for, a bare yes or no, an amount, or free speech that is a finished sentence the dialog reads as a
+    # request at answered_free_confidence or more (ivr.caller_input decides, from the recognizer's guess at the
+    # pause; the endpointer only ends the turn when told).
+    answered_ms: tuple[tuple[str, int], ...] = (("digits", 200), ("yes_no", 200), ("amount", 250), ("free", 350))
+    answered_free_confidence: float = 0.8
 
 
 class Endpointer:
