@@ -22,8 +22,10 @@ CHANNELS = {"wideband": WIDEBAND_RATE, "phone": PHONE_RATE}
 TURN_KEYS = {"say", "audio", "dtmf", "hold", "expect", "barge_in_at"}
 TURN_EXPECT_KEYS = {"intent", "bot_says", "stops_within_ms"}
 # reason: why the call was escalated; queue: how the caller left the agents' queue (taken, callback,
-# abandoned, waiting); summary: a regex on the one sentence the agent reads
-CALL_EXPECT_KEYS = {"outcome", "task", "reason", "queue", "summary"}
+# abandoned, waiting); summary: a regex on the one sentence the agent reads; junk: why the bot ended a call that
+# was no caller's need; csat: the satisfaction survey's score, or that it was skipped or never asked
+CALL_EXPECT_KEYS = {"outcome", "task", "reason", "queue", "summary", "junk", "csat"}
+CALL_EXPECT_VALUES = {"junk": ("dead_air", "prank", "None"), "csat": ("1", "2", "3", "4", "5", "skipped", "not_asked")}
 CALLER_KEYS = {"voice", "rate", "channel", "number"}
 
 
@@ -73,7 +75,8 @@ def find_scenarios(paths: list[Path]) -> list[Path]:
 
 def load_scenario(path: Path) -> Scenario:
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        data, lines = yaml.safe_load(text), _key_lines(yaml.compose(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -81,11 +84,12 @@ def load_scenario(path: Path) -> Scenario:
     if not isinstance(data, dict) or not isinstance(data.get("turns"), list) or not data["turns"]:
         raise ScenarioError(f"{path}: a scenario needs `name` and a non-empty list of `turns`")
     caller = data.get("caller") or {}
-    _only(path, "caller", caller, CALLER_KEYS)
+    _only(path, "caller", caller, CALLER_KEYS, lines, ("caller",))
     channel = caller.get("channel", "wideband")
     if channel not in CHANNELS:
         raise ScenarioError(f"{path}: caller channel {channel!r} is not one of {sorted(CHANNELS)}")
-    _only(path, "expect", data.get("expect") or {}, CALL_EXPECT_KEYS)
+    _only(path, "expect", data.get("expect") or {}, CALL_EXPECT_KEYS, lines, ("expect",))
+    _call_values(path, data.get("expect") or {}, lines)
     try:
         parse_voice(str(caller.get("voice", "espeak:en-us")))  # an unknown voice fails before any call
     except ValueError as exc:
@@ -93,15 +97,15 @@ def load_scenario(path: Path) -> Scenario:
     return Scenario(
         name=str(data.get("name") or path.stem), path=path,
         voice=str(caller.get("voice", "espeak:en-us")), rate=caller.get("rate"), channel=channel,
-        turns=[_turn(path, i, t) for i, t in enumerate(data["turns"], 1)], expect=data.get("expect") or {},
+        turns=[_turn(path, i, t, lines) for i, t in enumerate(data["turns"], 1)], expect=data.get("expect") or {},
         number=str(caller["number"]) if caller.get("number") else None)
 
 
-def _turn(path: Path, number: int, raw: Any) -> CallerTurn:
+def _turn(path: Path, number: int, raw: Any, lines: dict) -> CallerTurn:
     where = f"turn {number}"
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path}: {where} must be a mapping with say, audio or dtmf")
-    _only(path, where, raw, TURN_KEYS)
+    _only(path, where, raw, TURN_KEYS, lines, ("turns", number - 1))
     given = [k for k in ("say", "audio", "dtmf", "hold") if k in raw]
     if len(given) != 1:
         raise ScenarioError(f"{path}: {where} needs exactly one of say, audio, dtmf, hold (has {given or 'none'})")
@@ -110,7 +114,7 @@ def _turn(path: Path, number: int, raw: Any) -> CallerTurn:
         raise ScenarioError(f"{path}: {where} hold must be a number of seconds (up to 600) to stay on the line")
     if hold is not None and (raw.get("expect") or raw.get("barge_in_at") is not None):
         raise ScenarioError(f"{path}: {where} hold takes no expect or barge_in_at: the caller only waits")
-    _only(path, f"{where} expect", raw.get("expect") or {}, TURN_EXPECT_KEYS)
+    _only(path, f"{where} expect", raw.get("expect") or {}, TURN_EXPECT_KEYS, lines, ("turns", number - 1, "expect"))
     audio = (path.parent / raw["audio"]) if "audio" in raw else None
     if "dtmf" in raw and not re.fullmatch(r"[0-9*#A-D]+", str(raw["dtmf"])):
         raise ScenarioError(f"{path}: {where} dtmf {raw['dtmf']!r} may hold only 0-9, *, # and A-D")
@@ -126,12 +130,40 @@ def _turn(path: Path, number: int, raw: Any) -> CallerTurn:
                       barge_in_at=float(barge_in_at) if barge_in_at is not None else None)
 
 
-def _only(path: Path, where: str, mapping: Any, allowed: set[str]) -> None:
+def _only(path: Path, where: str, mapping: Any, allowed: set[str], lines: Optional[dict] = None,
+          at: tuple = ()) -> None:
+    """Only `allowed` keys; an unknown one is named with its line (`lines`: where each key sits, `at`: this
+    mapping's keys from the top), so the developer goes straight to the typo."""
     if not isinstance(mapping, dict):
         raise ScenarioError(f"{path}: {where} must be a mapping")
-    unknown = set(mapping) - allowed
+    unknown = sorted(set(map(str, mapping)) - allowed)
     if unknown:
-        raise ScenarioError(f"{path}: {where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        line = (lines or {}).get((*at, unknown[0]))
+        raise ScenarioError(f"{path}{f':{line}' if line else ''}: {where}: unknown key(s) {unknown}; "
+                            f"allowed: {sorted(allowed)}")
+
+
+def _call_values(path: Path, expect: dict, lines: dict) -> None:
+    """junk and csat name one of a few things: a misspelt one would only ever fail, so it is refused up front."""
+    for key, allowed in CALL_EXPECT_VALUES.items():
+        if key in expect and str(expect[key]) not in allowed:
+            raise ScenarioError(f"{path}:{lines.get(('expect', key), 0)}: expect: {key} {expect[key]!r} is not one "
+                                f"of {', '.join(allowed)}")
+
+
+def _key_lines(node: Any, at: tuple = ()) -> dict[tuple, int]:
+    """Where each key (and list item) of a YAML document sits: ("turns", 0, "expect") -> its line number."""
+    lines: dict[tuple, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        children = [(key.value, key, value) for key, value in node.value]
+    elif isinstance(node, yaml.SequenceNode):
+        children = [(index, item, item) for index, item in enumerate(node.value)]
+    else:
+        return lines
+    for name, where, value in children:
+        lines[(*at, name)] = where.start_mark.line + 1
+        lines.update(_key_lines(value, (*at, name)))
+    return lines
 
 
 def caller_items(scenario: Scenario) -> list[CallerItem]:
@@ -188,11 +220,12 @@ def judge(scenario: Scenario, result: CallResult, barge_ins: dict[int, BargeIn])
         if pattern and not re.search(pattern, " ".join(got.bot), re.IGNORECASE):
             failures.append(f"turn {number}: bot said {' '.join(got.bot)!r}, expected /{pattern}/ (heard {got.heard!r})")
     got_call = {"outcome": result.outcome, "task": result.task,
-                "reason": result.escalation.reason if result.escalation else None, "queue": result.queue_outcome}
+                "reason": result.escalation.reason if result.escalation else None, "queue": result.queue_outcome,
+                "junk": result.junk, "csat": survey_text(result.csat)}
     for key, got in got_call.items():
         want = scenario.expect.get(key)
         if want is not None and str(got) != str(want):
-            failures.append(f"call: {key} {got!r}, expected {want!r}")
+            failures.append(f"call: {key} {got!r}, expected {str(want)!r}")
     summary = result.escalation.summary if result.escalation else ""
     if scenario.expect.get("summary") and not re.search(scenario.expect["summary"], summary, re.IGNORECASE):
         failures.append(f"call: summary {summary!r}, expected /{scenario.expect['summary']}/")
@@ -201,12 +234,21 @@ def judge(scenario: Scenario, result: CallResult, barge_ins: dict[int, BargeIn])
         "outcome": result.outcome, "task": result.task, "reason": got_call["reason"], "failures": failures,
         "queue": result.queue_outcome, "queue_entry": result.queue_entry, "summary": summary or None,
         "frustration": result.escalation.frustration if result.escalation else None,
+        "junk": result.junk, "csat": result.csat,
         "barge_ins": [{"turn": b.item + 1, "stopped_after_ms": None if b.stopped_after is None
                        else round(b.stopped_after * 1000)} for b in barge_ins.values()],
         "turns": [{"said": t.said, "heard": t.heard, "intent": t.intent, "confidence": t.confidence,
                    "frustration": t.frustration, "bot": " ".join(t.bot), "latency": {k: round(v, 4) for k, v in t.latency.items()}}
                   for t in result.turns],
     }
+
+
+def survey_text(csat: Optional[dict[str, Any]]) -> str:
+    """The survey as a scenario expects it: the score the caller gave, "skipped" when asked but not answered,
+    "not_asked"."""
+    if not csat or not csat.get("asked"):
+        return "not_asked"
+    return "skipped" if csat.get("score") is None else str(csat["score"])
 
 
 def _barge_in_failure(number: int, turn: CallerTurn, barge_in: Optional[BargeIn]) -> Optional[str]:
