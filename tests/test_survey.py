@@ -2,17 +2,19 @@
 and stored with the call (`ivr calls show --json`); asked of the configured share of calls, never after
 an escalation or a junk call. The shipped dialogs ask no one (share 0); these calls run on a copy with
 share 1, so every drawn call is asked. Callers are espeak, flite and festival voices."""
+import asyncio
+import contextvars
 import json
 import os
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, ivr_command
+from conftest import ivr_command
 from ivr.actions.survey import drawn_for_survey
 from ivr.tools.simulate import load_scenario, run_scenario
+from survey_dialogs import surveying_dialogs
 from typed_caller import typed_call
 
 SCENARIOS = Path(__file__).parent / "survey_scenarios"
@@ -25,12 +27,7 @@ def surveying_bot(bot, event_loop_for_bot, tmp_path_factory):
     from ivr.dialog.agent import Dialog
     from ivr.dialog.settings import load_voice_settings
 
-    dialogs = tmp_path_factory.mktemp("surveying") / "dialogs"
-    shutil.copytree(ROOT / "dialogs", dialogs)
-    voice = dialogs / "voice.yml"
-    asking = voice.read_text().replace("survey:\n  share: 0.0", "survey:\n  share: 1.0")
-    assert asking != voice.read_text()
-    voice.write_text(asking)
+    dialogs = surveying_dialogs(tmp_path_factory.mktemp("surveying"))
     settings = load_voice_settings(dialogs)
     before = os.environ.get("IVR_DIALOGS")
     os.environ["IVR_DIALOGS"] = str(dialogs)  # the in-process actions take their settings from the environment
@@ -97,3 +94,72 @@ def test_the_share_asked_is_the_configured_one_and_each_call_draws_the_same_way_
     assert 0.22 <= len(asked) / len(calls) <= 0.28
     assert asked == [c for c in calls if drawn_for_survey(c, 0.25)]
     assert not any(drawn_for_survey(c, 0.0) for c in calls) and all(drawn_for_survey(c, 1.0) for c in calls)
+
+
+def test_a_caller_back_from_their_agent_is_asked_about_the_agent_and_keys_a_score(surveying_bot, event_loop_for_bot):
+    """What the call sends when the agent hung up first ("/agent_done"), on an escalated conversation."""
+    dialog, run = surveying_bot.dialog, event_loop_for_bot.run_until_complete
+    run(dialog.start("back-from-agent"))
+    assert run(dialog.respond("back-from-agent", "I want to speak to an agent")).escalation.reason == "caller_request"
+    back = run(dialog.respond("back-from-agent", "/agent_done"))
+    assert [prompt.name for prompt in back.prompts] == ["utter_ask_satisfaction_agent"]
+    assert back.prompts[0].text.startswith("Thank you for talking with our agent. On a scale of 1 to 5")
+    assert (back.prompts[0].expects.kind, back.prompts[0].expects.length) == ("digits", 1)
+    assert back.escalation is None and not back.ended and back.survey_asked  # no second hand-over: the survey
+    scored = run(dialog.respond("back-from-agent", "4"))
+    assert (scored.satisfaction, scored.ended) == (4, True) and "Thank you for your answer" in scored.prompts[0].text
+
+
+def test_the_shipped_dialogs_say_goodbye_to_a_caller_back_from_their_agent(bot, event_loop_for_bot):
+    dialog, run = bot.dialog, event_loop_for_bot.run_until_complete  # share 0: this call was not drawn
+    run(dialog.start("not-drawn"))
+    run(dialog.respond("not-drawn", "I want to speak to an agent"))
+    back = run(dialog.respond("not-drawn", "/agent_done"))
+    assert [prompt.name for prompt in back.prompts] == ["utter_goodbye"] and back.ended and not back.survey_asked
+
+
+@pytest.mark.parametrize("slots, asked", [
+    ({"escalation_reason": "caller_request"}, True),
+    ({"escalation_reason": "caller_request", "junk": "prank"}, False),  # never after a junk call
+    ({"escalation_reason": "caller_request", "survey_asked": True}, False),  # asked once a call at most
+    ({}, False),  # nobody was handed to an agent
+], ids=["escalated", "junk", "already asked", "not escalated"])
+def test_the_survey_after_an_agent_only_for_an_escalated_call_not_yet_asked_and_no_junk(tmp_path, slots, asked):
+    from rasa_sdk import Tracker
+    from rasa_sdk.executor import CollectingDispatcher
+
+    from ivr.actions.stores import Backing, serving
+    from ivr.actions.survey import AfterAgent
+    from ivr.config import Settings
+
+    dialogs = surveying_dialogs(tmp_path)
+    tracker = Tracker("sip-drawn", slots, {}, [], False, None, {}, "action_listen")
+    dispatcher = CollectingDispatcher()
+
+    def after_agent() -> list:  # in a context of its own: the actions' settings, as the dialog gives them
+        serving(Backing(Settings.from_env(dict(os.environ, IVR_DIALOGS=str(dialogs), IVR_VAR=str(tmp_path / "var")))))
+        return asyncio.run(AfterAgent().run(dispatcher, tracker, {}))
+
+    events = contextvars.copy_context().run(after_agent)
+    assert {"event": "slot", "name": "escalation_reason", "value": None, "timestamp": None} in events
+    assert any(event.get("name") == "survey_form" for event in events) == asked
+    assert [message["response"] for message in dispatcher.messages] == ([] if asked else ["utter_goodbye"])
+
+
+@pytest.mark.parametrize("setting, value, words", [
+    ("share", "most", "survey.share must be a number from 0 (never ask) to 1"),
+    ("after_agent", "sometimes", "survey.after_agent must be true (also ask after an agent's call) or false"),
+])
+def test_a_bad_survey_setting_names_the_file_and_line(tmp_path, setting, value, words):
+    from ivr.dialog.settings import DialogError, load_voice_settings
+
+    dialogs = surveying_dialogs(tmp_path)
+    voice = dialogs / "voice.yml"
+    lines = voice.read_text().splitlines()
+    section = lines.index("survey:")
+    at = next(n for n in range(section, len(lines)) if lines[n].startswith(f"  {setting}:"))
+    lines[at] = f"  {setting}: {value}"
+    voice.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DialogError) as refused:
+        load_voice_settings(dialogs)
+    assert f"{voice}:{at + 1}: {words}" in str(refused.value)

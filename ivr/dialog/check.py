@@ -9,8 +9,10 @@ from pathlib import Path
 from ivr.dialog.settings import DialogError, line_of, load_yaml, problems_in
 from ivr.dialog.structure import structure_problems
 
-# Sent by the call loop ("/no_input", "/frustrated", "/dead_air"), never typed or spoken: no NLU examples by design.
-BY_DESIGN = re.compile(r"'(no_input|frustrated|dead_air)'.*(not found in the NLU training data|no examples)", re.S)
+# Sent by the call loop ("/no_input", "/frustrated", "/dead_air", "/agent_done"), never typed or spoken: no NLU
+# examples by design.
+BY_DESIGN = re.compile(r"'(no_input|frustrated|dead_air|agent_done)'.*(not found in the NLU training data|no examples)",
+                       re.S)
 # Rasa's findings that ivr.dialog.structure reports itself, at the step's own file and line.
 REPORTED_BY_US = re.compile(r"is used in the stories, but is not a valid utterance action|is used in the '.*' block, "
                             r"but it is not listed in the domain file|is listed in the domain file, but is not found "

@@ -1,6 +1,7 @@
 """dialogs/voice.yml: what each prompt expects, endpointing timings and the bot's voice."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -24,7 +25,7 @@ HOLD_TEXTS = {"announcement", "callback_offer", "ask_number", "callback_confirme
               "agent_unreachable", "queue_unavailable"}
 HOLD_KEYS = {"announce_every_s", "callback_words", "callback_key", *HOLD_TEXTS}
 JUNK_KEYS = {"voice_level_dbfs", "silent_reprompts", "prank_turns", "prank_min_confidence"}
-SURVEY_KEYS = {"share"}
+SURVEY_KEYS = {"share", "after_agent"}
 TOP_KEYS = {"prompts", "endpointing", "tts", "hints", "frustration", "hold", "junk_calls", "survey"}
 DEFAULT_HINT_INTENTS = ("pay_bill", "check_balance", "change_address", "request_agent", "goodbye")
 
@@ -87,10 +88,21 @@ class JunkSettings:
     prank_min_confidence: float = 0.45
 
 
+def drawn_for_survey(call_id: str, share: float) -> bool:
+    """The same call id always draws the same way (a test or a replay knows); share 1 draws every call."""
+    point = int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big") / 2 ** 64
+    return point < share
+
+
 @dataclass(frozen=True)
 class SurveySettings:
-    """The satisfaction question after a completed self-service task (dialogs/voice.yml `survey:`)."""
+    """The satisfaction question after a completed self-service task or an agent's call (voice.yml `survey:`)."""
     share: float = 0.0  # of such calls, the share asked: 0 never, 1 every one (drawn from the call id)
+    after_agent: bool = False  # a drawn caller whose agent hangs up first is given back to the bot and asked
+
+    def after_agent_for(self, call_id: str) -> bool:
+        """Whether this call, once put through to an agent's phone, comes back to the bot for the survey."""
+        return self.after_agent and drawn_for_survey(call_id, self.share)
 
 
 @dataclass(frozen=True)
@@ -228,6 +240,10 @@ def _survey_problems(section: Any) -> list[tuple[int, str]]:
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
         found.append((line_of(section, "share"), f"survey.share must be a number from 0 (never ask) to 1 (ask "
                                                  f"every caller), not {share!r}"))
+    after_agent = section.get("after_agent", False)
+    if not isinstance(after_agent, bool):
+        found.append((line_of(section, "after_agent"), f"survey.after_agent must be true (also ask after an agent's "
+                                                       f"call) or false, not {after_agent!r}"))
     return found
 
 
@@ -283,7 +299,11 @@ def load_voice_settings(dialogs_dir: Path) -> VoiceSettings:
                          str(tts.get("voice", "en-us")), int(tts.get("rate", 165)), phrases,
                          _frustration(data.get("frustration") or {}), _hold(data.get("hold") or {}),
                          JunkSettings(**dict(data.get("junk_calls") or {})),
-                         SurveySettings(float((data.get("survey") or {}).get("share", 0.0))))
+                         _survey(data.get("survey") or {}))
+
+
+def _survey(section: dict) -> SurveySettings:
+    return SurveySettings(float(section.get("share", 0.0)), bool(section.get("after_agent", False)))
 
 
 def _frustration(section: dict) -> FrustrationSettings:

@@ -8,8 +8,9 @@ from typing import Any, Iterator
 
 from ivr.dialog.settings import line_of
 
-# Sent by the call itself ("/no_input", "/frustrated", "/dead_air"), never said: no examples by design.
-SENT_BY_THE_CALL = {"no_input", "frustrated", "dead_air"}
+# Sent by the call itself ("/no_input", "/frustrated", "/dead_air", "/agent_done"), never said: no examples by
+# design.
+SENT_BY_THE_CALL = {"no_input", "frustrated", "dead_air", "agent_done"}
 RASA_INTENTS = {"nlu_fallback", "session_start", "restart", "back", "out_of_scope"}
 RASA_ACTIONS = {"action_listen", "action_restart", "action_session_start", "action_default_fallback",
                 "action_deactivate_loop", "action_revert_fallback_events", "action_default_ask_affirmation",
