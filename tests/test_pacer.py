@@ -5,7 +5,7 @@ import asyncio
 import heapq
 import itertools
 
-from ivr.transports.pacer import FALLEN_BEHIND, MAX_QUEUED_SECONDS, Pacer
+from ivr.transports.pacer import FALLEN_BEHIND, MAX_QUEUED_SECONDS, TICKS, Pacer
 
 RATE = 8000
 FRAME = 320  # 20 ms of 16-bit audio at 8 kHz
@@ -127,6 +127,22 @@ def test_a_hiccup_is_caught_up_and_a_stall_starts_the_clock_again_without_a_burs
         for expected in (9, 10, 11):
             await clock.advance(TICK)
             assert len(peer.frames) == expected
+        await pacer.stop()
+    run(test)
+
+
+def test_how_late_each_tick_came_is_counted_for_the_benchmark():
+    """`ivr bench calls` reads this from the server's log: a tick over 20 ms late is a gap the caller hears."""
+    async def test(clock, peer):
+        pacer = Pacer(RATE, peer.send, clock=clock)
+        pacer.queue(audio(10.0))
+        await settle()
+        before = TICKS.snapshot()
+        await clock.advance(TICK)
+        await clock.advance(0.1)  # a hiccup: the first owed frame 80 ms late, the others caught up
+        await clock.advance(FALLEN_BEHIND + 0.5)  # a stall: counted too, though the clock starts again
+        counted = {ms: n - before.get(ms, 0) for ms, n in TICKS.snapshot().items() if n > before.get(ms, 0)}
+        assert counted == {"0": 2, "20": 1, "40": 1, "60": 1, "80": 1, "680": 1}
         await pacer.stop()
     run(test)
 

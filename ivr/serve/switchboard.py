@@ -18,9 +18,11 @@ import logging
 from typing import Optional
 
 from ivr.transports.base import Transport
+from ivr.transports.pacer import TICKS
 
 log = logging.getLogger(__name__)
 DECODES = "decodes so far:"
+PACING = "pacer ticks late so far (ms: ticks):"
 
 
 class Switchboard:
@@ -78,6 +80,7 @@ class Switchboard:
         pool = getattr(getattr(self.bot, "recognizer", None), "pool", None)
         if pool is not None:  # where decoding time went, for `ivr -v serve` and `ivr bench calls`
             log.info("%s %s", DECODES, json.dumps(pool.snapshot(), sort_keys=True))
+        log.info("%s %s", PACING, json.dumps(TICKS.snapshot()))  # whether the bot's own loop was late
         if not self._calls:
             self._empty.set()
 

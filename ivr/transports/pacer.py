@@ -23,12 +23,14 @@ One behaviour for every line:
 - A send that fails (the peer is gone) stops the pacer.
 
 The clock is the event loop's (`LoopClock`); a test passes its own to drive ticks deterministically.
+How late each tick came, over every line of the process, is kept in `TICKS` (a tick over 20 ms late
+is a gap the caller hears): `ivr bench calls` reads it from the server's log.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from typing import Awaitable, Callable, Optional, Protocol
 
 from ivr.audio.pcm import FRAME_SECONDS, frame_bytes
@@ -38,6 +40,22 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED_SECONDS = 120.0  # bot audio waiting to be sent, at most
 FALLEN_BEHIND = 0.2  # a tick this late starts the clock again rather than send a burst
+
+
+class Lateness:
+    """How late the pacers' ticks came, in whole milliseconds, over every line of the process."""
+
+    def __init__(self):
+        self.ms: Counter = Counter()
+
+    def add(self, seconds: float) -> None:
+        self.ms[min(round(seconds * 1000), 10_000)] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        return {str(ms): n for ms, n in sorted(self.ms.items())}
+
+
+TICKS = Lateness()
 
 
 class Clock(Protocol):
@@ -186,6 +204,8 @@ class Pacer:
                         await self._queued.wait()
                         continue
                 now = self._clock.time()
+                if due is not None and now >= due:
+                    TICKS.add(now - due)
                 if due is None or now - due > FALLEN_BEHIND:
                     due = now
                 elif due > now:
