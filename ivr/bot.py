@@ -64,7 +64,8 @@ class Bot:
         dialog, recognizer, voice, (queue, records) = await _all_or_none(loading)
         bot = cls(settings, voice_settings, recognizer, dialog, voice, 0.0)
         bot.backstage = Backstage(queue=queue, records=records, hold=voice_settings.hold,
-                                  frustration=voice_settings.frustration, junk=voice_settings.junk)
+                                  frustration=voice_settings.frustration, junk=voice_settings.junk,
+                                  survey=voice_settings.survey)
         if queue is not None:
             bot.leases = await LeaseKeeper(queue).start()
             bot.notices = await QueueNotices(queue).start()

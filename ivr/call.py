@@ -23,7 +23,7 @@ from ivr.call_result import CallResult, RecordSoFar
 from ivr.caller_input import CallerInput, CallerTurn
 from ivr.dialog.agent import DialogReply
 from ivr.dialog.frustration import FrustrationMeter, FrustrationSettings
-from ivr.dialog.settings import HoldSettings, JunkSettings
+from ivr.dialog.settings import HoldSettings, JunkSettings, SurveySettings
 from ivr.events import Escalation, Expectation, Prompt, Turn
 from ivr.masking import Seal, mask_card_numbers
 from ivr.queue.desk import QueueDesk
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 FRUSTRATED = "/frustrated"  # the caller's frustration reached the threshold: the dialog acknowledges and transfers
 DEAD_AIR = "/dead_air"  # still silence after the reprompts, on a line that never carried a voice: the dialog hangs up
+AGENT_DONE = "/agent_done"  # the agent hung up first and the caller, drawn for the survey, is the bot's again
 # Said by the call itself when the dialog cannot answer (Rasa or its actions failed): a broken
 # dialog cannot say it, and the caller must never be left in silence.
 APOLOGY = "I'm sorry, something went wrong on our side. Let me connect you with an agent."
@@ -57,6 +58,7 @@ class Backstage:
     hold: HoldSettings = HoldSettings()
     frustration: FrustrationSettings = FrustrationSettings()
     junk: JunkSettings = JunkSettings()
+    survey: SurveySettings = SurveySettings()  # after_agent: a drawn caller comes back from their agent
 
 
 class Call:
@@ -80,6 +82,8 @@ class Call:
         self.handover = Handover(desk, backstage.hold, HoldLine(self._say_on_hold, self.speaker.music, desk),
                                  transport, caller_number)
         self._holding: Optional[asyncio.Task] = None
+        # The caller's time bridged to an agent, left out of the record's seconds (the bot's handle time).
+        self._with_agent, self._bridged_at = 0.0, None
         self._done = asyncio.Event()
         # Dead air is a run of silence on a line that never carried a caller: a quiet voice on a weak line
         # that was understood once is someone there, and silences spread over a call are no run.
@@ -104,7 +108,9 @@ class Call:
             if task.done() and not task.cancelled() and task.exception():
                 raise task.exception()
         # On the call's own clock: a caller file's call lasts as long as its audio, not its processing.
-        result = self._result(started_at, (self.transport.now() - clock_began) or time.monotonic() - started)
+        seconds = (self.transport.now() - clock_began) or time.monotonic() - started
+        result = self._result(started_at, seconds - self._time_with_agent())
+        result.ended_at = started_at + timedelta(seconds=seconds)  # the call's real end, the agent's part too
         await self._keep_record(result)
         return result
 
@@ -118,9 +124,16 @@ class Call:
         await self.handover.left()
 
     def _result(self, started_at: datetime, seconds: float) -> CallResult:
-        return self._record.result(self.call_id, started_at, seconds, channel=self.channel,
-                                   caller_number=self.caller_number, queue_entry=self.handover.entry_id,
-                                   queue_outcome=self.handover.outcome, worker=self.worker)
+        result = self._record.result(self.call_id, started_at, seconds, channel=self.channel,
+                                     caller_number=self.caller_number, queue_entry=self.handover.entry_id,
+                                     queue_outcome=self.handover.outcome, worker=self.worker)
+        if result.csat and self.handover.comes_back:  # asked after the agent's call: whose call it rates
+            result.csat = {**result.csat, "agent": self.handover.agent_name}
+        return result
+
+    def _time_with_agent(self) -> float:
+        bridged = self.transport.now() - self._bridged_at if self._bridged_at is not None else 0.0
+        return self._with_agent + bridged
 
     async def _keep_record(self, result: CallResult) -> None:
         if self.backstage.records is None:
@@ -217,14 +230,15 @@ class Call:
                                         greeting=record.greeting, turns=record.turns,
                                         frustration=self.frustration.score)
             await self._hand_over(record.escalation)
-        elif reply.ended:  # self_served when a task was done (ivr.call_result.outcome_of)
-            record.outcome, self.phase = "ended", Phase.ENDED
+        elif reply.ended:  # self_served when a task was done (ivr.call_result.outcome_of); escalated stays so
+            record.outcome, self.phase = record.outcome or "ended", Phase.ENDED
         else:
             self.input.expect_answer()
 
     # -- escalation -> queue -> on hold -----------------------------------------------------------
 
     async def _hand_over(self, escalation: Escalation) -> None:
+        self.handover.come_back = self.backstage.survey.after_agent_for(self.call_id) and not self._record.junk
         if not await self.handover.join(escalation):
             self.phase = Phase.ENDED
             return
@@ -232,10 +246,26 @@ class Call:
         self._holding = asyncio.create_task(self._wait_on_hold())
 
     async def _wait_on_hold(self) -> None:
+        back = False
         try:
             await self.handover.wait()
+            self._bridged_at = self.transport.now() if self.handover.comes_back else None
+            back = await self.handover.back_from_agent()
         finally:  # taken and put through, a callback, or the queue failed (and the caller was told)
-            self._done.set()
+            if not back:
+                self._done.set()
+        if back:
+            self._with_agent, self._bridged_at = self._time_with_agent(), None
+            await self._after_agent()
+
+    async def _after_agent(self) -> None:
+        """The agent hung up first and the caller is the bot's again: the dialog closes the call (the survey)."""
+        self.phase = Phase.TALKING
+        try:
+            await self._answer(await self._respond(AGENT_DONE), Turn())
+        finally:
+            if self.phase is Phase.ENDED:
+                self._done.set()
 
     async def _say_on_hold(self, text: str, name: str, expects: Expectation) -> None:
         turn = self._record.turns[-1] if self._record.turns else Turn()  # the record keeps it with the last turn

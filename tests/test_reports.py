@@ -146,7 +146,8 @@ def expected_csat(calls: List[Truth]) -> dict:
     return {**survey(asked), "bot": survey([t for t in asked if t.outcome != "escalated"]),
             "agents": survey([t for t in asked if t.outcome == "escalated"]),
             "by_task": {task: {"name": TASK_NAMES[task], **survey([t for t in asked if t.task == task])}
-                        for task in sorted({t.task for t in asked})}}
+                        for task in sorted({t.task for t in asked})},
+            "by_agent": {}}  # these records name no agent in their csat: none was asked after an agent's call
 
 
 def expected_junk(calls: List[Truth], handle_s: float) -> dict:

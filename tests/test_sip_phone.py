@@ -164,6 +164,26 @@ def test_a_caller_who_asks_for_a_person_is_put_through_to_the_agents_phone(line,
     assert (record["outcome"], record["queue_outcome"]) == ("escalated", "taken")
 
 
+def test_an_agent_who_hangs_up_first_ends_the_callers_call_when_it_was_not_drawn_for_the_survey(line, voice, phones):
+    """The shipped dialogs survey no one (share 0): nobody is given back to the bot (tests/test_survey_after_agent.py
+    has the drawn caller who is)."""
+    from ivr.queue import open_queue
+
+    settings = Settings.from_env(dict(os.environ, IVR_VAR=str(line.var_dir)))
+    hold, _ = voice("agent-finishes", 120.0)
+    asks, _ = voice("asks-for-agent-once-more", "I want to talk to an agent", 90.0)
+    agent = phones("agent1", hold, auto_answer=True, sip_port=line.agent_port)
+    with open_queue(settings) as queue:
+        caller, taken = taken_by_agent1(queue, listening(phones, voice, "agent-ends-it"), line, asks)
+        agent.wait_for("CALL_ESTABLISHED", timeout=40)
+        agent.hang_up()
+        agent.wait_for("CALL_CLOSED", timeout=10)
+        caller.wait_for("CALL_CLOSED", timeout=10)  # the line hangs up the caller's side too, unasked
+        queue.wrap_up(taken.id, "agent1", "resolved")
+    record = last_call(line_env(line), "agent-ends-it")
+    assert (record["outcome"], record["queue_outcome"], record["csat"]) == ("escalated", "taken", None)
+
+
 def test_a_caller_whose_agent_does_not_pick_up_goes_back_to_their_place_in_line(line, voice, phones):
     from ivr.queue import open_queue
 

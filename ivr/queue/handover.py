@@ -13,7 +13,7 @@ from ivr.events import FREE, Escalation
 from ivr.queue.desk import QueueDesk
 from ivr.queue.hold import HoldLine, OnHold
 from ivr.queue.model import TAKEN, WAITING, QueueError
-from ivr.transports.base import ReachesAgents
+from ivr.transports.base import GivesCallersBack, ReachesAgents
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = "unavailable"  # the queue could not take the caller
@@ -29,6 +29,9 @@ class Handover:
         self.hold: Optional[OnHold] = None  # while the caller is in line
         self.entry_id: Optional[int] = None
         self.outcome: Optional[str] = None  # waiting | taken | callback | abandoned | unavailable | ...
+        self.come_back = False  # set by the call: a caller whose agent hangs up first comes back (the survey)
+        self.comes_back = False  # put through so, on a line that gives callers back
+        self.agent_name: Optional[str] = None  # who the caller was put through to
 
     async def join(self, escalation: Escalation) -> bool:
         """Queue the caller; False (and the caller told so) when the queue cannot take them."""
@@ -70,11 +73,22 @@ class Handover:
         agent = await self.desk.agent(entry.agent)
         if not isinstance(self.transport, ReachesAgents) or agent is None or not agent.sip_address:
             return True  # the agent calls back or picks up on their side; nothing for this line to do
-        if await self.transport.hand_over(agent.sip_address):
+        back = self.come_back and isinstance(self.transport, GivesCallersBack)
+        if await (self.transport.hand_over(agent.sip_address, come_back=True) if back
+                  else self.transport.hand_over(agent.sip_address)):
+            self.comes_back, self.agent_name = back, agent.name
             await self.desk.connected(self.entry_id)
             return True
         log.error("call %s: could not connect the caller to %s at %s", self.call_id, agent.name, agent.sip_address)
         return False
+
+    async def back_from_agent(self) -> bool:
+        """Once put through: True when the agent hung up first and the caller is the call's again (only when
+        put through to come back); False at once otherwise (the line keeps caller and agent, the call is over)."""
+        if not self.comes_back:
+            return False
+        await self.transport.back_from_agent()
+        return True
 
     async def left(self) -> None:
         """The call is over; a caller still waiting hung up: their place is given up (abandoned)."""

@@ -1,7 +1,8 @@
 """Customer satisfaction (the one-question survey) and junk calls, from call-record rows.
 
 A record's `csat` is {"asked": bool, "score": 1-5 or None, "by": "keypad" | "voice" | None}, or None when the
-survey was not asked; its `junk` is "dead_air", "prank" or None. Plain functions, no database.
+survey was not asked; asked after an agent's call (the agent hung up first, the caller came back to the bot), it
+also names the "agent"; its `junk` is "dead_air", "prank" or None. Plain functions, no database.
 """
 from __future__ import annotations
 
@@ -19,17 +20,21 @@ def csat_score(call: Dict[str, Any]) -> Optional[int]:
 
 def csat(calls: Iterable[Dict[str, Any]], task_names: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """Average score, answers out of surveys asked (the response rate), by task and by who served the caller:
-    the bot (it kept the call) or agents (the caller was handed over)."""
+    the bot (it kept the call) or agents (the caller was handed over), and each agent asked about by name."""
     asked = [call for call in calls if (call.get("csat") or {}).get("asked")]
     by_task: Dict[str, List[Dict[str, Any]]] = {}
+    by_agent: Dict[str, List[Dict[str, Any]]] = {}
     for call in asked:
         by_task.setdefault(call.get("task") or "none", []).append(call)
+        if call["csat"].get("agent"):
+            by_agent.setdefault(call["csat"]["agent"], []).append(call)
     return {
         **_survey(asked),
         "bot": _survey([call for call in asked if call["outcome"] != "escalated"]),
         "agents": _survey([call for call in asked if call["outcome"] == "escalated"]),
         "by_task": {task: {"name": (task_names or {}).get(task, task), **_survey(of_task)}
                     for task, of_task in sorted(by_task.items())},
+        "by_agent": {agent: _survey(of_agent) for agent, of_agent in sorted(by_agent.items())},
     }
 
 

@@ -48,6 +48,17 @@ class Transport(Protocol):
 class ReachesAgents(Protocol):
     """A phone line that can also ring an agent's phone (the SIP line)."""
 
-    async def hand_over(self, address: str) -> bool:
+    async def hand_over(self, address: str, come_back: bool = False) -> bool:
         """Connect the caller to `address` (a SIP URI): bridge the audio or send REFER. True once
-        connected; the line then carries caller and agent until either hangs up."""
+        connected; the line then carries caller and agent until either hangs up. `come_back` (only on a
+        line that `GivesCallersBack`): when the agent hangs up first, the caller is given back to the call."""
+
+
+@runtime_checkable
+class GivesCallersBack(ReachesAgents, Protocol):
+    """A line whose caller, put through with `come_back`, returns to the call when the agent hangs up first
+    (the survey after an agent's call); the SIP line is one."""
+
+    async def back_from_agent(self) -> None:
+        """Returns once the agent hung up first: the caller's audio and keys go to the call again, and the
+        call's voice to the caller. Never returns when the caller hung up first (their call ends)."""

@@ -2,10 +2,12 @@
 
 The listener (ivr/transports/sip/line.py) owns the SIP dialog; this object is the call's view of it:
 caller audio and keys in, bot audio out, and the two things only the line can do, hang up (BYE)
-and hand the caller over to an agent's phone (a bridge the line keeps up after the bot has left).
+and hand the caller over to an agent's phone (a bridge the line keeps up after the bot has left, or, for
+a call that asked the caller back, until the agent hangs up: then the caller is the call's again).
 """
 from __future__ import annotations
 
+import asyncio
 from typing import AsyncIterator, Awaitable, Callable
 
 from ivr.audio.pcm import PHONE_RATE, resample
@@ -23,6 +25,8 @@ class SipCall:
         self._media, self._hang_up, self._reach = media, hang_up, reach
         self._inbox = Inbox(PHONE_RATE)  # the caller's audio, keys and hang-up, bounded
         self.bridged = False  # handed to an agent: the bot is out of the audio path
+        self._comes_back = False  # when the agent hangs up first, the caller is the call's again (the survey)
+        self._back = asyncio.Event()
         media.heard, media.keyed = self._inbox.audio, self._inbox.keys
 
     def now(self) -> float:
@@ -54,9 +58,25 @@ class SipCall:
         if not self.bridged:  # a bridged caller stays on the line with their agent
             self._hang_up()
 
-    async def hand_over(self, address: str) -> bool:
-        """Ring `address` (a SIP URI) and bridge the caller to it once answered; False if nobody answered."""
+    async def hand_over(self, address: str, come_back: bool = False) -> bool:
+        """Ring `address` (a SIP URI) and bridge the caller to it once answered; False if nobody answered.
+        `come_back`: when the agent hangs up first, the caller is given back to the call (taken_back)."""
         if self._inbox.closed:
             return False
+        self._comes_back = come_back
         self.bridged = await self._reach(address)
         return self.bridged
+
+    def taken_back(self) -> bool:
+        """The agent hung up first: True when the caller is given back to the call (it asked so, and the caller
+        is still there), their audio and keys to it again and the line's voice the bot's; else False."""
+        if not (self.bridged and self._comes_back) or self._inbox.closed:
+            return False
+        self.bridged = self._comes_back = False
+        self._media.heard, self._media.keyed = self._inbox.audio, self._inbox.keys
+        self._media.pacer.clear()  # the agent's last words still queued for the caller
+        self._back.set()
+        return True
+
+    async def back_from_agent(self) -> None:
+        await self._back.wait()

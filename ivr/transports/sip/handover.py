@@ -1,6 +1,8 @@
 """Handing a caller over to an agent's phone: the SIP line rings the agent's address itself (INVITE,
 CANCEL when nobody answers in RING_SECONDS) and, once answered, bridges the audio of the two legs
-until one of them hangs up. The bot has left the call by then; the line keeps the bridge.
+until one of them hangs up. The bot has left the call by then; the line keeps the bridge. A caller whose
+call asked them back (the survey after an agent's call) is unbridged instead when the agent hangs up
+first: the line gives them back to their SipCall (`SipCall.taken_back`), whose call speaks to them again.
 
 The agent's side of the SIP line, apart from the caller's (line.py): the line owns one HandOver
 and gives it what placing a call needs, named in `Signalling` (our addresses, a new leg in the

@@ -332,7 +332,8 @@ class SipLine(asyncio.DatagramProtocol):
     # -- ending a leg --------------------------------------------------------------------------------
 
     def end(self, leg: Leg, tell_peer: bool) -> None:
-        """This leg is over (BYE sent when `tell_peer`); a leg bridged to it is hung up too."""
+        """This leg is over (BYE sent when `tell_peer`); a leg bridged to it is hung up too, unless it is a
+        caller whose call asked them back when their agent hangs up first (SipCall.taken_back)."""
         if leg.ended:
             return
         leg.ended = True
@@ -348,7 +349,8 @@ class SipLine(asyncio.DatagramProtocol):
         other, leg.other = leg.other, None
         if other is not None:
             other.other = None
-            self.end(other, tell_peer=True)
+            if not (other.call and other.call.taken_back()):  # a caller their call asked back stays on (survey)
+                self.end(other, tell_peer=True)
 
     # -- out ------------------------------------------------------------------------------------------
 
