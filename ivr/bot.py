@@ -82,7 +82,8 @@ class Bot:
     def timing(self) -> Timing:
         e = self.voice_settings.endpointing
         return Timing(trailing_silence_ms=e.trailing_silence_ms, no_input_ms=e.no_input_ms,
-                      max_utterance_ms=e.max_utterance_ms, answered_ms=e.answered_ms)
+                      max_utterance_ms=e.max_utterance_ms, answered_ms=e.answered_ms,
+                      answered_free_confidence=e.answered_free_confidence)
 
     def call(self, transport: Transport, channel: str, recording: Optional[Recording] = None,
              scripted: Optional[list[str]] = None, caller_number: Optional[str] = None) -> Call:

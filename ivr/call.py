@@ -77,7 +77,8 @@ class Call:
         self._turns: asyncio.Queue[CallerTurn] = asyncio.Queue()
         self.speaker = Speaker(transport, voice, recording)
         self.input = CallerInput(Endpointer(transport.rate, timing), recognizer, self.speaker, self._asr,
-                                 self._turns, recording, scripted)
+                                 self._turns, recording, scripted, understands=self._reads_as_request)
+        self._request_confidence = timing.answered_free_confidence
         desk = QueueDesk(backstage.queue) if backstage.queue is not None else None
         self.handover = Handover(desk, backstage.hold, HoldLine(self._say_on_hold, self.speaker.music, desk),
                                  transport, caller_number)
@@ -181,6 +182,12 @@ class Call:
             reply.escalation = Escalation("frustration")  # "this is ridiculous, get me a person": the agent should know
         turn.latency["dialog"] = time.monotonic() - rasa_began
         await self._answer(reply, turn, began)
+
+    async def _reads_as_request(self, text: str) -> bool:
+        """A finished sentence of free speech that the dialog reads as a request it knows, surely enough to
+        answer it before the full trailing silence (ivr.caller_input asks, at the caller's pause)."""
+        intent, confidence = await self.dialog.parse(text)
+        return intent not in (None, "nlu_fallback") and (confidence or 0) >= self._request_confidence
 
     def _count_silence(self, kind: str, heard: str) -> None:
         self._silent_in_a_row = self._silent_in_a_row + 1 if kind == "no_input" else 0

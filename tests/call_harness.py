@@ -117,9 +117,14 @@ class Recognizer:
 class Dialog:
     """The dialog double: answers each caller text from a table (text -> reply); records what it was sent."""
 
-    def __init__(self, greeting: DialogReply, answers: dict[str, DialogReply]):
+    def __init__(self, greeting: DialogReply, answers: dict[str, DialogReply],
+                 readings: Optional[dict[str, tuple[str, float]]] = None):
         self.greeting, self.answers = greeting, answers
+        self.readings = readings or {}  # text -> (intent, confidence), as the NLU would read it
         self.received: list[tuple[float, str]] = []
+
+    async def parse(self, text: str) -> tuple[Optional[str], Optional[float]]:
+        return self.readings.get(text, ("nlu_fallback", 0.4))
 
     async def start(self, call_id: str) -> DialogReply:
         return self.greeting

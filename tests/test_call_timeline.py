@@ -104,12 +104,14 @@ def test_keys_cut_the_prompt_and_an_entry_at_its_length_is_a_turn_without_pound(
     assert len(dialog.received) == 2 and dialog.received[1][1] == "/no_input"
 
 
-def answered_at(speech, seal, expects: Expectation, heard: str) -> float:
-    """When the dialog got the caller's answer to a question expecting `expects`, said at 1 s."""
+def answered_at(speech, seal, expects: Expectation, heard: str, read_as: Optional[tuple[str, float]] = None) -> float:
+    """When the dialog got the caller's answer to a question expecting `expects`, said at 1 s; `read_as`: the
+    intent and confidence the dialog's NLU gives what was heard."""
     question = DialogReply([Prompt("Your answer?", "utter_ask", expects)])
     line, recognizer = Line(speech, says_at=[1.0], hangs_up_at=8.0), Recognizer()
     recognizer.heard = [heard]
-    dialog = Dialog(question, {"*": DialogReply([Prompt("Thank you.", "utter_thanks")])})
+    dialog = Dialog(question, {"*": DialogReply([Prompt("Thank you.", "utter_thanks")])},
+                    {heard: read_as} if read_as else None)
     run_call(line, dialog, recognizer, seal)
     return dialog.received[0][0]
 
@@ -125,6 +127,17 @@ def test_a_complete_answer_ends_the_turn_after_a_short_pause_and_anything_else_w
     assert free - yes == pytest.approx(0.3, abs=2 * FRAME)
     assert free - amount == pytest.approx(0.25, abs=2 * FRAME)
     assert half_the_digits == free and more_than_yes == free  # a pause inside an answer never ends it early
+
+
+def test_a_finished_request_in_free_speech_ends_sooner_and_a_sentence_that_leads_on_keeps_the_full_wait(speech, seal):
+    free = answered_at(speech, seal, Expectation("free"), "I want to talk to an agent")  # no full stop: unfinished
+    request = answered_at(speech, seal, Expectation("free"), "What is my balance?", ("check_balance", 0.99))
+    trailing_off = answered_at(speech, seal, Expectation("free"), "I want to...", ("nlu_fallback", 0.4))
+    leads_on = answered_at(speech, seal, Expectation("free"), "I want to pay my bill and.", ("pay_bill", 1.0))
+    not_understood = answered_at(speech, seal, Expectation("free"), "My count numbers.", ("nlu_fallback", 0.4))
+    unsure = answered_at(speech, seal, Expectation("free"), "I'd like to care tomorrow.", ("out_of_scope", 0.7))
+    assert free - request == pytest.approx(0.15, abs=2 * FRAME)  # 350 ms of silence, not 500
+    assert trailing_off == leads_on == not_understood == unsure == free
 
 
 class Agents:

@@ -94,6 +94,22 @@ def test_an_unknown_expectation_in_voice_settings_is_reported_on_its_line(dialog
         load_voice_settings(dialogs_copy)
 
 
+@pytest.mark.parametrize("setting, value, words", [
+    ("answered_free_confidence", "1.5", "endpointing.answered_free_confidence must be a number above 0 and at most 1"),
+    ("answered_free_ms", "soon", "endpointing.answered_free_ms must be a positive whole number"),
+])
+def test_a_bad_early_end_setting_is_reported_on_its_line_and_a_good_one_reaches_the_endpointing(
+        dialogs_copy, setting, value, words):
+    voice = dialogs_copy / "voice.yml"
+    assert dict(load_voice_settings(dialogs_copy).endpointing.answered_ms)["free"] == 350
+    lines = voice.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if line.strip().startswith(f"{setting}:"))
+    lines[number - 1] = f"  {setting}: {value}"
+    voice.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DialogError, match=f"voice.yml:{number}: {words}"):
+        load_voice_settings(dialogs_copy)
+
+
 def test_a_prompt_that_is_not_a_response_is_reported(dialogs_copy):
     voice = dialogs_copy / "voice.yml"
     voice.write_text(voice.read_text().replace("utter_goodbye:", "utter_good_bye:"))

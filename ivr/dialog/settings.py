@@ -17,7 +17,7 @@ KINDS = ("free", "digits", "yes_no", "amount", "question")
 PROMPT_KEYS = {"expects", "length", "barge_in", "secret", "keypad_only", "hints", "no_input_ms", "name"}
 HINT_LISTS = ("us_streets",)  # built-in recognizer hints a prompt may name
 ENDPOINT_KEYS = {"trailing_silence_ms", "no_input_ms", "max_utterance_ms", "answered_digits_ms", "answered_yes_no_ms",
-                 "answered_amount_ms"}
+                 "answered_amount_ms", "answered_free_ms", "answered_free_confidence"}
 TTS_KEYS = {"voice", "rate"}
 HINT_KEYS = {"intents", "examples_per_intent"}
 FRUSTRATION_KEYS = {"threshold", "phrases"}
@@ -52,11 +52,14 @@ class EndpointSettings:
     answered_digits_ms: int = 200
     answered_yes_no_ms: int = 200
     answered_amount_ms: int = 250
+    # ... and free speech that is a finished sentence the dialog reads as a request at this confidence or more
+    answered_free_ms: int = 350
+    answered_free_confidence: float = 0.8
 
     @property
     def answered_ms(self) -> tuple[tuple[str, int], ...]:
         return (("digits", self.answered_digits_ms), ("yes_no", self.answered_yes_no_ms),
-                ("amount", self.answered_amount_ms))
+                ("amount", self.answered_amount_ms), ("free", self.answered_free_ms))
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,10 @@ def problems_in(path: Path, data: Any) -> list[tuple[int, str]]:
             elif key == "intents":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     found.append((line_of(values, key), "hints.intents must be a list of intent names"))
+            elif key == "answered_free_confidence":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                    found.append((line_of(values, key), f"endpointing.{key} must be a number above 0 and at most 1, "
+                                                        f"not {value!r}"))
             elif key != "voice" and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 found.append((line_of(values, key), f"{section}.{key} must be a positive whole number, not {value!r}"))
     return found
