@@ -185,7 +185,7 @@ def problems_in(path: Path, data: Any) -> list[tuple[int, str]]:
 
 def _frustration_problems(section: Any) -> list[tuple[int, str]]:
     found = _unknown(section, "frustration", FRUSTRATION_KEYS)
-    threshold = section.get("threshold", 0.6)
+    threshold = section.get("threshold", FrustrationSettings.threshold)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
         found.append((line_of(section, "threshold"), f"frustration.threshold must be a number above 0 and at most 1, "
                                                      f"not {threshold!r}"))
