@@ -17,7 +17,7 @@ from ivr.queue.schema import SCHEMA, agents, entries, events
 from ivr.queue.store import LEASE_S
 from ivr.storage import to_db
 from old_schemas import made_by_old_ivr
-from test_queue import at, caller, on_duty, url  # noqa: F401 - url: both databases
+from queue_fixtures import at, caller, on_duty, url  # noqa: F401 - url: both databases
 from typed_caller import TerminalChat
 from tests.eventually import once
 

@@ -15,7 +15,7 @@ import sqlalchemy
 
 from call_harness import FRAME, Dialog, Line, Recognizer, run_call
 from test_call_timeline import speech  # noqa: F401 - the fixture: a real flite "I want to talk to an agent"
-from test_queue import queue, url  # noqa: F401 - the fixtures: a fresh queue on each database
+from queue_fixtures import queue, url  # noqa: F401 - the fixtures: a fresh queue on each database
 from conftest import ROOT
 from ivr.call import Backstage
 from ivr.dialog.agent import DialogReply
