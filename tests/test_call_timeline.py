@@ -253,3 +253,54 @@ def test_a_take_that_beats_the_callback_booking_puts_the_caller_through_not_queu
     assert not any("no agent can take your call" in heard.text for heard in line.heard)
     entry = store.entry(result.queue_entry)
     assert (result.queue_outcome, entry.state, entry.callback_number) == (TAKEN, TAKEN, None)
+
+
+def callback_keyed_ahead(seal, tmp_path, speech, keys_at: list[tuple[float, str]]):
+    """A caller with no number on the line, on hold, keys `keys_at`; nobody takes them."""
+    store = QueueStore(f"sqlite:///{tmp_path / 'queue.db'}")
+    line = Line(speech, says_at=[7.0], keys_at=keys_at, hangs_up_at=90.0)
+    recognizer = Recognizer()
+    recognizer.heard = ["I want to talk to an agent"]
+    transfer = DialogReply([Prompt("Sure, I'll connect you with an agent now.", "utter_transfer", barge_in=False)],
+                           escalation=Escalation("caller_request"))
+    backstage = Backstage(queue=store, hold=HoldSettings(announce_every_s=30))
+    result = run_call(line, Dialog(greeting(), {"I want to talk to an agent": transfer}), recognizer, seal, backstage)
+    return result, line, store.entry(result.queue_entry)
+
+
+def confirmed_at(line: Line) -> float:
+    """When the callback's confirmation began ("Thank you. We will call you back at …")."""
+    booked = line.heard.index(line.said("call you back at"))
+    return line.heard[booked - 1].start
+
+
+def test_a_callback_number_keyed_straight_after_the_callback_key_is_booked_without_asking_for_it(
+        speech, seal, tmp_path):
+    result, line, entry = callback_keyed_ahead(seal, tmp_path, speech, keys_at=[(20.0, "12175550123#")])
+
+    assert (result.queue_outcome, entry.callback_number) == ("callback", "+12175550123")
+    assert 20.0 <= confirmed_at(line) <= 20.0 + 4 * FRAME
+    assert line.said("call you back at 2 1 7, 5 5 5, 0 1 2 3")
+    assert not any("key in the ten digit number" in heard.text for heard in line.heard)  # already given
+
+
+def test_keys_typed_ahead_of_the_number_question_begin_the_number_the_caller_finishes_after_it(
+        speech, seal, tmp_path):
+    result, line, entry = callback_keyed_ahead(seal, tmp_path, speech, keys_at=[(20.0, "1217"), (26.0, "5550123#")])
+
+    assert line.said("key in the ten digit number").start < 26.0  # asked: the number was not whole yet
+    assert (result.queue_outcome, entry.callback_number) == ("callback", "+12175550123")
+    assert 26.0 <= confirmed_at(line) <= 26.0 + 4 * FRAME
+
+
+def test_after_a_bad_number_a_number_keyed_over_the_re_announcement_is_booked_at_once(speech, seal, tmp_path):
+    result, line, entry = callback_keyed_ahead(seal, tmp_path, speech,
+                                               keys_at=[(20.0, "1"), (22.0, "5550100#"), (25.0, "12175550123")])
+
+    bad = line.said("not a number we can call")
+    again = next(heard for heard in line.heard if "in line" in heard.text and heard.start > bad.start)
+    assert again.start < 25.0 and again.cut and again.end == pytest.approx(25.0, abs=2 * FRAME)  # keyed over it
+    asked = [heard for heard in line.heard if "key in the ten digit number" in heard.text]
+    assert len(asked) == 1 and asked[0].start < bad.start  # asked once, for the first number only
+    assert (result.queue_outcome, entry.callback_number) == ("callback", "+12175550123")
+    assert 25.0 <= confirmed_at(line) <= 25.0 + 4 * FRAME

@@ -2,8 +2,9 @@
 
 Position and estimated wait are announced on entry and every `announce_every_s`, hold music
 plays in between, and the caller may say "callback" (or press 1) at any time: the number is taken
-from the line when known, else keyed in, and the caller keeps their place. The hold ends when an
-agent takes the caller, on a callback, or when the caller hangs up (the call marks that).
+from the line when known, else keyed in (keys typed ahead of the question count: callers never key twice),
+and the caller keeps their place. The hold ends when an agent takes the caller, on a callback, or when the
+caller hangs up (the call marks that).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 MUSIC_STEP_S = 1.0  # hold music is played a second at a time, between looks at what the caller said
 STOP_CHECK_S = 0.02  # how soon a cancelled step is cancelled again if it carried on
-NUMBER_WAIT_S = 20.0  # how long a caller has to key in a callback number
+NUMBER_WAIT_S = 20.0  # how long a caller has to key in a callback number (or its next key)
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,51 @@ async def _stopped(task: asyncio.Future) -> None:
         task.exception()  # retrieved: a step that failed as it was stopped has nothing more to say
 
 
+def _keys(answer: str) -> Optional[str]:
+    """The digits of a keyed (or spoken and read as digits) answer; None for words."""
+    if not answer or any(not (c.isdigit() or c in "+ -") for c in answer):
+        return None
+    return "".join(c for c in answer if c.isdigit() or c == "+") or None
+
+
+class KeyedNumber:
+    """A callback number as the caller keys it, from the callback key on. Until the number is asked for, the
+    hold's offer takes one key as a whole answer, so keys typed ahead come one by one (their pound key is
+    dropped); once asked, the caller's entry comes whole when they press pound."""
+
+    def __init__(self) -> None:
+        self.digits = ""
+        self._ended = False  # the caller has given what they have: an entry ended by pound, or words
+        self._heard = asyncio.Event()
+
+    def hear(self, answer: str, asked: bool) -> bool:
+        keys = _keys(answer)
+        if keys is None and not asked:
+            return False  # words before the question: the hold music's echo, or "callback" said again
+        self.digits += keys or ""
+        self._ended = self._ended or keys is None or len(keys) > 1
+        self._heard.set()
+        return True
+
+    @property
+    def complete(self) -> bool:
+        """Ended by the caller, or already a number we can call (typed ahead: no pound key comes)."""
+        return self._ended or callback_number(self.digits) is not None
+
+    async def until_complete(self) -> None:
+        """Raises asyncio.TimeoutError when the caller keys nothing more for NUMBER_WAIT_S."""
+        while not self.complete:
+            self._heard.clear()
+            await asyncio.wait_for(self._heard.wait(), NUMBER_WAIT_S)
+
+
 class OnHold:
     def __init__(self, line: HoldLine, entry_id: int, settings: HoldSettings, caller_number: Optional[str]):
         self.line, self.entry_id, self._settings = line, entry_id, settings
         self._caller_number = caller_number
         self._answers: asyncio.Queue[str] = asyncio.Queue()
-        self._awaiting_number = False
+        self._awaiting_number = False  # the number was asked for
+        self._number: Optional[KeyedNumber] = None  # from the callback key until the number is taken
         self.outcome: Optional[str] = None  # taken | callback | the entry's state when it left the queue
         self._watch: Optional[Watch] = None  # while on hold: when to look at the entry again
 
@@ -76,8 +116,11 @@ class OnHold:
     def hear(self, answer: str) -> bool:
         """What the caller said or keyed while on hold. False: nothing the hold acts on (on a loudspeaker,
         say, the hold music's own echo taken for words), so not worth keeping as a caller turn."""
-        if not (self._awaiting_number or self._wants_callback(answer)):
+        if self._number is not None:  # keys after the callback key are the number's: callers never repeat them
+            return self._number.hear(answer, asked=self._awaiting_number)
+        if not self._wants_callback(answer):
             return False
+        self._number = KeyedNumber()
         self._answers.put_nowait(answer)
         return True
 
@@ -86,7 +129,8 @@ class OnHold:
         with self.line.desk.watch(self.entry_id) as self._watch:
             next_announcement = loop.time()
             while True:
-                announcing = loop.time() >= next_announcement
+                # a callback asked for (over the last announcement, say) is taken before announcing again
+                announcing = loop.time() >= next_announcement and self._answers.empty()
                 step = self._announce() if announcing else self._music_until_answer(MUSIC_STEP_S)
                 left, answer = await self._unless_left_line(step)
                 if left is not None:
@@ -132,6 +176,8 @@ class OnHold:
 
     async def _music_until_answer(self, seconds: float) -> Optional[str]:
         """Hold music for `seconds`, cut short by whatever the caller says or keys."""
+        if not self._answers.empty():  # said over the announcement: no music queued before the answer
+            return self._answers.get_nowait()
         music = asyncio.ensure_future(self.line.play_music(seconds, self.offer))
         answer = asyncio.ensure_future(self._answers.get())
         try:
@@ -163,12 +209,9 @@ class OnHold:
     async def _callback(self) -> Optional[str]:
         """CALLBACK when booked; None when no number was given (the caller keeps waiting). An agent may take
         the caller while they key their number: they are put through (TAKEN), never told the queue failed."""
-        number = self._caller_number and callback_number(self._caller_number)
-        if not number:
-            left, keyed = await self._unless_left_line(self._keyed_number())
-            if left is not None:
-                return await self._left(left)
-            number = callback_number("".join(c for c in keyed or "" if c.isdigit() or c == "+"))
+        left, number = await self._number_to_call()
+        if left is not None:
+            return await self._left(left)
         if not number:
             await self.line.say(self._settings.bad_number, "hold_bad_number", self.offer)
             return None
@@ -180,12 +223,30 @@ class OnHold:
                             "hold_callback_confirmed", Expectation())
         return CALLBACK
 
+    async def _number_to_call(self) -> tuple[Optional[str], Optional[str]]:
+        """(None, the number or None when none we can call); (the state, None) when the caller left the line
+        (an agent took them) as they keyed it. Keys after this are no number's until the callback key again."""
+        try:
+            number = self._caller_number and callback_number(self._caller_number)
+            if number:
+                return None, number
+            left, keyed = await self._unless_left_line(self._keyed_number())
+            return left, callback_number(keyed) if left is None and keyed else None
+        finally:
+            self._number = None
+
     async def _keyed_number(self) -> str:
+        """What the caller keyed; the question is not asked when the keys typed ahead already make a number,
+        and a key cuts it short like any prompt."""
+        number = self._number or KeyedNumber()
+        if number.complete:
+            return number.digits
         self._awaiting_number = True
         try:
             await self.line.say(self._settings.ask_number, "hold_ask_number", Expectation("digits"))
-            return await asyncio.wait_for(self._answers.get(), NUMBER_WAIT_S)
+            await number.until_complete()
         except asyncio.TimeoutError:
-            return ""
+            pass  # what was keyed, if anything, is judged as it is
         finally:
             self._awaiting_number = False
+        return number.digits
