@@ -126,9 +126,11 @@ def random_survey(rng: random.Random, truth: Truth) -> Optional[dict]:
     served = truth.outcome == "self_served" or truth.fate in ("wrapped_up", "callback_returned")
     if truth.junk or not truth.task or not served or rng.random() < 0.4:
         return None
+    # after an agent's call the record names the agent (alice wraps everyone up)
+    agent = {"agent": "alice"} if truth.outcome == "escalated" else {}
     if rng.random() < 0.3:
-        return {"asked": True, "score": None, "by": None}
-    return {"asked": True, "score": rng.randint(1, 5), "by": rng.choice(("keypad", "voice"))}
+        return {"asked": True, "score": None, "by": None, **agent}
+    return {"asked": True, "score": rng.randint(1, 5), "by": rng.choice(("keypad", "voice")), **agent}
 
 
 def random_call(rng: random.Random, number: int, callers: List[Caller]) -> Truth:

@@ -147,7 +147,8 @@ def expected_csat(calls: List[Truth]) -> dict:
             "agents": survey([t for t in asked if t.outcome == "escalated"]),
             "by_task": {task: {"name": TASK_NAMES[task], **survey([t for t in asked if t.task == task])}
                         for task in sorted({t.task for t in asked})},
-            "by_agent": {}}  # these records name no agent in their csat: none was asked after an agent's call
+            "by_agent": {agent: survey([t for t in asked if t.survey.get("agent") == agent])
+                         for agent in sorted({t.survey["agent"] for t in asked if t.survey.get("agent")})}}
 
 
 def expected_junk(calls: List[Truth], handle_s: float) -> dict:
@@ -215,6 +216,7 @@ def assert_covers_callers_coming_back(truths: List[Truth], want: dict) -> None:
     assert want["junk_calls"]["dead_air"] and want["junk_calls"]["prank"]
     assert {(t.survey or {}).get("by") for t in truths} == {None, "keypad", "voice"}
     assert want["csat"]["answered"] < want["csat"]["asked"] and want["csat"]["agents"]["answered"]
+    assert want["csat"]["by_agent"]["alice"]["answered"] < want["csat"]["by_agent"]["alice"]["asked"]
     assert {t.disposition for t in truths} >= {"resolved", "follow_up", "transferred"}
 
 
@@ -270,9 +272,13 @@ def test_the_html_report_shows_its_plots_in_a_real_browser_without_the_network(h
     assert f"{fcr['bot']['rate'] * 100:.1f} %" in text and f"{fcr['agents']['rate'] * 100:.1f} %" in text
     assert f"{fcr['repeat_calls']} repeat calls from {fcr['repeat_callers']} callers" in text
     assert f"{csat['average']:.2f}" in text and f"{csat['response_rate'] * 100:.1f} %" in text
+    alice = csat["by_agent"]["alice"]  # the agent's own row: average, answers, asked, response rate
+    assert (f"agent: alice\t{alice['average']:.2f}\t{alice['answered']}\t{alice['asked']}\t"
+            f"{alice['response_rate'] * 100:.1f} %") in text
     assert f"{junk['agent_minutes_spared']:.1f} min" in text
     for term in ("first-call resolution", "csat", "junk calls", "agent minutes spared"):
         assert term in text.lower(), term
+    assert "time with an agent is not counted" in text  # the bot's handle time: an operator reads what it leaves out
     assert screenshot.stat().st_size > 50_000
     shutil.copy(screenshot, SCREENSHOT_COPY)
 

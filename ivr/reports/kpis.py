@@ -34,7 +34,9 @@ GLOSSARY = {
     "abandoned in the queue": "Callers waiting on the line for an agent who hung up before one took them, out of "
                               "the callers who waited on the line (callbacks are not counted).",
     "ended": "Calls where the caller said goodbye before any task was done.",
-    "bot handle time": "Call length, from answer to hang-up.",
+    "bot handle time": "The caller's time with the bot, from answer to hang-up or to being put through to an "
+                       "agent; time with an agent is not counted (a caller back with the bot after the agent's "
+                       "call, for the survey, adds only that time).",
     "agent handle time": "From an agent taking the caller to their wrap-up.",
     "speed of answer": "From joining the queue to being taken by an agent, over callers waiting on the line.",
     "service level": "The share of callers waiting on the line that an agent took within the service-level time.",
@@ -46,7 +48,8 @@ GLOSSARY = {
                              "caller (number, or account named) did not call again about the same task within "
                              "the repeat window of the call's start; a call that did is a repeat call.",
     "CSAT": "The caller's answer (1 to 5) to the survey after the call: the average of the answers, and the "
-            "response rate (answers out of surveys asked). By the bot: calls it kept; by agents: calls handed over.",
+            "response rate (answers out of surveys asked). By the bot: calls it kept; by agents: calls handed over; "
+            "by agent: the agent whose call the caller rated (asked when the agent hung up first).",
     "junk calls": "Dead air (no voice at all on the line after the reprompts) and prank calls (chatter with no "
                   "request), ended by the bot without an agent.",
     "agent minutes spared": "Junk calls times the period's agent handle time: each would have reached an agent "
