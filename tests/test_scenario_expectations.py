@@ -28,6 +28,14 @@ def test_a_wrong_junk_or_survey_expectation_fails_the_call_saying_what_happened(
     assert (result["junk"], result["csat"]) == ("dead_air", None)  # the report says what the call was
 
 
+def test_yaml_null_expects_no_junk_rather_than_nothing(bot, event_loop_for_bot, accounts, tmp_path):
+    """`junk: ~` is how a developer writes "no junk" in YAML: it is checked like `junk: None`, never skipped."""
+    scenario = tmp_path / "null.yml"
+    scenario.write_text(dead_air("  outcome: ended\n  junk: ~\n"))
+    result = event_loop_for_bot.run_until_complete(run_scenario(bot, load_scenario(scenario)))
+    assert result["failures"] == ["call: junk 'dead_air', expected 'None'"]
+
+
 @pytest.mark.parametrize("expect, problem", [
     ("  outcome: ended\n  jnuk: dead_air\n", "expect: unknown key(s) ['jnuk']; allowed: ['csat', 'junk', 'outcome'"),
     ("  outcome: ended\n  junk: pocket_dial\n", "expect: junk 'pocket_dial' is not one of dead_air, prank, None"),

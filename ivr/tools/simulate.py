@@ -223,8 +223,10 @@ def judge(scenario: Scenario, result: CallResult, barge_ins: dict[int, BargeIn])
                 "reason": result.escalation.reason if result.escalation else None, "queue": result.queue_outcome,
                 "junk": result.junk, "csat": survey_text(result.csat)}
     for key, got in got_call.items():
-        want = scenario.expect.get(key)
-        if want is not None and str(got) != str(want):
+        if key not in scenario.expect:
+            continue
+        want = scenario.expect[key]  # YAML's null (junk: ~) means None: expected as written, not skipped
+        if str(got) != str(want):
             failures.append(f"call: {key} {got!r}, expected {str(want)!r}")
     summary = result.escalation.summary if result.escalation else ""
     if scenario.expect.get("summary") and not re.search(scenario.expect["summary"], summary, re.IGNORECASE):
