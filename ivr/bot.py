@@ -83,7 +83,8 @@ class Bot:
         e = self.voice_settings.endpointing
         return Timing(trailing_silence_ms=e.trailing_silence_ms, no_input_ms=e.no_input_ms,
                       max_utterance_ms=e.max_utterance_ms, answered_ms=e.answered_ms,
-                      answered_free_confidence=e.answered_free_confidence)
+                      answered_free_confidence=e.answered_free_confidence,
+                      answered_free_intents=e.answered_free_intents)
 
     def call(self, transport: Transport, channel: str, recording: Optional[Recording] = None,
              scripted: Optional[list[str]] = None, caller_number: Optional[str] = None) -> Call:

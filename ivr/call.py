@@ -78,7 +78,7 @@ class Call:
         self.speaker = Speaker(transport, voice, recording)
         self.input = CallerInput(Endpointer(transport.rate, timing), recognizer, self.speaker, self._asr,
                                  self._turns, recording, scripted, understands=self._reads_as_request)
-        self._request_confidence = timing.answered_free_confidence
+        self._requests = (timing.answered_free_confidence, frozenset(timing.answered_free_intents))
         desk = QueueDesk(backstage.queue) if backstage.queue is not None else None
         self.handover = Handover(desk, backstage.hold, HoldLine(self._say_on_hold, self.speaker.music, desk),
                                  transport, caller_number)
@@ -184,10 +184,14 @@ class Call:
         await self._answer(reply, turn, began)
 
     async def _reads_as_request(self, text: str) -> bool:
-        """A finished sentence of free speech that the dialog reads as a request it knows, surely enough to
-        answer it before the full trailing silence (ivr.caller_input asks, at the caller's pause)."""
+        """A finished sentence of free speech that the dialog reads as a request (voice.yml's
+        answered_free_intents), surely enough to answer it before the full trailing silence (ivr.caller_input
+        asks, at the caller's pause). Never on hold: what a waiting caller says goes to the hold, not the dialog."""
+        if self.phase is not Phase.TALKING:
+            return False
+        least, requests = self._requests
         intent, confidence = await self.dialog.parse(text)
-        return intent not in (None, "nlu_fallback") and (confidence or 0) >= self._request_confidence
+        return intent in requests and (confidence or 0) >= least
 
     def _count_silence(self, kind: str, heard: str) -> None:
         self._silent_in_a_row = self._silent_in_a_row + 1 if kind == "no_input" else 0

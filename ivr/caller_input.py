@@ -43,6 +43,7 @@ class CallerInput:
         self.endpointer, self.recognizer, self.speaker = endpointer, recognizer, speaker
         self._understands = understands
         self._readings: dict[str, Optional[bool]] = {}  # this utterance's guesses as the dialog read them
+        self._reading: set[asyncio.Future] = set()  # kept, so none is collected mid-way, and cancelled at the end
         self.transport = speaker.transport
         self._asr, self._turns, self.recording = asr, turns, recording
         self._scripted = list(scripted or [])  # what a simulated caller says, for the record
@@ -53,15 +54,19 @@ class CallerInput:
 
     async def listen(self) -> None:
         """Until the caller hangs up (or their line ends)."""
-        async for item in self.transport.incoming():
-            if isinstance(item, Hangup):
-                return
-            if isinstance(item, Dtmf):
-                self._on_keys(item.digits)
-            elif isinstance(item, Typed):
-                self._on_typed(item.text)
-            else:
-                self._on_audio(item)
+        try:
+            async for item in self.transport.incoming():
+                if isinstance(item, Hangup):
+                    return
+                if isinstance(item, Dtmf):
+                    self._on_keys(item.digits)
+                elif isinstance(item, Typed):
+                    self._on_typed(item.text)
+                else:
+                    self._on_audio(item)
+        finally:
+            for reading in self._reading:
+                reading.cancel()
 
     def expect_answer(self) -> None:
         """The bot has asked and is quiet: the no-input timer runs (for the prompt's own patience), unless the
@@ -102,14 +107,17 @@ class CallerInput:
         yes, or a finished sentence the dialog reads as a request it knows ("What is my balance?") is not kept
         waiting for the silence that ends free speech. The dialog's reading starts as soon as the guess is in,
         so it is ready by the time the pause is long enough."""
-        expects = self.speaker.asking.expects
-        wait = dict(self.endpointer.timing.answered_ms).get(expects.kind)
-        if wait is None or self.endpointer.silence_ms == 0 or self._ignoring:
+        expects, timing = self.speaker.asking.expects, self.endpointer.timing
+        wait = dict(timing.answered_ms).get(expects.kind)
+        if wait is None or self._ignoring:
             return False
+        reads = expects.kind == "free" and self._understands is not None and bool(timing.answered_free_intents)
+        if self.endpointer.silence_ms < (timing.pause_ms if reads else wait):  # the guess is looked at per frame:
+            return False  # only from when it can help (the speculation starts at pause_ms)
         guess = getattr(self._utterance, "guess", lambda: None)()
         if guess is None or not complete_answer(guess.text, expects):
             return False
-        if expects.kind == "free" and not self._understood(guess.text):
+        if expects.kind == "free" and not (reads and self._understood(guess.text)):
             return False
         return self.endpointer.silence_ms >= wait
 
@@ -120,6 +128,8 @@ class CallerInput:
         if text not in self._readings:
             self._readings[text] = None
             reading = asyncio.ensure_future(self._understands(text))
+            self._reading.add(reading)
+            reading.add_done_callback(self._reading.discard)
             reading.add_done_callback(lambda done: self._readings.__setitem__(text, _read(done)))
         return bool(self._readings[text])
 

@@ -110,6 +110,14 @@ def test_a_bad_early_end_setting_is_reported_on_its_line_and_a_good_one_reaches_
         load_voice_settings(dialogs_copy)
 
 
+def test_a_request_that_may_end_early_must_be_an_intent_of_the_domain(dialogs_copy):
+    voice = dialogs_copy / "voice.yml"
+    voice.write_text(voice.read_text().replace("answered_free_intents: [pay_bill,", "answered_free_intents: [pay_the_bill,"))
+    problems = [str(p) for p in check_dialogs(dialogs_copy)]
+    assert any("voice.yml:" in p and "answered_free_intents: intent pay_the_bill is not in domain.yml" in p
+               for p in problems), problems
+
+
 def test_a_prompt_that_is_not_a_response_is_reported(dialogs_copy):
     voice = dialogs_copy / "voice.yml"
     voice.write_text(voice.read_text().replace("utter_goodbye:", "utter_good_bye:"))

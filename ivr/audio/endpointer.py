@@ -39,6 +39,7 @@ class Timing:
     # pause; the endpointer only ends the turn when told).
     answered_ms: tuple[tuple[str, int], ...] = (("digits", 200), ("yes_no", 200), ("amount", 250), ("free", 350))
     answered_free_confidence: float = 0.8
+    answered_free_intents: tuple[str, ...] = ()  # the requests that may end free speech early (voice.yml)
 
 
 class Endpointer:

@@ -110,6 +110,12 @@ def _voice_problems(dialogs_dir: Path, parsed: dict) -> list[Problem]:
     for name in hints.get("intents") or [] if isinstance(hints.get("intents"), list) else []:
         if name not in intents:
             found.append(Problem(path, line_of(hints, "intents"), f"hints: intent {name} is not in domain.yml"))
+    endpointing = data.get("endpointing") or {} if isinstance(data, dict) else {}
+    early = endpointing.get("answered_free_intents") if isinstance(endpointing, dict) else None
+    for name in early if isinstance(early, list) else []:
+        if name not in intents:
+            found.append(Problem(path, line_of(endpointing, "answered_free_intents"),
+                                 f"endpointing.answered_free_intents: intent {name} is not in domain.yml"))
     return found
 
 

@@ -17,7 +17,7 @@ KINDS = ("free", "digits", "yes_no", "amount", "question")
 PROMPT_KEYS = {"expects", "length", "barge_in", "secret", "keypad_only", "hints", "no_input_ms", "name"}
 HINT_LISTS = ("us_streets",)  # built-in recognizer hints a prompt may name
 ENDPOINT_KEYS = {"trailing_silence_ms", "no_input_ms", "max_utterance_ms", "answered_digits_ms", "answered_yes_no_ms",
-                 "answered_amount_ms", "answered_free_ms", "answered_free_confidence"}
+                 "answered_amount_ms", "answered_free_ms", "answered_free_confidence", "answered_free_intents"}
 TTS_KEYS = {"voice", "rate"}
 HINT_KEYS = {"intents", "examples_per_intent"}
 FRUSTRATION_KEYS = {"threshold", "phrases"}
@@ -55,6 +55,10 @@ class EndpointSettings:
     # ... and free speech that is a finished sentence the dialog reads as a request at this confidence or more
     answered_free_ms: int = 350
     answered_free_confidence: float = 0.8
+    # Only requests end early: "Hi...", "Yes, ...", "422 Maple Avenue ..." usually lead on to more.
+    answered_free_intents: tuple[str, ...] = ("pay_bill", "check_balance", "change_address", "request_agent",
+                                              "goodbye", "deny", "out_of_scope", "cancel", "repeat", "help", "wait",
+                                              "dont_know")
 
     @property
     def answered_ms(self) -> tuple[tuple[str, int], ...]:
@@ -174,6 +178,9 @@ def problems_in(path: Path, data: Any) -> list[tuple[int, str]]:
             elif key == "intents":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     found.append((line_of(values, key), "hints.intents must be a list of intent names"))
+            elif key == "answered_free_intents":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    found.append((line_of(values, key), f"endpointing.{key} must be a list of intent names"))
             elif key == "answered_free_confidence":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
                     found.append((line_of(values, key), f"endpointing.{key} must be a number above 0 and at most 1, "
@@ -302,7 +309,10 @@ def load_voice_settings(dialogs_dir: Path) -> VoiceSettings:
     tts, hints = data.get("tts") or {}, data.get("hints") or {}
     phrases = caller_phrases(dialogs_dir / "data", tuple(hints.get("intents", DEFAULT_HINT_INTENTS)),
                              int(hints.get("examples_per_intent", 2)))
-    return VoiceSettings(prompts, EndpointSettings(**dict(data.get("endpointing") or {})),
+    endpointing = dict(data.get("endpointing") or {})
+    if "answered_free_intents" in endpointing:
+        endpointing["answered_free_intents"] = tuple(endpointing["answered_free_intents"])
+    return VoiceSettings(prompts, EndpointSettings(**endpointing),
                          str(tts.get("voice", "en-us")), int(tts.get("rate", 165)), phrases,
                          _frustration(data.get("frustration") or {}), _hold(data.get("hold") or {}),
                          JunkSettings(**dict(data.get("junk_calls") or {})),
