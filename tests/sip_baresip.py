@@ -14,7 +14,9 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
+
+import pytest
 
 from ivr.audio.pcm import read_wav, write_wav
 from ivr.events import AudioChunk
@@ -55,6 +57,27 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def baresip_installed():
+    """Imported by every test module that rings real phones (autouse there)."""
+    if not available():  # a missing phone is a failure to set up, never a quietly skipped test
+        pytest.fail("baresip is not installed: run `make setup` (apt-get install baresip)", pytrace=False)
+
+
+def agent1_with_a_phone(env: dict, password: str) -> int:
+    """`ivr db seed` the install in `env` and add agent1 (skills en, billing) with a phone at
+    sip:agent1@127.0.0.1:<port>, as an operator would; returns the port for the agent's baresip."""
+    from tests.conftest import ivr_command
+
+    seeded = ivr_command("db", "seed", env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    agent_port = free_port()
+    added = ivr_command("agents", "add", "agent1", "--skills", "en,billing", "--sip",
+                        f"sip:agent1@127.0.0.1:{agent_port}", "--password-stdin", env=env, input=password + "\n")
+    assert added.returncode == 0, added.stderr
+    return agent_port
 
 
 class Baresip:
@@ -192,3 +215,27 @@ def phone_voice(folder: Path, name: str, *parts) -> tuple[Path, list[float]]:
     path = folder / f"{name}.wav"
     write_wav(path, AudioChunk(pcm, 8000))
     return path, ends
+
+
+class Phones:
+    """The phones one test starts, each in its own folder, all stopped when the test ends (the `phones` fixture):
+    phones(user, microphone WAV, **Baresip options)."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.started = folder, []
+
+    def __call__(self, user: str, source: Path, **options) -> Baresip:
+        self.started.append(Baresip(self.folder / user, source, user=user, **options))
+        return self.started[-1]
+
+    def stop(self) -> None:
+        for each in self.started:
+            each.stop()
+
+
+@pytest.fixture
+def phones(tmp_path) -> Iterator[Phones]:
+    """Imported by the test modules that use it."""
+    started = Phones(tmp_path)
+    yield started
+    started.stop()

@@ -11,19 +11,15 @@ from pathlib import Path
 import pytest
 
 from ivr.config import Settings
-from tests.conftest import ivr_command, voiced_seconds
+from tests.conftest import voiced_seconds
 from tests.eventually import last_call
-from tests.sip_baresip import Baresip, available, free_port, phone_voice
+# baresip_installed (autouse) and phones are fixtures: imported, pytest uses them here
+from tests.sip_baresip import (Baresip, agent1_with_a_phone, baresip_installed, free_port, phone_voice,
+                               phones)  # noqa: F401
 from tests.sip_peer import RawPeer, garbage, valid_messages
 from tests.sip_server import Served
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def baresip_installed():
-    if not available():  # a missing phone is a failure to set up, never a quietly skipped test
-        pytest.fail("baresip is not installed: run `make setup` (apt-get install baresip)", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -43,31 +39,12 @@ def line(trained_model, tmp_path_factory):
     """`ivr serve` with the SIP line, one call at a time, its own accounts, queue and call records;
     agent1 (skills en, billing) has a phone at sip:agent1@127.0.0.1:<line.agent_port>."""
     var = tmp_path_factory.mktemp("sip-var")
-    env = {"IVR_VAR": str(var)}
-    seeded = ivr_command("db", "seed", env=env)
-    assert seeded.returncode == 0, seeded.stderr
-    agent_port = free_port()
-    added = ivr_command("agents", "add", "agent1", "--skills", "en,billing", "--sip",
-                        f"sip:agent1@127.0.0.1:{agent_port}", "--password-stdin", env=env, input="agent one secret\n")
-    assert added.returncode == 0, added.stderr
+    agent_port = agent1_with_a_phone({"IVR_VAR": str(var)}, "agent one secret")
     served = Served(free_port(), var, max_calls=1, log=var / "serve.log")
     served.agent_port = agent_port
     served.uri = f"sip:ivr@{served.address[0]}:{served.address[1]}"
     yield served
     served.stop()
-
-
-@pytest.fixture
-def phones(tmp_path):
-    started = []
-
-    def phone(user: str, source: Path, **options) -> Baresip:
-        started.append(Baresip(tmp_path / user, source, user=user, **options))
-        return started[-1]
-
-    yield phone
-    for each in started:
-        each.stop()
 
 
 def line_env(line) -> dict:

@@ -16,18 +16,14 @@ from ivr.config import Settings
 from tests.conftest import ivr_command, until_the_bot_has_spoken, voiced_seconds
 from tests.console_helpers import AgentBrowser
 from tests.eventually import last_call, waiting_caller
-from tests.sip_baresip import Baresip, available, free_port, phone_voice
+# baresip_installed (autouse) and phones are fixtures: imported, pytest uses them here
+from tests.sip_baresip import (agent1_with_a_phone, baresip_installed, free_port, phone_voice,
+                               phones)  # noqa: F401
 from tests.sip_server import Served
 from tests.survey_dialogs import surveying_dialogs
 
 pytestmark = pytest.mark.slow
 PASSWORD = "agent one secret"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def baresip_installed():
-    if not available():  # a missing phone is a failure to set up, never a quietly skipped test
-        pytest.fail("baresip is not installed: run `make setup` (apt-get install baresip)", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +33,7 @@ def line(trained_model, tmp_path_factory):
     var = tmp_path_factory.mktemp("after-agent-var")
     dialogs = surveying_dialogs(tmp_path_factory.mktemp("after-agent-dialogs"))
     env = {"IVR_VAR": str(var), "IVR_DIALOGS": str(dialogs)}
-    assert ivr_command("db", "seed", env=env).returncode == 0
-    agent_port, console_port = free_port(), free_port(socket.SOCK_STREAM)
-    added = ivr_command("agents", "add", "agent1", "--skills", "en,billing", "--sip",
-                        f"sip:agent1@127.0.0.1:{agent_port}", "--password-stdin", env=env, input=PASSWORD + "\n")
-    assert added.returncode == 0, added.stderr
+    agent_port, console_port = agent1_with_a_phone(env, PASSWORD), free_port(socket.SOCK_STREAM)
     before = os.environ.get("IVR_DIALOGS")
     os.environ["IVR_DIALOGS"] = str(dialogs)  # Served passes its environment on to `ivr serve`
     try:
@@ -55,25 +47,12 @@ def line(trained_model, tmp_path_factory):
     served.stop()
 
 
-@pytest.fixture
-def phones(tmp_path):
-    started = []
-
-    def phone(user: str, *parts, **options) -> Baresip:
-        source, _ = phone_voice(tmp_path, f"{user}-microphone", *parts)
-        started.append(Baresip(tmp_path / user, source, user=user, **options))
-        return started[-1]
-
-    yield phone
-    for each in started:
-        each.stop()
-
-
 def bridged_to_agent1(line, phones, caller_name: str, tmp_path: Path):
     """A caller asks for a person; agent1 takes them on the console and their phone answers. Returns the caller,
     the agent's phone, the agent's console session and the queue entry."""
-    agent = phones("agent1", 120.0, auto_answer=True, sip_port=line.agent_port)
-    caller = phones(caller_name, 120.0)
+    quiet, _ = phone_voice(tmp_path, "quiet", 120.0)  # both listen until they speak
+    agent = phones("agent1", quiet, auto_answer=True, sip_port=line.agent_port)
+    caller = phones(caller_name, quiet)
     caller.dial(line.uri)
     caller.wait_for("CALL_ESTABLISHED", timeout=10)
     caller.wait_for_the_bot_to_finish()  # the greeting

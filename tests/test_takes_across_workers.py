@@ -14,21 +14,17 @@ from pathlib import Path
 import pytest
 
 from ivr.queue import QueueStore
-from tests.conftest import ivr_command, voiced_seconds
+from tests.conftest import voiced_seconds
 from tests.console_helpers import AgentBrowser
 from tests.eventually import last_call, waiting_caller
-from tests.sip_baresip import Baresip, available, free_port, phone_voice
+# baresip_installed (autouse) and phones are fixtures: imported, pytest uses them here
+from tests.sip_baresip import (agent1_with_a_phone, baresip_installed, free_port, phone_voice,
+                               phones)  # noqa: F401
 from tests.sip_server import ROOT, Served
 
 pytestmark = pytest.mark.slow
 PASSWORD = "agent one secret"
 IVR = Path(sys.executable).parent / "ivr"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def baresip_installed():
-    if not available():  # a missing phone is a failure to set up, never a quietly skipped test
-        pytest.fail("baresip is not installed: run `make setup` (apt-get install baresip)", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +34,7 @@ def install(postgres, tmp_path_factory):
     name = postgres.create_database()
     var = tmp_path_factory.mktemp("takes-var")
     env = {"IVR_VAR": str(var), "IVR_DATABASE_URL": postgres.url(name)}
-    seeded = ivr_command("db", "seed", env=env)
-    assert seeded.returncode == 0, seeded.stderr
-    agent_port = free_port()
-    added = ivr_command("agents", "add", "agent1", "--skills", "en,billing", "--sip",
-                        f"sip:agent1@127.0.0.1:{agent_port}", "--password-stdin", env=env, input=PASSWORD + "\n")
-    assert added.returncode == 0, added.stderr
-    yield env, var, agent_port
+    yield env, var, agent1_with_a_phone(env, PASSWORD)
     postgres.drop_database(name)
 
 
@@ -93,37 +83,32 @@ def voice(tmp_path):
 
 
 def test_a_caller_queued_by_worker_a_is_taken_on_worker_bs_console_and_bridged_to_the_agents_phone(
-        install, workers, voice, tmp_path):
+        install, workers, voice, phones):
     env, _, agent_port = install
     worker_a, worker_b = workers
-    agent_phone = Baresip(tmp_path / "agent1", voice("agent-waits", 120.0), user="agent1", auto_answer=True,
-                          sip_port=agent_port)
-    caller = Baresip(tmp_path / "caller", voice("listening", 120.0), user="cross-worker-caller")
-    try:
-        caller.dial(worker_a.uri)
-        caller.wait_for("CALL_ESTABLISHED", timeout=10)
-        caller.wait_for_the_bot_to_finish()  # the greeting
-        caller.speak(voice("asks", "I want to talk to an agent", 90.0))
-        with QueueStore(env["IVR_DATABASE_URL"]) as queue:
-            entry = waiting_caller(queue, worker_a.said)
-            desk = AgentBrowser(worker_b.console)  # the agent's console is served by the other worker
-            assert desk.login("agent1", PASSWORD).ok
-            assert desk.post("agent/state", state="available").ok
-            assert desk.post(f"queue/{entry.id}/take").json()["holding"] == entry.id
-            taken_at = time.monotonic()
+    agent_phone = phones("agent1", voice("agent-waits", 120.0), auto_answer=True, sip_port=agent_port)
+    caller = phones("cross-worker-caller", voice("listening", 120.0))
+    caller.dial(worker_a.uri)
+    caller.wait_for("CALL_ESTABLISHED", timeout=10)
+    caller.wait_for_the_bot_to_finish()  # the greeting
+    caller.speak(voice("asks", "I want to talk to an agent", 90.0))
+    with QueueStore(env["IVR_DATABASE_URL"]) as queue:
+        entry = waiting_caller(queue, worker_a.said)
+        desk = AgentBrowser(worker_b.console)  # the agent's console is served by the other worker
+        assert desk.login("agent1", PASSWORD).ok
+        assert desk.post("agent/state", state="available").ok
+        assert desk.post(f"queue/{entry.id}/take").json()["holding"] == entry.id
+        taken_at = time.monotonic()
 
-            rang = agent_phone.wait_for("CALL_INCOMING", "CALL_ESTABLISHED", timeout=40)  # worker A heard the take
-            rings_after = time.monotonic() - taken_at
-            if rang["type"] == "CALL_INCOMING":
-                agent_phone.wait_for("CALL_ESTABLISHED", timeout=20)  # and the agent's phone answered
-            caller.speak(voice("to-the-agent", 0.5, "Hello, I have a question about my bill.", 1.0))
-            caller.wait_for("CALL_CLOSED", timeout=20)  # the caller hangs up after speaking to the agent...
-            agent_phone.wait_for("CALL_CLOSED", timeout=10)  # ...and worker A hangs up the agent's side too
-            assert queue.entry(entry.id).connected_at is not None
-            assert desk.post(f"calls/{entry.id}/wrap-up", disposition="resolved").ok
-    finally:
-        caller.stop()
-        agent_phone.stop()
+        rang = agent_phone.wait_for("CALL_INCOMING", "CALL_ESTABLISHED", timeout=40)  # worker A heard the take
+        rings_after = time.monotonic() - taken_at
+        if rang["type"] == "CALL_INCOMING":
+            agent_phone.wait_for("CALL_ESTABLISHED", timeout=20)  # and the agent's phone answered
+        caller.speak(voice("to-the-agent", 0.5, "Hello, I have a question about my bill.", 1.0))
+        caller.wait_for("CALL_CLOSED", timeout=20)  # the caller hangs up after speaking to the agent...
+        agent_phone.wait_for("CALL_CLOSED", timeout=10)  # ...and worker A hangs up the agent's side too
+        assert queue.entry(entry.id).connected_at is not None
+        assert desk.post(f"calls/{entry.id}/wrap-up", disposition="resolved").ok
 
     assert voiced_seconds(agent_phone.heard().pcm, 8000) > 1.2  # the agent heard the caller, through worker A
     record = last_call(env, "cross-worker-caller")
