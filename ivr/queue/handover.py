@@ -36,6 +36,7 @@ class Handover:
     async def join(self, escalation: Escalation) -> bool:
         """Queue the caller; False (and the caller told so) when the queue cannot take them."""
         self.call_id = escalation.call_id
+        self.comes_back, self.agent_name = False, None  # a caller handed over again starts afresh
         try:
             if self.desk is None:
                 raise QueueError("the agents' queue was unavailable when the bot started")

@@ -26,7 +26,7 @@ class SipCall:
         self._inbox = Inbox(PHONE_RATE)  # the caller's audio, keys and hang-up, bounded
         self.bridged = False  # handed to an agent: the bot is out of the audio path
         self._comes_back = False  # when the agent hangs up first, the caller is the call's again (the survey)
-        self._back = asyncio.Event()
+        self._back = asyncio.Event()  # a new one each hand-over: a caller put through twice comes back twice
         media.heard, media.keyed = self._inbox.audio, self._inbox.keys
 
     def now(self) -> float:
@@ -55,7 +55,11 @@ class SipCall:
             self._media.pacer.clear()
 
     async def close(self) -> None:
-        if not self.bridged:  # a bridged caller stays on the line with their agent
+        """The call is over: hang up, unless the caller is with their agent. Then no call is left to take them
+        back, so the line ends them together with the agent (as for a caller not asked back)."""
+        if self.bridged:
+            self._comes_back = False
+        else:
             self._hang_up()
 
     async def hand_over(self, address: str, come_back: bool = False) -> bool:
@@ -63,7 +67,7 @@ class SipCall:
         `come_back`: when the agent hangs up first, the caller is given back to the call (taken_back)."""
         if self._inbox.closed:
             return False
-        self._comes_back = come_back
+        self._comes_back, self._back = come_back, asyncio.Event()
         self.bridged = await self._reach(address)
         return self.bridged
 
