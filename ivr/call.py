@@ -44,6 +44,9 @@ AGENT_DONE = "/agent_done"  # the agent hung up first and the caller, drawn for 
 APOLOGY = "I'm sorry, something went wrong on our side. Let me connect you with an agent."
 
 
+BACK_FROM_AGENT = "back_from_agent"  # the turn the call gives its worker when the caller comes back
+
+
 class Phase(enum.Enum):
     TALKING = "talking"  # the caller and the bot, turn by turn
     ON_HOLD = "on_hold"  # handed over: what the caller says goes to the hold, until the call ends
@@ -120,6 +123,8 @@ class Call:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        if self._holding and not self._holding.cancelled() and self._holding.exception():
+            log.error("call %s: the hold failed", self.call_id, exc_info=self._holding.exception())
         self._asr.shutdown(wait=False, cancel_futures=True)
         await self.transport.close()
         await self.handover.left()
@@ -158,6 +163,9 @@ class Call:
                 return
 
     async def _take(self, caller_turn: CallerTurn) -> None:
+        if caller_turn.kind == BACK_FROM_AGENT:
+            await self._after_agent()
+            return
         turn = Turn(said=caller_turn.said, kind=caller_turn.kind, prompt=self.speaker.asking.prompt)
         began = time.monotonic()
         text = await text_of(caller_turn, turn, self.speaker.asking.expects, self._asr, began)
@@ -267,16 +275,22 @@ class Call:
                 self._done.set()
         if back:
             self._with_agent, self._bridged_at = self._time_with_agent(), None
-            await self._after_agent()
+            self._take_back()
+
+    def _take_back(self) -> None:
+        """The caller is the call's again: what they said or keyed before the put-through (or on hold) is no
+        answer to what comes next, so their input starts afresh; the worker takes it from here, one turn at a
+        time as always (and a failure there ends the call like any other, logged)."""
+        while not self._turns.empty():
+            self._turns.get_nowait()
+            self._turns.task_done()
+        self.input.start_afresh()
+        self._turns.put_nowait(CallerTurn(BACK_FROM_AGENT))
 
     async def _after_agent(self) -> None:
-        """The agent hung up first and the caller is the bot's again: the dialog closes the call (the survey)."""
+        """The agent hung up first: the dialog closes the call (the survey about the agent, or goodbye)."""
         self.phase = Phase.TALKING
-        try:
-            await self._answer(await self._respond(AGENT_DONE), Turn())
-        finally:
-            if self.phase is Phase.ENDED:
-                self._done.set()
+        await self._answer(await self._respond(AGENT_DONE), Turn())
 
     async def _say_on_hold(self, text: str, name: str, expects: Expectation) -> None:
         turn = self._record.turns[-1] if self._record.turns else Turn()  # the record keeps it with the last turn

@@ -28,7 +28,7 @@ Understands = Callable[[str], Awaitable[bool]]
 @dataclass
 class CallerTurn:
     """A caller turn waiting to be taken: an utterance, keypad digits, a typed line, or silence."""
-    kind: str  # speech | dtmf | no_input | typed
+    kind: str  # speech | dtmf | no_input | typed | back_from_agent (the caller is back from an agent: ivr.call)
     utterance: Any = None  # the recognizer's Utterance, finished when the turn is taken
     ended: Optional[SpeechEnded] = None
     digits: str = ""
@@ -73,6 +73,14 @@ class CallerInput:
         caller is already talking or an answer is waiting to be taken."""
         if not self.endpointer.in_speech and self._turns.empty():
             self.endpointer.expect_answer(self.transport.now(), self.speaker.asking.no_input_ms)
+
+    def start_afresh(self) -> None:
+        """The caller is back from an agent: a sentence cut off at the put-through, keys half typed and the
+        dialog's readings are dropped, so nothing said before counts as an answer to what comes next."""
+        if self.endpointer.in_speech:
+            self.endpointer.end_early(self.transport.now())
+        self.endpointer.stop_waiting()
+        self._utterance, self._ignoring, self._digits, self._readings = None, False, "", {}
 
     def dead_air(self, voice_level_dbfs: float) -> bool:
         """Only silence so far on a line that carries audio: no frame at `voice_level_dbfs` the voice

@@ -5,55 +5,109 @@ the time with the agent out of the bot's seconds. A call not drawn for the surve
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 import pytest
 
-from call_harness import FRAME, Dialog, Line, Recognizer, run_call
+from call_harness import FRAME, Dialog, Line, Recognizer, Voice, run_call
+from ivr.audio.pcm import read_wav
 from ivr.call import AGENT_DONE, Backstage
 from ivr.dialog.agent import DialogReply
 from ivr.dialog.settings import HoldSettings, SurveySettings
 from ivr.events import AudioChunk, Escalation, Expectation, Prompt
 from ivr.masking import Seal
 from ivr.queue import TAKEN, QueueStore
+from ivr.transports.base import Hangup
 
 AGENT_HANGS_UP_AT = 100.0  # on the call's clock; the agent takes the caller at 20 s
+RING_S = 2.0  # the agent's phone rings this long before they answer
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """A real caller's utterance at 16 kHz (flite): the endpointer hears real audio."""
+    folder = tmp_path_factory.mktemp("ring")
+    subprocess.run(["flite", "-voice", "slt", "-t", "Hello? Hello? Is anyone there?", "-o", str(folder / "s.wav")],
+                   check=True)
+    subprocess.run(["sox", str(folder / "s.wav"), "-r", "16000", str(folder / "s16.wav")], check=True)
+    return read_wav(folder / "s16.wav")
 
 
 class AgentLine(Line):
-    """A line whose agent answers at once and hangs up first at AGENT_HANGS_UP_AT (the line's
-    GivesCallersBack: a caller put through to come back is the call's again then)."""
+    """A line whose agent answers after RING_S and hangs up first at AGENT_HANGS_UP_AT (the line's
+    GivesCallersBack: a caller put through to come back is the call's again then). While the caller is with
+    the agent, nothing of theirs reaches the call and nothing of the call reaches them, as on the SIP line."""
 
     def __post_init__(self):
         super().__post_init__()
         self.put_through: list[tuple[float, bool]] = []  # (when, come_back)
+        self.hangs_up: list[float] = [AGENT_HANGS_UP_AT]  # each agent's hang-up, in the order they take the caller
+        self.talks_in_the_ring = False  # the caller says something ("hello? hello?") while the agent's phone rings
+        self.bridged = False
 
     async def hand_over(self, address: str, come_back: bool = False) -> bool:
+        if self.talks_in_the_ring:  # begun just before the agent answers: cut off by the bridge
+            self.says_at.append(self.now() + RING_S - 0.8)
+        await asyncio.sleep(RING_S)
         self.put_through.append((self.now(), come_back))
+        self.bridged = True
         return True
 
     async def back_from_agent(self) -> None:
-        await asyncio.sleep(AGENT_HANGS_UP_AT - self.now())
+        await asyncio.sleep(self.hangs_up.pop(0) - self.now())
+        self.bridged = False
+
+    async def incoming(self):
+        async for item in super().incoming():
+            if isinstance(item, Hangup) or not self.bridged:
+                yield item
+
+    async def play(self, chunk: AudioChunk) -> None:
+        if not self.bridged:
+            await super().play(chunk)
 
 
-def call_with_agent(tmp_path, share: float):
+class FailingVoice(Voice):
+    """The voice double that cannot say one sentence (the text-to-speech engine failed)."""
+
+    def render_sentences(self, text: str):
+        if "On a scale" in text:
+            raise RuntimeError("the voice broke")
+        yield from super().render_sentences(text)
+
+
+ESCALATED = {"escalation_reason": "caller_request"}  # the dialog's slots once it handed the caller over
+QUESTION = Prompt("Thank you for talking with our agent. On a scale of 1 to 5?", "utter_ask_satisfaction_agent",
+                  Expectation("digits", 1), barge_in=False)
+
+
+def call_with_agent(tmp_path, share: float, line=None, dialog=None, answers=None, voice=None, heard=(),
+                    before=None):
     """The caller keys 0 for a person at 6 s (keys: the caller's words are not what is tested here) and 4 at the
     survey question, if asked."""
     store = QueueStore(f"sqlite:///{tmp_path / 'queue.db'}")
-    store.add_agent("ana", "correct horse battery", "en,billing", sip_address="sip:ana@127.0.0.1:5070")
-    line = AgentLine(AudioChunk(b"", 16000), keys_at=[(6.0, "0#"), (AGENT_HANGS_UP_AT + 8.0, "4")], hangs_up_at=130.0)
-    question = Prompt("Thank you for talking with our agent. On a scale of 1 to 5?", "utter_ask_satisfaction_agent",
-                      Expectation("digits", 1), barge_in=False)
-    dialog = Dialog(DialogReply([Prompt("How can I help?", "utter_greet")]), {
+    for agent in ("ana", "bo"):
+        store.add_agent(agent, "correct horse battery", "en,billing", sip_address=f"sip:{agent}@127.0.0.1:5070")
+    line = line or AgentLine(AudioChunk(b"", 16000), keys_at=[(6.0, "0#"), (AGENT_HANGS_UP_AT + 8.0, "4")],
+                             hangs_up_at=130.0)
+    line.voice = voice
+    dialog = dialog or Dialog(DialogReply([Prompt("How can I help?", "utter_greet")]), {
         "0": DialogReply([Prompt("Connecting you.", "utter_transfer", barge_in=False)],
-                                                  escalation=Escalation("caller_request")),
-        AGENT_DONE: DialogReply([question], survey_asked=True),
+                         escalation=Escalation("caller_request"), slots=ESCALATED),
+        AGENT_DONE: DialogReply([QUESTION], survey_asked=True),
         "4": DialogReply([Prompt("Thank you for your answer. Goodbye.", "utter_survey_thanks")], ended=True,
-                         survey_asked=True, satisfaction=4)})
+                         survey_asked=True, satisfaction=4), **(answers or {})})
     backstage = Backstage(queue=store, hold=HoldSettings(announce_every_s=30),
                           survey=SurveySettings(share=share, after_agent=True))
-    taken = (lambda loop: loop.call_at(20.0, lambda: (store.set_agent_state("ana", "available"),
-                                                      store.take_next("ana"))))
-    return run_call(line, dialog, Recognizer(), Seal(tmp_path), backstage, before=taken), line, dialog
+
+    def taken(loop):
+        loop.call_at(20.0, lambda: (store.set_agent_state("ana", "available"), store.take_next("ana")))
+        if before:
+            before(loop, store)
+
+    recognizer = Recognizer()
+    recognizer.heard = list(heard)  # what the caller says, in order
+    return run_call(line, dialog, recognizer, Seal(tmp_path), backstage, before=taken), line, dialog
 
 
 def test_a_drawn_caller_whose_agent_hangs_up_first_is_asked_and_their_score_kept_with_the_escalated_call(
@@ -80,3 +134,20 @@ def test_a_call_not_drawn_ends_at_the_put_through_as_before(tmp_path):
     assert not come_back and AGENT_DONE not in [text for _, text in dialog.received]
     assert result.seconds == pytest.approx(put_through_at, abs=2 * FRAME) and result.csat is None
     assert (result.outcome, result.queue_outcome) == ("escalated", TAKEN)
+
+
+def test_what_the_caller_was_saying_when_put_through_is_no_answer_to_the_survey(tmp_path, speech):
+    """"Hello? Hello?" in the ring, cut off by the bridge: not taken as the survey's answer when they come back."""
+    line = AgentLine(speech, keys_at=[(6.0, "0#"), (AGENT_HANGS_UP_AT + 8.0, "4")], hangs_up_at=130.0)
+    line.talks_in_the_ring = True
+    result, line, dialog = call_with_agent(tmp_path, share=1.0, line=line, heard=["hello hello"] * 3)
+
+    after = [text for at, text in dialog.received if at >= AGENT_HANGS_UP_AT - FRAME]
+    assert after == [AGENT_DONE, "4"]
+    assert result.csat == {"asked": True, "score": 4, "by": "keypad", "agent": "ana"}
+
+
+def test_a_voice_failing_after_the_agent_fails_the_call_at_once_instead_of_leaving_dead_air(tmp_path):
+    """The switchboard logs a failed call and the line hangs up: the caller is not left listening to nothing."""
+    with pytest.raises(RuntimeError, match="the voice broke"):
+        call_with_agent(tmp_path, share=1.0, voice=FailingVoice())
