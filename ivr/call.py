@@ -22,6 +22,7 @@ from ivr.audio.recording import Recording
 from ivr.call_result import CallResult, RecordSoFar
 from ivr.caller_input import CallerInput, CallerTurn
 from ivr.dialog.agent import DialogReply
+from ivr.dialog.agent_survey import agent_survey_due
 from ivr.dialog.frustration import FrustrationMeter, FrustrationSettings
 from ivr.dialog.settings import HoldSettings, JunkSettings, SurveySettings
 from ivr.events import Escalation, Expectation, Prompt, Turn
@@ -42,6 +43,8 @@ AGENT_DONE = "/agent_done"  # the agent hung up first and the caller, drawn for 
 # Said by the call itself when the dialog cannot answer (Rasa or its actions failed): a broken
 # dialog cannot say it, and the caller must never be left in silence.
 APOLOGY = "I'm sorry, something went wrong on our side. Let me connect you with an agent."
+# After an agent's call the caller was served: a failing dialog closes the call instead of queueing them again.
+GOODBYE = "Thank you for calling. Goodbye."
 
 
 BACK_FROM_AGENT = "back_from_agent"  # the turn the call gives its worker when the caller comes back
@@ -219,6 +222,8 @@ class Call:
             self.on_turn(turn)
 
     async def _respond(self, text: str) -> DialogReply:
+        """The dialog's reply; when it fails or is silent, an apology and a transfer (after an agent's call:
+        goodbye, the hand-over and its reason kept)."""
         try:
             reply = await self.dialog.respond(self.call_id, text)
         except Exception:  # noqa: BLE001 - whatever broke, the caller hears an apology, not silence
@@ -226,6 +231,9 @@ class Call:
             reply = None
         if reply is not None and (reply.prompts or reply.ended):
             return reply
+        if text == AGENT_DONE:
+            log.error("call %s: the dialog gave no prompt after the agent's call; saying goodbye", self.call_id)
+            return DialogReply(prompts=[Prompt(GOODBYE, "goodbye", barge_in=False)], ended=True)
         log.error("call %s: the dialog gave no prompt; apologising and transferring", self.call_id)
         return DialogReply(prompts=[Prompt(APOLOGY, "apology", barge_in=False)],
                            intent=reply.intent if reply else None, escalation=Escalation("dialog_failure"),
@@ -248,7 +256,7 @@ class Call:
                                         caller_number=self.caller_number, task=record.task, slots=reply.slots,
                                         greeting=record.greeting, turns=record.turns,
                                         frustration=self.frustration.score)
-            await self._hand_over(record.escalation)
+            await self._hand_over(record.escalation, reply.slots)
         elif reply.ended:  # self_served when a task was done (ivr.call_result.outcome_of); escalated stays so
             record.outcome, self.phase = record.outcome or "ended", Phase.ENDED
         else:
@@ -256,8 +264,8 @@ class Call:
 
     # -- escalation -> queue -> on hold -----------------------------------------------------------
 
-    async def _hand_over(self, escalation: Escalation) -> None:
-        self.handover.come_back = self.backstage.survey.after_agent_for(self.call_id) and not self._record.junk
+    async def _hand_over(self, escalation: Escalation, slots: dict) -> None:
+        self.handover.come_back = agent_survey_due(slots, self.call_id, self.backstage.survey)  # the dialog's rule
         if not await self.handover.join(escalation):
             self.phase = Phase.ENDED
             return

@@ -67,6 +67,20 @@ class AgentLine(Line):
             await super().play(chunk)
 
 
+class FailingDialog(Dialog):
+    """The dialog double whose answer to one text fails (Rasa or an action broken)."""
+
+    def __init__(self, *args, fails_on: str):
+        super().__init__(*args)
+        self.fails_on = fails_on
+
+    async def respond(self, call_id: str, text: str) -> DialogReply:
+        reply = await super().respond(call_id, text)
+        if text == self.fails_on:
+            raise RuntimeError("the dialog broke")
+        return reply
+
+
 class FailingVoice(Voice):
     """The voice double that cannot say one sentence (the text-to-speech engine failed)."""
 
@@ -147,7 +161,33 @@ def test_what_the_caller_was_saying_when_put_through_is_no_answer_to_the_survey(
     assert result.csat == {"asked": True, "score": 4, "by": "keypad", "agent": "ana"}
 
 
+def test_a_dialog_failing_after_the_agent_says_goodbye_and_keeps_the_hand_over(tmp_path):
+    dialog = FailingDialog(DialogReply([Prompt("How can I help?", "utter_greet")]), {
+        "0": DialogReply([Prompt("Connecting you.", "utter_transfer", barge_in=False)],
+                         escalation=Escalation("caller_request"), slots=ESCALATED)}, fails_on=AGENT_DONE)
+    result, line, dialog = call_with_agent(tmp_path, share=1.0, dialog=dialog)
+
+    assert line.said("Thank you for calling.").start == pytest.approx(AGENT_HANGS_UP_AT, abs=2 * FRAME)
+    assert not [heard for heard in line.heard if "connect you" in heard.text]  # not queued a second time
+    assert len(line.put_through) == 1 and [text for _, text in dialog.received].count(AGENT_DONE) == 1
+    assert (result.outcome, result.escalation.reason, result.queue_outcome) == ("escalated", "caller_request", TAKEN)
+    assert result.csat is None
+    assert (result.ended_at - result.started_at).total_seconds() < AGENT_HANGS_UP_AT + 8.0  # ended, not hung up on
+
+
 def test_a_voice_failing_after_the_agent_fails_the_call_at_once_instead_of_leaving_dead_air(tmp_path):
     """The switchboard logs a failed call and the line hangs up: the caller is not left listening to nothing."""
     with pytest.raises(RuntimeError, match="the voice broke"):
         call_with_agent(tmp_path, share=1.0, voice=FailingVoice())
+
+
+def test_a_caller_handed_over_by_the_call_itself_is_not_taken_back_only_to_hear_goodbye(tmp_path):
+    """The dialog failed and the call apologised and transferred (no escalation_reason in the dialog's slots):
+    the dialog would not ask this caller, so the call keeps them with their agent (one rule for both)."""
+    dialog = FailingDialog(DialogReply([Prompt("How can I help?", "utter_greet")]), {}, fails_on="0")
+    result, line, dialog = call_with_agent(tmp_path, share=1.0, dialog=dialog)
+
+    (put_through_at, come_back), = line.put_through
+    assert not come_back and AGENT_DONE not in [text for _, text in dialog.received]
+    assert result.escalation.reason == "dialog_failure"
+    assert result.seconds == pytest.approx(put_through_at, abs=2 * FRAME)

@@ -131,6 +131,8 @@ def test_the_survey_after_an_agent_only_for_an_escalated_call_not_yet_asked_and_
     from ivr.actions.stores import Backing, serving
     from ivr.actions.survey import AfterAgent
     from ivr.config import Settings
+    from ivr.dialog.agent_survey import agent_survey_due
+    from ivr.dialog.settings import load_voice_settings
 
     dialogs = surveying_dialogs(tmp_path)
     tracker = Tracker("sip-drawn", slots, {}, [], False, None, {}, "action_listen")
@@ -144,6 +146,8 @@ def test_the_survey_after_an_agent_only_for_an_escalated_call_not_yet_asked_and_
     assert {"event": "slot", "name": "escalation_reason", "value": None, "timestamp": None} in events
     assert any(event.get("name") == "survey_form" for event in events) == asked
     assert [message["response"] for message in dispatcher.messages] == ([] if asked else ["utter_goodbye"])
+    # the call takes back from their agent exactly the callers the dialog will ask (one rule, ivr.dialog.agent_survey)
+    assert agent_survey_due(slots, "sip-drawn", load_voice_settings(dialogs).survey) == asked
 
 
 @pytest.mark.parametrize("setting, value, words", [

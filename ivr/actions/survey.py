@@ -14,7 +14,8 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from ivr.actions.stores import backing
-from ivr.dialog.settings import drawn_for_survey  # noqa: F401 - the draw, also the call's (voice.yml survey.share)
+from ivr.dialog.agent_survey import agent_survey_due as after_agent_due
+from ivr.dialog.settings import drawn_for_survey  # the draw, also the call's (voice.yml survey.share)
 
 SCORES = ("1", "2", "3", "4", "5")
 SKIPPED = "skipped"
@@ -30,10 +31,8 @@ def survey_due(tracker: Tracker) -> bool:
 
 
 def agent_survey_due(tracker: Tracker) -> bool:
-    """The caller was handed to an agent, who hung up first; not asked yet, no junk, and the call is drawn."""
-    survey = backing().voice.survey
-    return (survey.after_agent and bool(tracker.get_slot("escalation_reason")) and not tracker.get_slot("survey_asked")
-            and not tracker.get_slot("junk") and drawn_for_survey(tracker.sender_id, survey.share))
+    """The caller was handed to an agent, who hung up first: the call's own rule for taking them back."""
+    return after_agent_due(tracker.current_slot_values(), tracker.sender_id, backing().voice.survey)
 
 
 def with_agent(tracker: Tracker) -> bool:
