@@ -91,6 +91,7 @@ class Call:
         self._holding: Optional[asyncio.Task] = None
         # The caller's time bridged to an agent, left out of the record's seconds (the bot's handle time).
         self._with_agent, self._bridged_at = 0.0, None
+        self._csat_agent: Optional[str] = None  # the agent the survey was about, asked once the caller came back
         self._done = asyncio.Event()
         # Dead air is a run of silence on a line that never carried a caller: a quiet voice on a weak line
         # that was understood once is someone there, and silences spread over a call are no run.
@@ -136,8 +137,8 @@ class Call:
         result = self._record.result(self.call_id, started_at, seconds, channel=self.channel,
                                      caller_number=self.caller_number, queue_entry=self.handover.entry_id,
                                      queue_outcome=self.handover.outcome, worker=self.worker)
-        if result.csat and self.handover.comes_back:  # asked after the agent's call: whose call it rates
-            result.csat = {**result.csat, "agent": self.handover.agent_name}
+        if result.csat and self._csat_agent:  # asked after the agent's call: whose call it rates
+            result.csat = {**result.csat, "agent": self._csat_agent}
         return result
 
     def _time_with_agent(self) -> float:
@@ -298,7 +299,10 @@ class Call:
     async def _after_agent(self) -> None:
         """The agent hung up first: the dialog closes the call (the survey about the agent, or goodbye)."""
         self.phase = Phase.TALKING
-        await self._answer(await self._respond(AGENT_DONE), Turn())
+        reply = await self._respond(AGENT_DONE)
+        if reply.survey_asked and self._record.csat is None:
+            self._csat_agent = self.handover.agent_name
+        await self._answer(reply, Turn())
 
     async def _say_on_hold(self, text: str, name: str, expects: Expectation) -> None:
         turn = self._record.turns[-1] if self._record.turns else Turn()  # the record keeps it with the last turn

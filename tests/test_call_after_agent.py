@@ -150,6 +150,26 @@ def test_a_call_not_drawn_ends_at_the_put_through_as_before(tmp_path):
     assert (result.outcome, result.queue_outcome) == ("escalated", TAKEN)
 
 
+def test_a_caller_who_asks_for_a_person_again_at_the_survey_is_put_through_for_good(tmp_path):
+    """"We got cut off, put me back": keyed 9 at the survey, the dialog hands them over again (asked the survey
+    already: not to come back), the second agent keeps them, the record ends there and the score names ana."""
+    again = DialogReply([Prompt("Connecting you.", "utter_transfer", barge_in=False)],
+                        escalation=Escalation("caller_request"), survey_asked=True,
+                        slots={**ESCALATED, "survey_asked": True})
+    line = AgentLine(AudioChunk(b"", 16000), keys_at=[(6.0, "0#"), (AGENT_HANGS_UP_AT + 8.0, "9")], hangs_up_at=300.0)
+    line.hangs_up.append(250.0)  # the second agent, were the caller to come back to the call from them
+    bo_takes = (lambda loop, store: loop.call_at(
+        AGENT_HANGS_UP_AT + 15.0, lambda: (store.set_agent_state("bo", "available"), store.take_next("bo"))))
+    result, line, dialog = call_with_agent(tmp_path, share=1.0, line=line, answers={"9": again}, before=bo_takes)
+
+    (first, came_back), (second, back_again) = line.put_through
+    assert came_back and not back_again and second > AGENT_HANGS_UP_AT + 15.0
+    assert [text for _, text in dialog.received].count(AGENT_DONE) == 1
+    assert result.csat == {"asked": True, "score": None, "by": None, "agent": "ana"}
+    assert result.escalation.reason == "caller_request" and result.queue_outcome == TAKEN
+    assert result.seconds == pytest.approx(second - (AGENT_HANGS_UP_AT - first), abs=2 * FRAME)
+
+
 def test_what_the_caller_was_saying_when_put_through_is_no_answer_to_the_survey(tmp_path, speech):
     """"Hello? Hello?" in the ring, cut off by the bridge: not taken as the survey's answer when they come back."""
     line = AgentLine(speech, keys_at=[(6.0, "0#"), (AGENT_HANGS_UP_AT + 8.0, "4")], hangs_up_at=130.0)

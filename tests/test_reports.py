@@ -143,8 +143,8 @@ def expected_csat(calls: List[Truth]) -> dict:
         return {"average": mean(scores), "asked": len(of), "answered": len(scores),
                 "response_rate": len(scores) / len(of)}
     asked = [t for t in calls if t.survey]
-    return {**survey(asked), "bot": survey([t for t in asked if t.outcome != "escalated"]),
-            "agents": survey([t for t in asked if t.outcome == "escalated"]),
+    return {**survey(asked), "bot": survey([t for t in asked if not t.survey.get("agent")]),
+            "agents": survey([t for t in asked if t.survey.get("agent")]),
             "by_task": {task: {"name": TASK_NAMES[task], **survey([t for t in asked if t.task == task])}
                         for task in sorted({t.task for t in asked})},
             "by_agent": {agent: survey([t for t in asked if t.survey.get("agent") == agent])
@@ -306,3 +306,18 @@ def test_a_bad_date_is_one_line(tmp_path):
     result = ivr_command("report", "--since", "2026-02-30", env={"IVR_VAR": str(tmp_path), "IVR_DATABASE_URL": ""})
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == "ivr: --since '2026-02-30' is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)\n"
+
+
+def test_a_survey_counts_for_whom_it_was_about_not_for_how_the_call_ended():
+    """A caller asked about the bot who then asked for a person (and hung up on the agent) rated the bot: the
+    agents' CSAT and response rate are only the surveys asked after an agent's call, which name the agent."""
+    from ivr.reports.satisfaction import csat
+
+    calls = [{"outcome": "escalated", "task": "balance", "csat": {"asked": True, "score": None, "by": None}},
+             {"outcome": "escalated", "task": "balance",
+              "csat": {"asked": True, "score": 5, "by": "keypad", "agent": "alice"}},
+             {"outcome": "self_served", "task": "balance", "csat": {"asked": True, "score": 3, "by": "voice"}}]
+    figures = csat(calls)
+    assert (figures["bot"]["asked"], figures["bot"]["answered"], figures["bot"]["average"]) == (2, 1, 3)
+    assert (figures["agents"]["asked"], figures["agents"]["response_rate"], figures["agents"]["average"]) == (1, 1.0, 5)
+    assert figures["by_agent"] == {"alice": figures["agents"]}

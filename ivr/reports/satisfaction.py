@@ -19,8 +19,8 @@ def csat_score(call: Dict[str, Any]) -> Optional[int]:
 
 
 def csat(calls: Iterable[Dict[str, Any]], task_names: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """Average score, answers out of surveys asked (the response rate), by task and by who served the caller:
-    the bot (it kept the call) or agents (the caller was handed over), and each agent asked about by name."""
+    """Average score, answers out of surveys asked (the response rate), by task and by whom the question was
+    about: an agent (asked after the agent's call, the record names them) or else the bot, and each agent by name."""
     asked = [call for call in calls if (call.get("csat") or {}).get("asked")]
     by_task: Dict[str, List[Dict[str, Any]]] = {}
     by_agent: Dict[str, List[Dict[str, Any]]] = {}
@@ -30,8 +30,9 @@ def csat(calls: Iterable[Dict[str, Any]], task_names: Optional[Dict[str, str]] =
             by_agent.setdefault(call["csat"]["agent"], []).append(call)
     return {
         **_survey(asked),
-        "bot": _survey([call for call in asked if call["outcome"] != "escalated"]),
-        "agents": _survey([call for call in asked if call["outcome"] == "escalated"]),
+        # what the question was about: a survey asked of a caller before they asked for a person rates the bot
+        "bot": _survey([call for call in asked if not call["csat"].get("agent")]),
+        "agents": _survey([call for call in asked if call["csat"].get("agent")]),
         "by_task": {task: {"name": (task_names or {}).get(task, task), **_survey(of_task)}
                     for task, of_task in sorted(by_task.items())},
         "by_agent": {agent: _survey(of_agent) for agent, of_agent in sorted(by_agent.items())},
