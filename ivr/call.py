@@ -29,7 +29,7 @@ from ivr.events import Escalation, Expectation, Prompt, Turn
 from ivr.masking import Seal, mask_card_numbers
 from ivr.queue.desk import QueueDesk
 from ivr.queue.handoff import handoff, shown_account
-from ivr.queue.handover import Handover
+from ivr.queue.handover import AGENT_HUNG_UP, LINE_DROPPED, Handover
 from ivr.queue.hold import HoldLine
 from ivr.speaker import Speaker
 from ivr.transports.base import Transport
@@ -45,9 +45,10 @@ AGENT_DONE = "/agent_done"  # the agent hung up first and the caller, drawn for 
 APOLOGY = "I'm sorry, something went wrong on our side. Let me connect you with an agent."
 # After an agent's call the caller was served: a failing dialog closes the call instead of queueing them again.
 GOODBYE = "Thank you for calling. Goodbye."
-
-
-BACK_FROM_AGENT = "back_from_agent"  # the turn the call gives its worker when the caller comes back
+# The agent's line was lost on the network: the caller was cut off, not done, so no question about the call.
+# (The queue cannot give a caller once put through their place back yet: they are asked to call again.)
+AGENT_LINE_DROPPED = "I'm sorry, the line to your agent dropped. Please call us again. Goodbye."
+BACK_FROM_AGENT = (AGENT_HUNG_UP, LINE_DROPPED)  # the turn the call gives its worker when the caller comes back
 
 
 class Phase(enum.Enum):
@@ -167,8 +168,8 @@ class Call:
                 return
 
     async def _take(self, caller_turn: CallerTurn) -> None:
-        if caller_turn.kind == BACK_FROM_AGENT:
-            await self._after_agent()
+        if caller_turn.kind in BACK_FROM_AGENT:
+            await self._after_agent(caller_turn.kind)
             return
         turn = Turn(said=caller_turn.said, kind=caller_turn.kind, prompt=self.speaker.asking.prompt)
         began = time.monotonic()
@@ -274,19 +275,19 @@ class Call:
         self._holding = asyncio.create_task(self._wait_on_hold())
 
     async def _wait_on_hold(self) -> None:
-        back = False
+        came_back = None
         try:
             await self.handover.wait()
             self._bridged_at = self.transport.now() if self.handover.comes_back else None
-            back = await self.handover.back_from_agent()
+            came_back = await self.handover.back_from_agent()
         finally:  # taken and put through, a callback, or the queue failed (and the caller was told)
-            if not back:
+            if came_back is None:
                 self._done.set()
-        if back:
+        if came_back is not None:
             self._with_agent, self._bridged_at = self._time_with_agent(), None
-            self._take_back()
+            self._take_back(came_back)
 
-    def _take_back(self) -> None:
+    def _take_back(self, came_back: str) -> None:
         """The caller is the call's again: what they said or keyed before the put-through (or on hold) is no
         answer to what comes next, so their input starts afresh; the worker takes it from here, one turn at a
         time as always (and a failure there ends the call like any other, logged)."""
@@ -294,14 +295,18 @@ class Call:
             self._turns.get_nowait()
             self._turns.task_done()
         self.input.start_afresh()
-        self._turns.put_nowait(CallerTurn(BACK_FROM_AGENT))
+        self._turns.put_nowait(CallerTurn(came_back))
 
-    async def _after_agent(self) -> None:
-        """The agent hung up first: the dialog closes the call (the survey about the agent, or goodbye)."""
+    async def _after_agent(self, came_back: str) -> None:
+        """The agent hung up first: the dialog closes the call (the survey about the agent, or goodbye). Their
+        line dropped instead: the caller is told, and not asked about a call cut off."""
         self.phase = Phase.TALKING
-        reply = await self._respond(AGENT_DONE)
-        if reply.survey_asked and self._record.csat is None:
-            self._csat_agent = self.handover.agent_name
+        if came_back == LINE_DROPPED:
+            reply = DialogReply([Prompt(AGENT_LINE_DROPPED, "agent_line_dropped", barge_in=False)], ended=True)
+        else:
+            reply = await self._respond(AGENT_DONE)
+            if reply.survey_asked and self._record.csat is None:
+                self._csat_agent = self.handover.agent_name
         await self._answer(reply, Turn())
 
     async def _say_on_hold(self, text: str, name: str, expects: Expectation) -> None:

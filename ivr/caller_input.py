@@ -28,7 +28,7 @@ Understands = Callable[[str], Awaitable[bool]]
 @dataclass
 class CallerTurn:
     """A caller turn waiting to be taken: an utterance, keypad digits, a typed line, or silence."""
-    kind: str  # speech | dtmf | no_input | typed | back_from_agent (the caller is back from an agent: ivr.call)
+    kind: str  # speech | dtmf | no_input | typed | agent_hung_up | line_dropped (back from an agent: ivr.call)
     utterance: Any = None  # the recognizer's Utterance, finished when the turn is taken
     ended: Optional[SpeechEnded] = None
     digits: str = ""

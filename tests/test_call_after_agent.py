@@ -43,6 +43,7 @@ class AgentLine(Line):
         self.put_through: list[tuple[float, bool]] = []  # (when, come_back)
         self.hangs_up: list[float] = [AGENT_HANGS_UP_AT]  # each agent's hang-up, in the order they take the caller
         self.talks_in_the_ring = False  # the caller says something ("hello? hello?") while the agent's phone rings
+        self.line_drops = False  # the agent's leg is lost on the network instead of hung up
         self.bridged = False
 
     async def hand_over(self, address: str, come_back: bool = False) -> bool:
@@ -53,9 +54,10 @@ class AgentLine(Line):
         self.bridged = True
         return True
 
-    async def back_from_agent(self) -> None:
+    async def back_from_agent(self) -> bool:
         await asyncio.sleep(self.hangs_up.pop(0) - self.now())
         self.bridged = False
+        return self.line_drops
 
     async def incoming(self):
         async for item in super().incoming():
@@ -199,6 +201,17 @@ def test_a_voice_failing_after_the_agent_fails_the_call_at_once_instead_of_leavi
     """The switchboard logs a failed call and the line hangs up: the caller is not left listening to nothing."""
     with pytest.raises(RuntimeError, match="the voice broke"):
         call_with_agent(tmp_path, share=1.0, voice=FailingVoice())
+
+
+def test_a_caller_whose_agents_line_drops_is_told_so_and_not_asked_about_the_call(tmp_path):
+    line = AgentLine(AudioChunk(b"", 16000), keys_at=[(6.0, "0#")], hangs_up_at=130.0)
+    line.line_drops = True
+    result, line, dialog = call_with_agent(tmp_path, share=1.0, line=line)
+
+    assert line.said("the line to your agent dropped").start == pytest.approx(AGENT_HANGS_UP_AT, abs=2 * FRAME)
+    assert AGENT_DONE not in [text for _, text in dialog.received] and result.csat is None
+    assert (result.outcome, result.escalation.reason, result.queue_outcome) == ("escalated", "caller_request", TAKEN)
+    assert (result.ended_at - result.started_at).total_seconds() < AGENT_HANGS_UP_AT + 10.0
 
 
 def test_a_caller_handed_over_by_the_call_itself_is_not_taken_back_only_to_hear_goodbye(tmp_path):

@@ -37,12 +37,12 @@ def test_a_caller_put_through_again_comes_back_only_when_that_agent_hangs_up():
         call = sip_call([])
         assert await call.hand_over("sip:ana@127.0.0.1", come_back=True)
         assert call.taken_back()  # ana hung up first
-        await asyncio.wait_for(call.back_from_agent(), BACK_WITHIN_S)
+        assert await asyncio.wait_for(call.back_from_agent(), BACK_WITHIN_S) is False  # hung up, not dropped
         assert await call.hand_over("sip:bo@127.0.0.1", come_back=True)  # "put me back", at the survey
         back = asyncio.ensure_future(call.back_from_agent())
         assert await still_waiting(back), "back from bo while the caller still talks to him"
         assert call.taken_back()  # bo hangs up first
-        await asyncio.wait_for(back, BACK_WITHIN_S)
+        assert await asyncio.wait_for(back, BACK_WITHIN_S) is False
         call._media.close()
 
     asyncio.run(two_agents())
@@ -59,6 +59,21 @@ def test_a_call_that_ends_while_its_caller_is_with_the_agent_leaves_them_to_the_
         call._media.close()
 
     asyncio.run(call_ends_bridged())
+
+
+def test_a_caller_whose_agents_line_is_lost_comes_back_told_it_dropped():
+    async def lost():
+        call = sip_call([])
+        assert await call.hand_over("sip:ana@127.0.0.1", come_back=True)
+        call.agent_dropped()  # no audio from ana's phone for too long (RtpSession.lost)
+        assert call.taken_back()
+        assert await asyncio.wait_for(call.back_from_agent(), BACK_WITHIN_S) is True
+        assert await call.hand_over("sip:bo@127.0.0.1", come_back=True)
+        assert call.taken_back()  # bo hangs up, his line was fine
+        assert await asyncio.wait_for(call.back_from_agent(), BACK_WITHIN_S) is False
+        call._media.close()
+
+    asyncio.run(lost())
 
 
 @pytest.mark.parametrize("come_back", [False, True])

@@ -17,6 +17,7 @@ from ivr.transports.base import GivesCallersBack, ReachesAgents
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = "unavailable"  # the queue could not take the caller
+AGENT_HUNG_UP, LINE_DROPPED = "agent_hung_up", "line_dropped"  # how a caller put through to come back came back
 
 
 class Handover:
@@ -83,13 +84,13 @@ class Handover:
         log.error("call %s: could not connect the caller to %s at %s", self.call_id, agent.name, agent.sip_address)
         return False
 
-    async def back_from_agent(self) -> bool:
-        """Once put through: True when the agent hung up first and the caller is the call's again (only when
-        put through to come back); False at once otherwise (the line keeps caller and agent, the call is over)."""
+    async def back_from_agent(self) -> Optional[str]:
+        """Once put through: how the caller came back to the call, only when put through to come back:
+        AGENT_HUNG_UP (the agent hung up first) or LINE_DROPPED (the agent's line was lost); None at once
+        otherwise (the line keeps caller and agent, the call is over)."""
         if not self.comes_back:
-            return False
-        await self.transport.back_from_agent()
-        return True
+            return None
+        return LINE_DROPPED if await self.transport.back_from_agent() else AGENT_HUNG_UP
 
     async def left(self) -> None:
         """The call is over; a caller still waiting hung up: their place is given up (abandoned)."""

@@ -27,6 +27,7 @@ class SipCall:
         self.bridged = False  # handed to an agent: the bot is out of the audio path
         self._comes_back = False  # when the agent hangs up first, the caller is the call's again (the survey)
         self._back = asyncio.Event()  # a new one each hand-over: a caller put through twice comes back twice
+        self._dropped = False  # the agent's leg went silent on the network: no hang-up of theirs
         media.heard, media.keyed = self._inbox.audio, self._inbox.keys
 
     def now(self) -> float:
@@ -67,7 +68,7 @@ class SipCall:
         `come_back`: when the agent hangs up first, the caller is given back to the call (taken_back)."""
         if self._inbox.closed:
             return False
-        self._comes_back, self._back = come_back, asyncio.Event()
+        self._comes_back, self._back, self._dropped = come_back, asyncio.Event(), False
         self.bridged = await self._reach(address)
         return self.bridged
 
@@ -82,5 +83,11 @@ class SipCall:
         self._back.set()
         return True
 
-    async def back_from_agent(self) -> None:
+    def agent_dropped(self) -> None:
+        """The agent's leg was lost on the network (no audio for too long), not hung up: their line ends next."""
+        self._dropped = self.bridged
+
+    async def back_from_agent(self) -> bool:
+        """Once the caller is given back: True when the line to the agent dropped, False when the agent hung up."""
         await self._back.wait()
+        return self._dropped

@@ -89,7 +89,7 @@ class HandOver:
             line.end(agent, tell_peer=True)
             return False
         agent.media = RtpSession(sock, media, peer[0], trust_sdp=self._peers.is_trusted(peer[0]))
-        agent.media.lost = lambda: line.end(agent, tell_peer=True)
+        agent.media.lost = lambda: self._lost(caller, agent)
         await agent.media.start()
         self._bridge(caller, agent)
         log.info("SIP: caller %s put through to %s", number, address)
@@ -122,6 +122,13 @@ class HandOver:
         agent.confirmed = True
         self._line.send(agent.ack, agent.peer)
         return final
+
+    def _lost(self, caller: Leg, agent: Leg) -> None:
+        """The agent's phone went silent on the network: a caller given back hears that the line dropped (not
+        a question about a call that was cut off), then the agent's leg ends like a hang-up."""
+        if caller.call is not None:
+            caller.call.agent_dropped()
+        self._line.end(agent, tell_peer=True)
 
     @staticmethod
     def _bridge(caller: Leg, agent: Leg) -> None:
