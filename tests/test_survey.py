@@ -110,6 +110,23 @@ def test_a_caller_back_from_their_agent_is_asked_about_the_agent_and_keys_a_scor
     assert (scored.satisfaction, scored.ended) == (4, True) and "Thank you for your answer" in scored.prompts[0].text
 
 
+def test_a_caller_back_from_an_agent_call_of_over_an_hour_is_still_asked(surveying_bot, event_loop_for_bot,
+                                                                          monkeypatch):
+    """One call is one conversation: the dialog's session does not expire during a long talk with an agent (it
+    did after 60 minutes, and the caller lost the survey and only heard goodbye)."""
+    import time
+
+    import rasa.core.processor
+
+    dialog, run = surveying_bot.dialog, event_loop_for_bot.run_until_complete
+    run(dialog.start("long-agent-call"))
+    run(dialog.respond("long-agent-call", "I want to speak to an agent"))
+    two_hours_on = type("Clock", (), {"time": staticmethod(lambda: time.time() + 2 * 3600)})
+    monkeypatch.setattr(rasa.core.processor, "time", two_hours_on)  # the clock Rasa reads for session expiry
+    back = run(dialog.respond("long-agent-call", "/agent_done"))
+    assert [prompt.name for prompt in back.prompts] == ["utter_ask_satisfaction_agent"] and back.survey_asked
+
+
 def test_the_shipped_dialogs_say_goodbye_to_a_caller_back_from_their_agent(bot, event_loop_for_bot):
     dialog, run = bot.dialog, event_loop_for_bot.run_until_complete  # share 0: this call was not drawn
     run(dialog.start("not-drawn"))
