@@ -127,7 +127,7 @@ def _resolution_table(f: Dict[str, Any]) -> str:
 
 def _csat_table(f: Dict[str, Any]) -> str:
     survey = f["csat"]
-    rows = [("all calls", survey), ("served by the bot", survey["bot"]), ("served by agents", survey["agents"]),
+    rows = [("all calls", survey), ("about the bot", survey["bot"]), ("about agents", survey["agents"]),
             *((f"task: {task['name']}", task) for task in survey["by_task"].values()),
             *((f"agent: {agent}", of_agent) for agent, of_agent in survey["by_agent"].items())]
     return _table(("", "average (1 to 5)", "answers", "asked", "response rate"),

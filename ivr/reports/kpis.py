@@ -48,8 +48,8 @@ GLOSSARY = {
                              "caller (number, or account named) did not call again about the same task within "
                              "the repeat window of the call's start; a call that did is a repeat call.",
     "CSAT": "The caller's answer (1 to 5) to the survey after the call: the average of the answers, and the "
-            "response rate (answers out of surveys asked). By the bot: calls it kept; by agents: calls handed over; "
-            "by agent: the agent whose call the caller rated (asked when the agent hung up first).",
+            "response rate (answers out of surveys asked). About the bot: surveys after self-service; about agents: "
+            "surveys after an agent's call (asked when the agent hung up first), also per agent.",
     "junk calls": "Dead air (no voice at all on the line after the reprompts) and prank calls (chatter with no "
                   "request), ended by the bot without an agent.",
     "agent minutes spared": "Junk calls times the period's agent handle time: each would have reached an agent "

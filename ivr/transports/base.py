@@ -59,6 +59,7 @@ class GivesCallersBack(ReachesAgents, Protocol):
     """A line whose caller, put through with `come_back`, returns to the call when the agent hangs up first
     (the survey after an agent's call); the SIP line is one."""
 
-    async def back_from_agent(self) -> None:
-        """Returns once the agent hung up first: the caller's audio and keys go to the call again, and the
-        call's voice to the caller. Never returns when the caller hung up first (their call ends)."""
+    async def back_from_agent(self) -> bool:
+        """Returns once the agent's leg ended first: the caller's audio and keys go to the call again, and the
+        call's voice to the caller. True when the agent's line dropped (no audio from it), False when the agent
+        hung up. Never returns when the caller hung up first (their call ends)."""
