@@ -1,7 +1,9 @@
 """The recognizer's shared decoders under many callers, with the real Whisper tiny.en and real speech:
 a caller who stopped talking is decoded before other callers' guesses, a guess is not even queued when
-the decoders are behind, and what became of each guess is counted. No timings: the decoders are held
-busy on purpose (a job waiting on an event) so the order is certain."""
+the decoders are behind, what became of each guess is counted, and decoding gives way to the rest of
+the process (its CPU time is spent at a lower priority). No timings: the decoders are held busy on
+purpose (a job waiting on an event) so the order is certain."""
+import os
 import subprocess
 import threading
 import time
@@ -10,8 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ivr.asr.numbers import normalise
+from ivr.asr.pool import DEFAULT_NICE, NICE, decoder_nice
 from ivr.asr.whisper_engine import WhisperRecognizer
 from ivr.audio.pcm import phone_channel, read_wav, split
+from ivr.errors import UserError
 from ivr.events import FREE, AudioChunk, Expectation
 
 ACCOUNT = Expectation("digits", 8)
@@ -152,3 +156,42 @@ def test_a_guess_still_waiting_when_its_caller_stops_talking_becomes_their_final
     later_caller.set()
     held.let_all_go()
     assert later.result(DEADLINE)
+
+
+def threads() -> dict[int, tuple[int, int]]:
+    """This process's threads: nice value and CPU ticks (user + system) of each, from /proc."""
+    found = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        found[int(tid)] = (int(fields[16]), int(fields[11]) + int(fields[12]))
+    return found
+
+
+def test_decoding_gives_way_to_the_bot_s_audio_loop(whisper, flite):
+    """With every core decoding, the loop pacing the bot's audio must still get a core when it wakes:
+    the decoders and the engine's own threads run at a lower priority, the rest of the process does not."""
+    usual = os.getpriority(os.PRIO_PROCESS, 0)
+    assert threads()[threading.get_native_id()][0] == usual  # this thread, as the event loop's, untouched
+    together = threading.Barrier(whisper.pool.workers)  # one job on each decoder thread at once
+    jobs = [whisper.pool.submit(lambda: (together.wait(DEADLINE), threading.get_native_id())[1])
+            for _ in range(whisper.pool.workers)]
+    decoders = {job.result(DEADLINE) for job in jobs}
+    assert {threads()[tid][0] for tid in decoders} == {usual + DEFAULT_NICE}
+
+    before = threads()
+    heard = said(whisper.utterance(8000, FREE), phone_channel(flite("I want to check my balance"))).finish()
+    assert "balance" in heard.text.lower()
+    spent = {tid: ticks - before[tid][1] for tid, (nice, ticks) in threads().items() if tid in before}
+    lowered = sum(n for tid, n in spent.items() if threads()[tid][0] > usual)
+    assert lowered > sum(spent.values()) / 2, (spent, threads())  # the decode's CPU went to lowered threads
+
+
+def test_a_decoder_priority_that_is_not_a_nice_step_is_refused(monkeypatch):
+    monkeypatch.setenv(NICE, "loud")
+    with pytest.raises(UserError, match="0 to 19"):
+        decoder_nice()
+    monkeypatch.setenv(NICE, "0")
+    assert decoder_nice() == 0  # decoders as the rest: how the benchmark compares

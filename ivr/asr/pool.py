@@ -7,24 +7,68 @@ so finals always go first, and a speculation is not queued at all when the worke
 behind (it could not finish before the pause ends anyway).
 
 The counts say where decoding time went: `ivr bench calls` prints them per step.
+
+Decoding runs at a lower CPU priority (a higher nice value, per thread on Linux) than the rest of the
+process: with every core busy decoding, the event loop that paces the bot's audio 20 ms at a time
+must still get a core the moment it wakes, and a decode finishing a few ms later is not heard.
+`lowered()` builds an engine on such a thread, so the engine's own worker threads (CTranslate2's)
+inherit the priority; IVR_DECODER_NICE sets how much lower (0: as the rest).
 """
 from __future__ import annotations
 
 import heapq
 import itertools
+import os
+import sys
 import threading
 from collections import Counter
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
+
+from ivr.errors import UserError
 
 FINAL, SPECULATION = 0, 1  # lower goes first
+NICE = "IVR_DECODER_NICE"
+DEFAULT_NICE = 10  # CFS gives a nice-10 thread about a tenth of a nice-0 one's share when both want a core
+Made = TypeVar("Made")
+
+
+def decoder_nice() -> int:
+    said = os.environ.get(NICE, str(DEFAULT_NICE))
+    if not said.isdigit() or int(said) > 19:
+        raise UserError(f"{NICE}={said}: give how much lower the decoders run, 0 to 19")
+    return int(said)
+
+
+def lower_this_thread(by: int) -> None:
+    """Raise the calling thread's nice value by `by` (never needs privileges); Linux only, where nice is
+    per thread: elsewhere it would lower the whole process, the audio loop included."""
+    if by and sys.platform.startswith("linux"):
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + by))
+
+
+def lowered(make: Callable[[], Made], by: int | None = None) -> Made:
+    """`make()` run on a thread of lowered priority: the threads it starts (an engine's) inherit it."""
+    made: Future = Future()
+
+    def run() -> None:
+        lower_this_thread(decoder_nice() if by is None else by)
+        try:
+            made.set_result(make())
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            made.set_exception(error)
+
+    threading.Thread(target=run, name="lowered-load", daemon=True).start()
+    return made.result()
 
 
 class DecodePool:
-    def __init__(self, workers: int, name: str = "decoder"):
+    def __init__(self, workers: int, name: str = "decoder", nice: int | None = None):
         if workers < 1:
             raise ValueError(f"a decode pool needs 1 worker or more, not {workers}")
         self.workers = workers
+        self.nice = decoder_nice() if nice is None else nice
         self.counts: Counter = Counter()  # speculations started/skipped/cancelled/used/wasted, finals
         self._waiting: list[tuple[int, int, Future, Callable, tuple]] = []
         self._order = itertools.count()  # first come, first served within a priority
@@ -68,6 +112,7 @@ class DecodePool:
             return dict(self.counts)
 
     def _work(self) -> None:
+        lower_this_thread(self.nice)
         while True:
             with self._changed:
                 while not self._waiting:

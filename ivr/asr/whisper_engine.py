@@ -21,7 +21,7 @@ import numpy as np
 from ivr.asr.base import RecognitionError
 from ivr.asr.hints import whisper_prompt
 from ivr.asr.numbers import numeric, spoken_digits, without_runaway, words
-from ivr.asr.pool import DecodePool
+from ivr.asr.pool import DecodePool, lowered
 from ivr.audio.pcm import WIDEBAND_RATE, resample, rms_dbfs
 from ivr.events import AudioChunk, Expectation, Transcript
 
@@ -78,8 +78,8 @@ def _shared_model(folder: Path, decoders: int):
     from faster_whisper import WhisperModel
 
     try:
-        return WhisperModel(str(folder), device="cpu", compute_type="int8", num_workers=decoders,
-                            cpu_threads=max(1, CORES // decoders))
+        return lowered(lambda: WhisperModel(str(folder), device="cpu", compute_type="int8", num_workers=decoders,
+                                            cpu_threads=max(1, CORES // decoders)))  # decodes run on its threads
     except (RuntimeError, ValueError, OSError) as exc:
         raise RecognitionError(f"{folder}: faster-whisper could not load this model ({exc})") from exc
 
