@@ -6,7 +6,7 @@ import numbers
 from conftest import ivr_command
 
 
-def test_the_calls_benchmark_reports_latency_underruns_and_cpu_per_step_as_json(tmp_path):
+def test_the_calls_benchmark_reports_latency_underruns_pacing_and_cpu_per_step_as_json(tmp_path):
     env = {"IVR_VAR": str(tmp_path)}
     assert ivr_command("db", "seed", env=env).returncode == 0
     done = ivr_command("bench", "calls", "--max", "2", "--json", "--no-calibration", "tests/scenarios/goodbye_espeak.yml",
@@ -25,6 +25,11 @@ def test_the_calls_benchmark_reports_latency_underruns_and_cpu_per_step_as_json(
         figures = [step["latency"][k] for k in ("p50", "p95", "max")] + [step["cpu_seconds_per_call"],
                    step["wall_seconds"]] + list(step["underruns"].values()) + list(step["callers_own_loop_stalls"].values())
         assert all(isinstance(f, numbers.Real) and f >= 0 for f in figures), step
+        late = step["server_ticks_late"]  # whether a gap was the server's own loop being late
+        assert late["ticks"] >= 1 and all(isinstance(late[k], numbers.Real) and late[k] >= 0
+                                          for k in ("p50", "p99", "max", "over_20_ms")), late
+        assert late["p50"] <= late["p99"] <= late["max"] and late["over_20_ms"] <= late["ticks"], late
+        assert step["underruns"]["within_chunks_while_callers_stalled"] <= step["underruns"]["within_chunks"]
         decodes = step["decodes"]  # each spoken turn ends in a final decode or a speculation kept
         assert decodes.get("finals", 0) + decodes.get("speculations used", 0) >= step["latency"]["n"], decodes
         assert decodes.get("speculations started", 0) >= sum(decodes.get(f"speculations {k}", 0)

