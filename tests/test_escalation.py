@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from ivr.dialog.frustration import FrustrationMeter
+from ivr.dialog.frustration import PROFANITY, FrustrationMeter
 from ivr.dialog.settings import DialogError, load_voice_settings
 from ivr.events import Escalation, Turn
 from ivr.masking import HIDDEN
@@ -36,6 +36,15 @@ def test_anger_in_words_crosses_the_threshold_at_once():
     meter.hear("I want to pay my bill", "pay_bill")
     assert meter.hear("This is ridiculous, I'm sick of this stupid machine", "out_of_scope") >= PHRASES.threshold
     assert meter.upset
+
+
+@pytest.mark.parametrize("said, profane", [("what the hell is going on with my bill", True),
+                                            ("this is bullshit", True), ("son of a bitch", True),
+                                            ("I want to pay my bill", False), ("assess the class schedule", False)])
+def test_a_swear_word_or_phrase_from_the_profanity_list_counts_and_words_that_merely_contain_one_do_not(said, profane):
+    meter, calm = FrustrationMeter(PHRASES), FrustrationMeter(PHRASES)
+    assert (meter.hear(said, "out_of_scope") - calm.hear("I have a question about my account", "out_of_scope")
+            >= PROFANITY - 0.01) is profane
 
 
 def test_repeating_yourself_and_no_after_no_build_up_and_fade():
