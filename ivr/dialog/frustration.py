@@ -103,5 +103,7 @@ def _profane(lowered: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _profane_words() -> frozenset[str]:
-    listed = files("better_profanity").joinpath("profanity_wordlist.txt").read_text(encoding="utf-8")
+    import better_profanity  # only its list: imported (and its censor built) once, at the first caller turn
+
+    listed = files(better_profanity).joinpath("profanity_wordlist.txt").read_text(encoding="utf-8")
     return frozenset(" ".join(line.lower().split()) for line in listed.splitlines() if line.strip())
