@@ -62,14 +62,15 @@ async def until(condition) -> None:
 
 
 @contextlib.asynccontextmanager
-async def put_through(leaves: bool):
-    """The caller calls, the stand-in call puts them through to the agent's phone, which answers: the line, the
-    call, both peers, the caller's dialog and the agent's INVITE."""
+async def put_through(leaves: bool, max_calls: int = 4):
+    """The caller calls, the stand-in call puts them through to the agent's phone, which answers: the line (its
+    switchboard as `sip.switchboard_in_test`), the call, both peers, the caller's dialog and the agent's INVITE."""
     agent = await RawPeer(("127.0.0.1", 0), user="agent").open()
     bot = ComeBackBot(f"sip:agent1@127.0.0.1:{agent.port}", leaves)
-    switchboard = Switchboard(bot, 4)
+    switchboard = Switchboard(bot, max_calls)
     sip = SipLine("127.0.0.1", 0, switchboard, allowed_networks(["127.0.0.0/8"]))
     await sip.start()
+    sip.switchboard_in_test = switchboard
     caller = await RawPeer(("127.0.0.1", sip.port)).open()
     agent.line = caller.line
     try:
@@ -143,6 +144,26 @@ def test_an_agent_who_hangs_up_first_gives_the_caller_back_to_their_call():
                 assert dialog.call_id in [leg.call_id for leg in sip._legs.values()]  # still on, with their call
                 await asyncio.wait_for(call.ended.wait(), DEADLINE_S)
                 assert (await caller.receive(timeout=DEADLINE_S, skip_provisional=True)).method == "BYE"
+            finally:
+                talking.cancel()
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_caller_with_the_agent_leaves_the_bot_free_for_the_next_caller_and_counts_again_once_back():
+    """One bot place (max_calls 1): taken by a caller who is now talking to an agent and will come back for the
+    survey, it is free for a new caller meanwhile; the drain still waits for them."""
+    async def test():
+        async with put_through(leaves=False, max_calls=1) as (sip, call, caller, agent, dialog, invite):
+            switchboard = sip.switchboard_in_test
+            talking = asyncio.ensure_future(keep_talking(caller, dialog.remote_rtp))
+            try:
+                await until(lambda: call.transport.bridged)
+                assert switchboard.takes_calls() and switchboard.in_progress == 1
+                agent.send(agent.request("BYE", Dialog(invite.call_id, "agt", to=invite.get("From"), cseq=1),
+                                         uri=invite.get("Contact").strip("<>")))
+                await until(lambda: call.line_dropped is not None)  # given back: the bot's again
+                assert not switchboard.takes_calls() and switchboard.active == 1
             finally:
                 talking.cancel()
 

@@ -107,7 +107,7 @@ async def _drain(switchboard, phone_lines) -> None:
     A caller put through to an agent is still a call: the bot has left it, but the line bridges it until one
     side hangs up, and stopping would cut them off."""
     switchboard.drain()
-    print(f"ivr serve: draining {switchboard.worker}: no new calls, {switchboard.active} to finish", flush=True)
+    print(f"ivr serve: draining {switchboard.worker}: no new calls, {switchboard.in_progress} to finish", flush=True)
     await switchboard.emptied()
     bridging = [line for line in phone_lines if getattr(line, "busy", False)]
     if bridging:

@@ -42,6 +42,7 @@ class Switchboard:
         self.bot, self.max_calls, self.worker = bot, max_calls, worker
         self.draining = False
         self._calls: dict[str, asyncio.Task] = {}
+        self._lines: dict[str, Transport] = {}  # each call's line: one bridged to an agent is not the bot's now
         self._empty = asyncio.Event()
         self._empty.set()
         self.answered = 0
@@ -50,6 +51,14 @@ class Switchboard:
 
     @property
     def active(self) -> int:
+        """Calls the bot is serving. A caller put through to an agent's phone to come back for the survey keeps
+        their call (and the drain waits for them), but while they talk to the agent the bot is idle for them,
+        so a new caller is taken; given back, they count again (briefly above max_calls, for one question)."""
+        return sum(not getattr(line, "bridged", False) for line in self._lines.values())
+
+    @property
+    def in_progress(self) -> int:
+        """Every call not yet ended, a caller with an agent who will come back included (what a drain waits for)."""
         return len(self._calls)
 
     def has_room(self) -> bool:
@@ -81,12 +90,14 @@ class Switchboard:
         self.answered += 1
         task = asyncio.create_task(self._run(call), name=f"call-{call.call_id}")
         self._calls[call.call_id] = task
+        self._lines[call.call_id] = transport
         self._empty.clear()
         task.add_done_callback(lambda _: self._ended(call.call_id))
         return task
 
     def _ended(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
+        self._lines.pop(call_id, None)
         pool = getattr(getattr(self.bot, "recognizer", None), "pool", None)
         if pool is not None:  # where decoding time went, for `ivr -v serve` and `ivr bench calls`
             log.info("%s %s", DECODES, counted(pool.snapshot()))
