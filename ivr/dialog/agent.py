@@ -101,8 +101,7 @@ class Dialog:
         return await self.respond(call_id, GREETING)
 
     async def respond(self, call_id: str, text: str) -> DialogReply:
-        messages, tracker = await _on(self._loop, self._handle(call_id, text))
-        return self._reply(messages, tracker)
+        return await _on(self._loop, self._reply_to(call_id, text))
 
     async def history(self, call_id: str) -> list[dict]:
         """Everything the dialog's tracker store holds for a call, as its events."""
@@ -114,6 +113,12 @@ class Dialog:
         parsed = await _on(self._loop, self._agent.parse_message(text))
         intent = parsed.get("intent") or {}
         return intent.get("name"), intent.get("confidence")
+
+    async def _reply_to(self, call_id: str, text: str) -> DialogReply:
+        """On Rasa's thread, the reply built from the tracker too: the caller's event loop paces every line's
+        audio and must not walk a tracker's events."""
+        messages, tracker = await self._handle(call_id, text)
+        return self._reply(messages, tracker)
 
     async def _handle(self, call_id: str, text: str):
         messages = await self._agent.handle_text(text, sender_id=call_id)
