@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 from ivr.audio.endpointer import Timing
+from ivr.audio.pcm import read_wav
 from ivr.call import Call
 from ivr.dialog.agent import DialogReply
 from ivr.events import AudioChunk, Dtmf, Expectation, Prompt, Transcript
@@ -223,3 +226,10 @@ def run_call(line: Line, dialog: Dialog, recognizer: Recognizer, seal, backstage
         return loop.run_until_complete(go())
     finally:
         loop.close()
+
+
+def flite_speech(folder: Path, text: str) -> AudioChunk:
+    """A real caller's utterance at 16 kHz (flite's slt voice): the endpointer on the virtual clock hears real audio."""
+    subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(folder / "s.wav")], check=True)
+    subprocess.run(["sox", str(folder / "s.wav"), "-r", "16000", str(folder / "s16.wav")], check=True)
+    return read_wav(folder / "s16.wav")

@@ -5,12 +5,10 @@ the time with the agent out of the bot's seconds. A call not drawn for the surve
 from __future__ import annotations
 
 import asyncio
-import subprocess
 
 import pytest
 
-from call_harness import FRAME, Dialog, Line, Recognizer, Voice, run_call
-from ivr.audio.pcm import read_wav
+from call_harness import flite_speech, FRAME, Dialog, Line, Recognizer, Voice, run_call
 from ivr.call import AGENT_DONE, Backstage
 from ivr.dialog.agent import DialogReply
 from ivr.dialog.settings import HoldSettings, SurveySettings
@@ -25,12 +23,7 @@ RING_S = 2.0  # the agent's phone rings this long before they answer
 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory):
-    """A real caller's utterance at 16 kHz (flite): the endpointer hears real audio."""
-    folder = tmp_path_factory.mktemp("ring")
-    subprocess.run(["flite", "-voice", "slt", "-t", "Hello? Hello? Is anyone there?", "-o", str(folder / "s.wav")],
-                   check=True)
-    subprocess.run(["sox", str(folder / "s.wav"), "-r", "16000", str(folder / "s16.wav")], check=True)
-    return read_wav(folder / "s16.wav")
+    return flite_speech(tmp_path_factory.mktemp("ring"), "Hello? Hello? Is anyone there?")
 
 
 class AgentLine(Line):

@@ -2,15 +2,13 @@
 the hold's timeline to an agent. The Call, endpointer, speaker, hold and queue are the real ones; the
 recognizer, dialog, voice and line are doubles of their stage interfaces. Each test covers a minute or more
 of call time in well under a second, the same way every run."""
-import subprocess
 from dataclasses import replace
 from typing import Optional
 
 import pytest
 
-from call_harness import Dialog, Line, Recognizer, run_call
+from call_harness import flite_speech, Dialog, Line, Recognizer, run_call
 from ivr.audio.endpointer import Timing
-from ivr.audio.pcm import read_wav
 from ivr.call import Backstage
 from ivr.dialog.agent import DialogReply
 from ivr.dialog.settings import EndpointSettings, HoldSettings
@@ -27,12 +25,7 @@ FRAME = 0.02
 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory):
-    """A real caller's utterance at 16 kHz (flite): the endpointer hears real audio."""
-    folder = tmp_path_factory.mktemp("timeline")
-    subprocess.run(["flite", "-voice", "slt", "-t", "I want to talk to an agent", "-o", str(folder / "s.wav")],
-                   check=True)
-    subprocess.run(["sox", str(folder / "s.wav"), "-r", "16000", str(folder / "s16.wav")], check=True)
-    return read_wav(folder / "s16.wav")
+    return flite_speech(tmp_path_factory.mktemp("timeline"), "I want to talk to an agent")
 
 
 @pytest.fixture
