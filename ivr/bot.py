@@ -13,6 +13,7 @@ from ivr.audio.endpointer import Timing
 from ivr.audio.recording import Recording
 from ivr.call import Backstage, Call
 from ivr.config import Settings
+from ivr.dialog import frustration
 from ivr.dialog.agent import Dialog
 from ivr.dialog.settings import VoiceSettings, load_voice_settings
 from ivr.masking import Seal
@@ -60,8 +61,10 @@ class Bot:
                    _timed(parts, "queue and records", asyncio.gather(
                        loop.run_in_executor(None, _open, partial(_queue_for_calls, voice=voice_settings), settings,
                                            "the agents' queue"),
-                       loop.run_in_executor(None, _open, open_records, settings, "call records")))]
-        dialog, recognizer, voice, (queue, records) = await _all_or_none(loading)
+                       loop.run_in_executor(None, _open, open_records, settings, "call records"))),
+                   # the frustration meter's word lists, read here rather than at a first caller's turn on the loop
+                   _timed(parts, "mood words", loop.run_in_executor(None, frustration.warm_up))]
+        dialog, recognizer, voice, (queue, records), _ = await _all_or_none(loading)
         bot = cls(settings, voice_settings, recognizer, dialog, voice, 0.0)
         bot.backstage = Backstage(queue=queue, records=records, hold=voice_settings.hold,
                                   frustration=voice_settings.frustration, junk=voice_settings.junk,
@@ -118,7 +121,7 @@ async def _all_or_none(loading: list) -> list:
     failure = next((part for part in loaded if isinstance(part, BaseException)), None)
     if failure is None:
         return loaded
-    dialog, _, _, stores = loaded
+    dialog, _, _, stores, _ = loaded
     if isinstance(dialog, Dialog):
         await dialog.close()
     for store in stores if isinstance(stores, list) else ():

@@ -203,7 +203,7 @@ class Call:
         if self.phase is not Phase.TALKING:
             return False
         least, requests = self._requests
-        intent, confidence = await self.dialog.parse(text)
+        intent, confidence = await self.dialog.parse(mask_card_numbers(text))  # as a turn's text would be
         return intent in requests and (confidence or 0) >= least
 
     def _count_silence(self, kind: str, heard: str) -> None:

@@ -93,17 +93,32 @@ def _sentiment():
 
 
 def _profane(lowered: str) -> bool:
-    """A word (or a phrase of up to four) on better_profanity's list. Its own matcher tries every leetspeak
-    spelling of every listed word against each word said: 7-30 ms of CPU per sentence, on the event loop that
-    paces every caller's audio. A recognizer writes words as spelt, so the list itself is enough."""
-    words = re.findall(r"[a-z0-9']+", lowered)
+    """A word (or a phrase of up to four) on better_profanity's list, or a word written censored ("sh*t", as
+    Whisper sometimes does) that fits one. Its own matcher tries every leetspeak spelling of every listed word
+    against each word said: 7-30 ms of CPU per sentence, on the event loop that paces every caller's audio. A
+    recognizer writes words as spelt (or starred), so the list itself is enough."""
+    words = re.findall(r"[a-z0-9'*]+", lowered)
     said = {" ".join(words[at:at + n]) for n in range(1, 5) for at in range(len(words) - n + 1)}
-    return not said.isdisjoint(_profane_words())
+    listed = _profane_words()
+    return not said.isdisjoint(listed) or any(_starred_fits(word, listed) for word in words if "*" in word)
+
+
+def _starred_fits(word: str, listed: frozenset[str]) -> bool:
+    if word.strip("*") == "":
+        return False  # "***" alone says nothing
+    shape = re.compile(re.escape(word).replace(r"\*", "[a-z]"))
+    return any(len(entry) == len(word) and shape.fullmatch(entry) for entry in listed)
+
+
+def warm_up() -> None:
+    """The word lists loaded before the first caller (off the event loop): VADER's lexicon and the profanity list."""
+    _sentiment()
+    _profane_words()
 
 
 @lru_cache(maxsize=1)
 def _profane_words() -> frozenset[str]:
-    import better_profanity  # only its list: imported (and its censor built) once, at the first caller turn
+    import better_profanity  # only its list (a file of the package's own, present since 0.7)
 
     listed = files(better_profanity).joinpath("profanity_wordlist.txt").read_text(encoding="utf-8")
     return frozenset(" ".join(line.lower().split()) for line in listed.splitlines() if line.strip())
