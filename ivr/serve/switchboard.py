@@ -53,7 +53,8 @@ class Switchboard:
     def active(self) -> int:
         """Calls the bot is serving. A caller put through to an agent's phone to come back for the survey keeps
         their call (and the drain waits for them), but while they talk to the agent the bot is idle for them,
-        so a new caller is taken; given back, they count again (briefly above max_calls, for one question)."""
+        so a new caller is taken; given back, they count again (above max_calls until their call ends:
+        the limit turns away new callers, never a caller coming back)."""
         return sum(not getattr(line, "bridged", False) for line in self._lines.values())
 
     @property
