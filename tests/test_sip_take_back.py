@@ -87,6 +87,12 @@ async def put_through(leaves: bool, max_calls: int = 4):
         await switchboard.close()
 
 
+def agent_hangs_up(agent: RawPeer, invite) -> None:
+    """The agent's phone sends BYE in the dialog the line's INVITE opened."""
+    agent.send(agent.request("BYE", Dialog(invite.call_id, "agt", to=invite.get("From"), cseq=1),
+                             uri=invite.get("Contact").strip("<>")))
+
+
 async def keep_talking(peer: RawPeer, to: tuple) -> None:
     """A phone whose audio keeps coming (its leg is never lost)."""
     sequence = 1
@@ -101,8 +107,7 @@ def test_a_call_that_ends_while_its_caller_is_with_the_agent_leaves_the_line_to_
         async with put_through(leaves=True) as (sip, call, caller, agent, dialog, invite):
             await asyncio.wait_for(call.ended.wait(), DEADLINE_S)
             assert await caller.nothing_for(0.5)  # still with the agent: no BYE when the call left
-            agent.send(agent.request("BYE", Dialog(invite.call_id, "agt", to=invite.get("From"), cseq=1),
-                                     uri=invite.get("Contact").strip("<>")))
+            agent_hangs_up(agent, invite)
             assert (await agent.receive()).status == 200
             bye = await caller.receive(timeout=DEADLINE_S)  # nobody is left to take them back: hung up too
             assert bye.method == "BYE" and bye.call_id == dialog.call_id
@@ -136,8 +141,7 @@ def test_an_agent_who_hangs_up_first_gives_the_caller_back_to_their_call():
         async with put_through(leaves=False) as (sip, call, caller, agent, dialog, invite):
             talking = asyncio.ensure_future(keep_talking(caller, dialog.remote_rtp))
             try:
-                agent.send(agent.request("BYE", Dialog(invite.call_id, "agt", to=invite.get("From"), cseq=1),
-                                         uri=invite.get("Contact").strip("<>")))
+                agent_hangs_up(agent, invite)
                 assert (await agent.receive()).status == 200
                 await until(lambda: call.line_dropped is not None)
                 assert call.line_dropped is False
@@ -160,8 +164,7 @@ def test_a_caller_with_the_agent_leaves_the_bot_free_for_the_next_caller_and_cou
             try:
                 await until(lambda: call.transport.bridged)
                 assert switchboard.takes_calls() and switchboard.in_progress == 1
-                agent.send(agent.request("BYE", Dialog(invite.call_id, "agt", to=invite.get("From"), cseq=1),
-                                         uri=invite.get("Contact").strip("<>")))
+                agent_hangs_up(agent, invite)
                 await until(lambda: call.line_dropped is not None)  # given back: the bot's again
                 assert not switchboard.takes_calls() and switchboard.active == 1
             finally:

@@ -41,8 +41,8 @@ class Switchboard:
             raise ValueError(f"the maximum of concurrent calls must be 1 or more, not {max_calls}")
         self.bot, self.max_calls, self.worker = bot, max_calls, worker
         self.draining = False
-        self._calls: dict[str, asyncio.Task] = {}
-        self._lines: dict[str, Transport] = {}  # each call's line: one bridged to an agent is not the bot's now
+        # each call's task and line (a line bridged to an agent is not the bot's now)
+        self._calls: dict[str, tuple[asyncio.Task, Transport]] = {}
         self._empty = asyncio.Event()
         self._empty.set()
         self.answered = 0
@@ -55,7 +55,7 @@ class Switchboard:
         their call (and the drain waits for them), but while they talk to the agent the bot is idle for them,
         so a new caller is taken; given back, they count again (above max_calls until their call ends:
         the limit turns away new callers, never a caller coming back)."""
-        return sum(not getattr(line, "bridged", False) for line in self._lines.values())
+        return sum(not getattr(line, "bridged", False) for _, line in self._calls.values())
 
     @property
     def in_progress(self) -> int:
@@ -90,15 +90,13 @@ class Switchboard:
         call.worker = self.worker
         self.answered += 1
         task = asyncio.create_task(self._run(call), name=f"call-{call.call_id}")
-        self._calls[call.call_id] = task
-        self._lines[call.call_id] = transport
+        self._calls[call.call_id] = task, transport
         self._empty.clear()
         task.add_done_callback(lambda _: self._ended(call.call_id))
         return task
 
     def _ended(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
-        self._lines.pop(call_id, None)
         pool = getattr(getattr(self.bot, "recognizer", None), "pool", None)
         if pool is not None:  # where decoding time went, for `ivr -v serve` and `ivr bench calls`
             log.info("%s %s", DECODES, counted(pool.snapshot()))
@@ -122,7 +120,7 @@ class Switchboard:
 
     async def close(self) -> None:
         """Hang up every call still running (the process is stopping)."""
-        tasks = list(self._calls.values())
+        tasks = [task for task, _ in self._calls.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
